@@ -1,0 +1,181 @@
+"""Class names and colour palettes: PASCAL VOC, Cityscapes and custom YAML label files.
+
+A custom label file is YAML::
+
+    names: [background, person, car]
+    colors: [[0, 0, 0], [220, 20, 60], [0, 0, 142]]   # optional; VOC palette by default
+    ignore_index: 255                                   # optional
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+VOC_CLASS_NAMES: tuple[str, ...] = (
+    'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
+    'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
+    'sheep', 'sofa', 'train', 'tvmonitor',
+)
+
+CITYSCAPES_CLASS_NAMES: tuple[str, ...] = (
+    'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
+    'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
+    'motorcycle', 'bicycle',
+)
+
+CITYSCAPES_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+    (0, 80, 100), (0, 0, 230), (119, 11, 32),
+)
+
+#: Colour of the "ignore" pixels in PASCAL VOC ground-truth masks (the object borders).
+VOC_IGNORE_COLOR: tuple[int, int, int] = (224, 224, 192)
+
+
+def voc_palette(count: int = 256) -> tuple[tuple[int, int, int], ...]:
+    """Return the standard PASCAL VOC colour map (bit-interleaved), ``count`` entries."""
+    colors = []
+    for index in range(count):
+        red = green = blue = 0
+        value = index
+        for bit in range(8):
+            red |= ((value >> 0) & 1) << (7 - bit)
+            green |= ((value >> 1) & 1) << (7 - bit)
+            blue |= ((value >> 2) & 1) << (7 - bit)
+            value >>= 3
+        colors.append((red, green, blue))
+    return tuple(colors)
+
+
+class LabelFileError(ValueError):
+    """A custom label file is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """Class names with one RGB colour each, plus the id that marks pixels to ignore."""
+
+    name: str
+    class_names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    ignore_index: int = 255
+
+    def __post_init__(self) -> None:
+        if not self.class_names:
+            raise LabelFileError(f'Label set {self.name!r} has no class names.')
+        if len(self.class_names) > 255:
+            raise LabelFileError(
+                f'Label set {self.name!r} has {len(self.class_names)} classes; mono8 label '
+                'images hold at most 255 classes.')
+        if len(self.palette) != len(self.class_names):
+            raise LabelFileError(
+                f'Label set {self.name!r} has {len(self.class_names)} names but '
+                f'{len(self.palette)} colours.')
+
+    def __len__(self) -> int:
+        return len(self.class_names)
+
+    def palette_lut(self) -> np.ndarray:
+        """Return a (256, 3) uint8 look-up table: class id -> RGB.
+
+        Ids beyond the class list are black; the ignore id is VOC's off-white.
+        """
+        lut = np.zeros((256, 3), dtype=np.uint8)
+        lut[: len(self.palette)] = np.asarray(self.palette, dtype=np.uint8)
+        if 0 <= self.ignore_index < 256 and self.ignore_index >= len(self.palette):
+            lut[self.ignore_index] = VOC_IGNORE_COLOR
+        return lut
+
+    def colorize(self, labels: np.ndarray) -> np.ndarray:
+        """Map an HxW uint8 label image to an HxWx3 RGB colour image."""
+        if labels.dtype != np.uint8:
+            raise TypeError(f'labels must be uint8, got {labels.dtype}')
+        return self.palette_lut()[labels]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the YAML-able form (``names``, ``colors``, ``ignore_index``)."""
+        return {'names': list(self.class_names),
+                'colors': [list(color) for color in self.palette],
+                'ignore_index': self.ignore_index}
+
+
+def voc_labels() -> LabelSet:
+    """The 21 PASCAL VOC classes with the VOC palette."""
+    return LabelSet('voc', VOC_CLASS_NAMES, voc_palette(len(VOC_CLASS_NAMES)))
+
+
+def cityscapes_labels() -> LabelSet:
+    """The 19 Cityscapes training classes with the Cityscapes palette."""
+    return LabelSet('cityscapes', CITYSCAPES_CLASS_NAMES, CITYSCAPES_PALETTE)
+
+
+def labels_from_names(names: tuple[str, ...] | list[str], *, name: str = 'custom',
+                      palette: Any = None, ignore_index: int = 255) -> LabelSet:
+    """Build a label set from names, colouring with the VOC palette when none is given."""
+    names = tuple(str(item) for item in names)
+    if palette is None or len(palette) == 0:
+        colors = voc_palette(max(len(names), 1))[: len(names)]
+    else:
+        colors = tuple(tuple(int(channel) for channel in color) for color in palette)
+    return LabelSet(name, names, colors, ignore_index)  # type: ignore[arg-type]
+
+
+def load_label_file(path: str | Path) -> LabelSet:
+    """Load a YAML label file (``names``, optional ``colors`` and ``ignore_index``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LabelFileError(f'Label file not found: {path}')
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise LabelFileError(f'Label file {path} is not valid YAML: {error}') from error
+    if not isinstance(content, dict) or not isinstance(content.get('names'), list):
+        raise LabelFileError(
+            f'Label file {path} must be a mapping with a list "names" '
+            '(and optionally "colors": [[r, g, b], ...] and "ignore_index").')
+    colors = content.get('colors')
+    if colors is not None:
+        if (not isinstance(colors, list)
+                or not all(isinstance(c, (list, tuple)) and len(c) == 3 for c in colors)):
+            raise LabelFileError(f'Label file {path}: "colors" must be a list of [r, g, b].')
+        if any(not 0 <= int(v) <= 255 for c in colors for v in c):
+            raise LabelFileError(f'Label file {path}: colour values must be within 0..255.')
+    return labels_from_names(content['names'], name=path.stem, palette=colors,
+                             ignore_index=int(content.get('ignore_index', 255)))
+
+
+def resolve_labels(spec: str) -> LabelSet:
+    """Return the label set named by ``spec``: ``'voc'``, ``'cityscapes'`` or a YAML path."""
+    key = spec.strip().lower()
+    if key in ('voc', 'pascal_voc', 'pascal'):
+        return voc_labels()
+    if key == 'cityscapes':
+        return cityscapes_labels()
+    return load_label_file(spec)
+
+
+def decode_color_mask(rgb: np.ndarray, labels: LabelSet) -> np.ndarray:
+    """Turn a palette-coloured RGB mask into class ids.
+
+    Colours that match no class (VOC's off-white object borders, for instance) become
+    ``labels.ignore_index``.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f'Expected an HxWx3 RGB mask, got shape {rgb.shape}')
+    packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) \
+        | rgb[..., 2].astype(np.int32)
+    palette = np.asarray(labels.palette, dtype=np.int32)
+    keys = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+    position = np.clip(np.searchsorted(sorted_keys, packed), 0, len(sorted_keys) - 1)
+    matched = sorted_keys[position] == packed
+    ids = np.where(matched, order[position], labels.ignore_index)
+    return ids.astype(np.uint8)

@@ -1,0 +1,82 @@
+"""Label sets, palettes, colour-mask decoding and shared-asset lookup."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from deeplab_ros.core import assets
+from deeplab_ros.core.labels import (
+    cityscapes_labels, decode_color_mask, LabelFileError, load_label_file, resolve_labels,
+    voc_labels)
+
+
+def test_voc_palette_matches_the_dataset_colours() -> None:
+    labels = voc_labels()
+    assert len(labels) == 21
+    assert labels.class_names[15] == 'person'
+    assert labels.palette[15] == (192, 128, 128)
+    assert labels.palette[1] == (128, 0, 0)
+    assert labels.palette_lut().shape == (256, 3)
+
+
+def test_cityscapes_has_19_train_classes() -> None:
+    labels = cityscapes_labels()
+    assert len(labels) == 19 and labels.class_names[13] == 'car'
+
+
+def test_decode_voc_target_marks_border_as_ignore(shared: Path) -> None:
+    bgr = cv2.imread(str(shared / 'data/voc_val/0_target.png'), cv2.IMREAD_COLOR)
+    ids = decode_color_mask(np.ascontiguousarray(bgr[..., ::-1]), voc_labels())
+    values = set(np.unique(ids).tolist())
+    assert 255 in values and 0 in values
+    assert values - {255} <= set(range(21))
+    # The border colour and only it maps to ignore.
+    border = np.all(bgr[..., ::-1] == (224, 224, 192), axis=-1)
+    assert np.array_equal(ids == 255, border)
+
+
+def test_colorize_round_trips_through_decode() -> None:
+    labels = voc_labels()
+    ids = np.random.default_rng(0).integers(0, 21, size=(7, 9), dtype=np.uint8)
+    assert np.array_equal(decode_color_mask(labels.colorize(ids), labels), ids)
+
+
+def test_custom_label_file(tmp_path: Path) -> None:
+    path = tmp_path / 'mine.yaml'
+    path.write_text('names: [background, gripper, box]\ncolors: [[0,0,0],[255,0,0],[0,0,255]]\n')
+    labels = resolve_labels(str(path))
+    assert labels.class_names == ('background', 'gripper', 'box')
+    assert labels.palette[2] == (0, 0, 255)
+    path.write_text('names: [a, b]\n')
+    assert len(load_label_file(path).palette) == 2  # VOC colours by default
+
+
+@pytest.mark.parametrize('content, problem', [
+    ('- just\n- a list\n', 'names'),
+    ('names: [a, b]\ncolors: [[1, 2, 3]]\n', 'colours'),
+    ('names: [a]\ncolors: [[300, 0, 0]]\n', '0..255'),
+    ('names: [a\n', 'not valid YAML'),
+])
+def test_bad_label_files_say_what_is_wrong(tmp_path: Path, content: str, problem: str) -> None:
+    path = tmp_path / 'bad.yaml'
+    path.write_text(content)
+    with pytest.raises(LabelFileError, match=problem):
+        load_label_file(path)
+    with pytest.raises(LabelFileError, match='not found'):
+        load_label_file(tmp_path / 'absent.yaml')
+
+
+def test_missing_shared_asset_names_the_place_it_looked(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(assets.SHARED_ENV, str(tmp_path / 'nowhere'))
+    with pytest.raises(assets.MissingAssetError) as raised:
+        assets.shared_path('weights/deeplabv3_257_mv_gpu.tflite', hint=assets.GOOGLE_RELEASES_HINT)
+    message = str(raised.value)
+    assert str(tmp_path / 'nowhere' / 'weights') in message
+    assert assets.SHARED_ENV in message and 'Google' in message
+
+
+def test_cache_dir_is_outside_the_repository(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(assets.CACHE_ENV, str(tmp_path / 'cache'))
+    assert assets.cache_dir() == tmp_path / 'cache' and (tmp_path / 'cache').is_dir()
