@@ -1,0 +1,84 @@
+"""DeepLabV3 with DeepLab's "MobileNetV2 head", the architecture of Google's TFLite releases.
+
+What the three shared TFLite files contain (read from their graphs):
+
+- backbone: MobileNetV2 without the final 1x1 conv; batch norm folded into conv biases;
+  ReLU6 after the stem, expansion and depthwise convs, linear projections; residual adds.
+  Depth multiplier 0.5 keeps DeepLab's unrounded channel counts (stem 16; 8, 12, 16, 32, 48,
+  80, 160), 1.0 is the usual 32 ... 320. All convs use "SAME" padding, which equals symmetric
+  padding for inputs of the form 8k+1 (257, 321, 513, ...).
+- output stride 8 (float 257 model): the strides of the 4th and 6th stages become dilation 2
+  and 4; output stride 16 (the quantized models): only the 6th stage's, dilation 2.
+- head: image pooling (global average -> 1x1 conv to 256 + ReLU -> bilinear back) and a
+  1x1 conv to 256 + ReLU, concatenated in that order, a 1x1 projection to 256 + ReLU and a
+  1x1 conv to the logits (with bias).
+- logits are resized to the input size with bilinear, ``align_corners=True``; the quantized
+  files then end in ARG_MAX.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from deeplab_ros.core.models.mobilenetv2 import (
+    feature_channels, initialise_weights, mobilenetv2_features)
+from deeplab_ros.core.models.registry import register_model
+
+DEPTH_MULTIPLIERS = (0.5, 1.0)
+
+
+def _conv_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True))
+
+
+class MobileNetV2Head(nn.Module):
+    """DeepLab's MobileNetV2 head: image pooling + 1x1 branch, projection, logits."""
+
+    def __init__(self, in_channels: int, num_classes: int, channels: int = 256) -> None:
+        super().__init__()
+        self.image_pooling = _conv_relu(in_channels, channels)
+        self.aspp0 = _conv_relu(in_channels, channels)
+        self.concat_projection = _conv_relu(2 * channels, channels)
+        self.logits = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits at the features' resolution."""
+        pooled = self.image_pooling(features.mean(dim=(2, 3), keepdim=True))
+        pooled = pooled.expand(-1, -1, features.shape[2], features.shape[3])
+        merged = torch.cat([pooled, self.aspp0(features)], dim=1)
+        return self.logits(self.concat_projection(merged))
+
+
+class DeepLabV3MobileNetV2(nn.Module):
+    """MobileNetV2 backbone (folded batch norm) + :class:`MobileNetV2Head`."""
+
+    def __init__(self, *, num_classes: int, output_stride: int, depth_multiplier: float
+                 ) -> None:
+        super().__init__()
+        round_nearest = 8 if depth_multiplier >= 1.0 else 1
+        self.backbone = mobilenetv2_features(
+            width_mult=depth_multiplier, round_nearest=round_nearest,
+            output_stride=output_stride, include_last_conv=False, batch_norm=False)
+        self.head = MobileNetV2Head(feature_channels(self.backbone, len(self.backbone) - 1),
+                                    num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, classes, H, W]`` at the input resolution."""
+        logits = self.head(self.backbone(x))
+        return F.interpolate(logits, size=x.shape[-2:], mode='bilinear', align_corners=True)
+
+
+@register_model('deeplabv3_mobilenetv2', output_strides=(8, 16),
+                description='DeepLabV3 MobileNetV2 with DeepLab\'s MobileNetV2 head (TFLite ports)')
+def deeplabv3_mobilenetv2(*, num_classes: int = 21, output_stride: int = 16,
+                          depth_multiplier: float = 1.0) -> DeepLabV3MobileNetV2:
+    """Build DeepLabV3 MobileNetV2 at depth multiplier 0.5 or 1.0."""
+    if float(depth_multiplier) not in DEPTH_MULTIPLIERS:
+        raise ValueError(f'depth_multiplier must be one of {DEPTH_MULTIPLIERS}, '
+                         f'got {depth_multiplier}')
+    model = DeepLabV3MobileNetV2(num_classes=num_classes, output_stride=output_stride,
+                                 depth_multiplier=float(depth_multiplier))
+    initialise_weights(model)
+    return model

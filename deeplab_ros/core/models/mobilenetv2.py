@@ -1,0 +1,140 @@
+"""MobileNetV2 feature extractor with DeepLab's atrous (dilated) output strides.
+
+The layout follows torchvision / VainF DeepLabV3Plus-Pytorch, so their state-dict keys apply:
+index 0 is the stem ``ConvBNReLU`` (``Sequential(conv, bn, relu6)``), 1..17 are
+:class:`InvertedResidual` blocks with a ``.conv`` Sequential, 18 is the last 1x1 conv.
+
+Output stride: once the running stride reaches ``output_stride``, later strides become 1 and
+the dilation grows by the skipped stride instead. The first block of such a stage keeps the
+previous dilation, the later ones use the new one (the convention of DeepLab's TensorFlow
+MobileNetV2 and of VainF's port).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: (expand ratio t, output channels c, repeats n, first stride s) per stage.
+INVERTED_RESIDUAL_SETTING: tuple[tuple[int, int, int, int], ...] = (
+    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+    (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+)
+
+
+def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
+    """Round channel counts as MobileNet does (``divisor=1`` keeps them unrounded)."""
+    if divisor <= 1:
+        return max(int(value + 0.5), 1)
+    min_value = min_value or divisor
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+class ConvBNReLU(nn.Sequential):
+    """Conv + BatchNorm + ReLU6 with symmetric padding for the dilation.
+
+    With ``batch_norm=False`` the conv carries a bias instead (batch norm folded into it, as
+    in exported inference graphs) and there is no BatchNorm layer.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
+                 stride: int = 1, dilation: int = 1, groups: int = 1,
+                 batch_norm: bool = True) -> None:
+        padding = (kernel_size - 1) // 2 * dilation
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
+                         dilation=dilation, groups=groups, bias=not batch_norm)
+        norm = [nn.BatchNorm2d(out_channels)] if batch_norm else []
+        super().__init__(conv, *norm, nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand, 3x3 depthwise (strided or dilated), 1x1 linear project."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, dilation: int,
+                 expand_ratio: int, batch_norm: bool = True) -> None:
+        super().__init__()
+        hidden = int(round(in_channels * expand_ratio))
+        self.use_residual = stride == 1 and in_channels == out_channels
+        layers: list[nn.Module] = []
+        if expand_ratio != 1:
+            layers.append(ConvBNReLU(in_channels, hidden, kernel_size=1, batch_norm=batch_norm))
+        layers.extend([
+            ConvBNReLU(hidden, hidden, stride=stride, dilation=dilation, groups=hidden,
+                       batch_norm=batch_norm),
+            nn.Conv2d(hidden, out_channels, 1, bias=not batch_norm),
+        ])
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block (with the identity shortcut when shapes allow)."""
+        out = self.conv(x)
+        return x + out if self.use_residual else out
+
+
+def mobilenetv2_features(*, width_mult: float = 1.0, round_nearest: int = 8,
+                         output_stride: int = 16, include_last_conv: bool = True,
+                         batch_norm: bool = True) -> nn.Sequential:
+    """Build the MobileNetV2 ``features`` Sequential.
+
+    Args:
+        width_mult: Depth multiplier (1.0, 0.5, ...).
+        round_nearest: Channel rounding; 8 as torchvision, 1 for DeepLab's unrounded dm0.5.
+        output_stride: 8, 16 or 32; strides past it become dilations.
+        include_last_conv: Append the final 1x1 conv to 1280 x width channels (index 18).
+        batch_norm: Conv + BatchNorm (training layout) or conv with bias (folded layout).
+    """
+    if output_stride not in (8, 16, 32):
+        raise ValueError(f'output_stride must be 8, 16 or 32, got {output_stride}')
+    input_channels = make_divisible(32 * width_mult, round_nearest)
+    last_channels = make_divisible(1280 * max(1.0, width_mult), round_nearest)
+    features: list[nn.Module] = [ConvBNReLU(3, input_channels, stride=2,
+                                              batch_norm=batch_norm)]
+    current_stride, dilation, previous_dilation = 2, 1, 1
+    for expand, channels, repeats, stride in INVERTED_RESIDUAL_SETTING:
+        out_channels = make_divisible(channels * width_mult, round_nearest)
+        previous_dilation = dilation
+        if current_stride == output_stride:
+            dilation *= stride
+            stride = 1
+        else:
+            current_stride *= stride
+        for index in range(repeats):
+            if index == 0:
+                block = InvertedResidual(input_channels, out_channels, stride,
+                                         previous_dilation, expand, batch_norm)
+            else:
+                block = InvertedResidual(input_channels, out_channels, 1, dilation, expand,
+                                         batch_norm)
+            features.append(block)
+            input_channels = out_channels
+    if include_last_conv:
+        features.append(ConvBNReLU(input_channels, last_channels, kernel_size=1,
+                                   batch_norm=batch_norm))
+    return nn.Sequential(*features)
+
+
+def feature_channels(features: nn.Sequential, index: int) -> int:
+    """Output channels of ``features[index]``."""
+    block = features[index]
+    convs = [module for module in block.modules() if isinstance(module, nn.Conv2d)]
+    return convs[-1].out_channels
+
+
+def initialise_weights(module: nn.Module) -> None:
+    """Kaiming-normal convs, unit BatchNorm, small normal linear layers (as torchvision)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, mode='fan_out')
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, 0, 0.01)
+            nn.init.zeros_(layer.bias)

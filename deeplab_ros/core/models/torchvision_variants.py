@@ -1,0 +1,49 @@
+"""torchvision's segmentation models, registered with plain-tensor outputs.
+
+Built with ``weights=None, weights_backbone=None``: nothing is ever downloaded. Their state
+dict keys stay torchvision's, so state-dict files saved from torchvision load unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torchvision.models import segmentation
+
+from deeplab_ros.core.models.registry import register_model
+
+
+def returning_logits(model: nn.Module) -> nn.Module:
+    """Make ``model`` return its ``'out'`` tensor instead of a dict, keeping its state keys.
+
+    The instance's class becomes a subclass of its own class whose forward unwraps the dict,
+    so attributes, modules and state-dict keys are exactly torchvision's.
+    """
+    base = type(model)
+
+    def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return base.forward(self, x)['out']
+
+    model.__class__ = type(f'{base.__name__}Logits', (base,), {'forward': forward})
+    return model
+
+
+def _register(name: str, factory: Callable[..., nn.Module], stride: int, text: str) -> None:
+    def builder(*, num_classes: int = 21, output_stride: int = stride) -> nn.Module:
+        model = factory(weights=None, weights_backbone=None, num_classes=num_classes,
+                        aux_loss=False)
+        return returning_logits(model)
+    builder.__doc__ = text
+    register_model(name, output_strides=(stride,), description=text)(builder)
+
+
+_register('deeplabv3_mobilenetv3_large', segmentation.deeplabv3_mobilenet_v3_large, 16,
+          'torchvision DeepLabV3 MobileNetV3-Large')
+_register('lraspp_mobilenetv3_large', segmentation.lraspp_mobilenet_v3_large, 16,
+          'torchvision LR-ASPP MobileNetV3-Large')
+_register('deeplabv3_resnet50', segmentation.deeplabv3_resnet50, 8,
+          'torchvision DeepLabV3 ResNet-50')
+_register('deeplabv3_resnet101', segmentation.deeplabv3_resnet101, 8,
+          'torchvision DeepLabV3 ResNet-101')

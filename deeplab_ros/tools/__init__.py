@@ -1,0 +1,1 @@
+"""Console commands: convert, evaluate, bench, bag, demo, train."""

@@ -1,0 +1,90 @@
+"""``deeplab-ros-convert``: make checkpoints with metadata from TFLite or VainF files.
+
+    deeplab-ros-convert --all                                  # shared TFLite models -> cache
+    deeplab-ros-convert --list
+    deeplab-ros-convert --tflite model.tflite --output model.pt
+    deeplab-ros-convert --vainf best_deeplabv3plus_mobilenet_voc_os16.pth --output voc.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import sys
+
+from deeplab_ros.core.assets import MissingAssetError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='deeplab-ros-convert', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument('--all', action='store_true',
+                      help='convert every pretrained TFLite model of the shared folder into '
+                           'the cache (skips those already converted)')
+    what.add_argument('--list', action='store_true', help='list the pretrained models')
+    what.add_argument('--tflite', type=Path, help='a DeepLab MobileNetV2 .tflite file')
+    what.add_argument('--vainf', type=Path,
+                      help='a VainF DeepLabV3Plus-Pytorch MobileNet checkpoint (model_state)')
+    parser.add_argument('--output', type=Path, help='checkpoint to write (.pt)')
+    parser.add_argument('--output-stride', type=int, default=16, choices=(8, 16),
+                        help='output stride of the VainF model (default 16)')
+    parser.add_argument('--num-classes', type=int, default=0,
+                        help='classes of the VainF model (default: read from the weights)')
+    parser.add_argument('--labels', default='',
+                        help="class names/palette: 'voc', 'cityscapes' or a YAML file "
+                             '(default: VOC for 21 classes)')
+    parser.add_argument('--input-size', type=int, default=513,
+                        help='recommended input size stored in the metadata (default 513)')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from deeplab_ros.core.checkpoint import CheckpointError
+    from deeplab_ros.core import pretrained
+    try:
+        if args.list:
+            for name, spec in pretrained.PRETRAINED.items():
+                mark = ' (default)' if name == pretrained.DEFAULT_PRETRAINED else ''
+                print(f'{name}{mark}: {spec.summary} <- weights/{spec.tflite_file}')
+            return 0
+        if args.all:
+            for name in pretrained.available_pretrained():
+                print(f'{name}: {pretrained.pretrained_checkpoint(name)}')
+            return 0
+        if args.output is None:
+            print('error: --output is required with --tflite / --vainf', file=sys.stderr)
+            return 2
+        if args.tflite:
+            from deeplab_ros.core.tflite_convert import convert_tflite_file
+            print(convert_tflite_file(args.tflite, args.output))
+            return 0
+        print(_convert_vainf(args))
+        return 0
+    except (MissingAssetError, CheckpointError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+
+
+def _convert_vainf(args: argparse.Namespace) -> Path:
+    from deeplab_ros.core.checkpoint import load_model, save_checkpoint
+    from deeplab_ros.core.labels import resolve_labels
+
+    model, metadata = load_model(args.vainf, variant='deeplabv3plus_mobilenetv2',
+                                 num_classes=args.num_classes or None,
+                                 output_stride=args.output_stride)
+    if args.labels:
+        labels = resolve_labels(args.labels)
+        if len(labels) != metadata.num_classes:
+            raise ValueError(f'{args.labels} has {len(labels)} classes, the checkpoint '
+                             f'{metadata.num_classes}')
+        metadata.class_names, metadata.palette = labels.class_names, labels.palette
+    metadata.input_size = args.input_size
+    metadata.source = f'{args.vainf.name} (VainF DeepLabV3Plus-Pytorch)'
+    return save_checkpoint(args.output, model, metadata)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
