@@ -1,0 +1,125 @@
+"""Readers for labelled image folders: flat ``N_image.png``/``N_target.png`` and VOC layout.
+
+VOC layout::
+
+    root/JPEGImages/<id>.jpg
+    root/SegmentationClass/<id>.png      # palette PNG (VOC colours) or index PNG (class ids)
+    root/ImageSets/Segmentation/<split>.txt
+
+Targets come back as HxW uint8 class ids with ``labels.ignore_index`` for ignored pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from deeplab_ros.core.labels import decode_color_mask, LabelSet
+
+
+class DatasetError(ValueError):
+    """A dataset folder is missing or not laid out as expected."""
+
+
+@dataclass
+class SegmentationSample:
+    """One image with its ground truth."""
+
+    name: str
+    image_rgb: np.ndarray
+    target: np.ndarray
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image file as HxWx3 uint8 RGB."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f'cannot read image {path}')
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+def read_target(path: Path, labels: LabelSet) -> np.ndarray:
+    """Read a mask: index PNG (single channel / palette indices) or colour PNG."""
+    try:
+        from PIL import Image  # palette PNGs keep their indices only through PIL
+        with Image.open(path) as image:
+            if image.mode == 'P':
+                return np.asarray(image, dtype=np.uint8).copy()
+            if image.mode in ('L', 'I', 'I;16'):
+                return np.asarray(image).astype(np.uint8)
+            rgb = np.asarray(image.convert('RGB'), dtype=np.uint8)
+            return decode_color_mask(np.ascontiguousarray(rgb), labels)
+    except ImportError:
+        pass
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise DatasetError(f'cannot read mask {path}')
+    if mask.ndim == 2:
+        return mask.astype(np.uint8)
+    return decode_color_mask(np.ascontiguousarray(mask[..., 2::-1]), labels)
+
+
+def iter_flat_folder(path: str | Path, labels: LabelSet) -> Iterator[SegmentationSample]:
+    """Samples of a folder of ``N_image.png`` + ``N_target.png`` pairs, in name order."""
+    root = Path(path)
+    images = sorted(root.glob('*_image.png'), key=lambda p: (len(p.name), p.name))
+    if not images:
+        raise DatasetError(f'no *_image.png files in {root}')
+    for image_path in images:
+        name = image_path.name[:-len('_image.png')]
+        target_path = root / f'{name}_target.png'
+        if not target_path.is_file():
+            raise DatasetError(f'{image_path} has no mask {target_path.name}')
+        yield SegmentationSample(name, read_rgb(image_path), read_target(target_path, labels))
+
+
+class VocLayoutDataset:
+    """A PASCAL VOC-layout dataset split: indexable, iterable, with a length."""
+
+    def __init__(self, root: str | Path, split: str, labels: LabelSet) -> None:
+        self.root = Path(root)
+        self.labels = labels
+        split_file = self.root / 'ImageSets' / 'Segmentation' / f'{split}.txt'
+        if not split_file.is_file():
+            raise DatasetError(f'split file not found: {split_file}')
+        self.ids = [line.strip() for line in split_file.read_text().splitlines()
+                    if line.strip()]
+        if not self.ids:
+            raise DatasetError(f'{split_file} lists no images')
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _image_path(self, name: str) -> Path:
+        for suffix in ('.jpg', '.jpeg', '.png'):
+            path = self.root / 'JPEGImages' / f'{name}{suffix}'
+            if path.is_file():
+                return path
+        raise DatasetError(f'no image for {name!r} in {self.root / "JPEGImages"}')
+
+    def __getitem__(self, index: int) -> SegmentationSample:
+        name = self.ids[index]
+        target_path = self.root / 'SegmentationClass' / f'{name}.png'
+        if not target_path.is_file():
+            raise DatasetError(f'no mask for {name!r}: {target_path}')
+        return SegmentationSample(name, read_rgb(self._image_path(name)),
+                                  read_target(target_path, self.labels))
+
+    def __iter__(self) -> Iterator[SegmentationSample]:
+        for index in range(len(self)):
+            yield self[index]
+
+
+def open_dataset(path: str | Path, labels: LabelSet, split: str = 'val'
+                 ) -> VocLayoutDataset | list[SegmentationSample]:
+    """VOC layout when ``path`` has ImageSets/, else the flat ``N_image.png`` layout."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DatasetError(f'dataset folder not found: {root}')
+    if (root / 'ImageSets').is_dir():
+        return VocLayoutDataset(root, split, labels)
+    return list(iter_flat_folder(root, labels))

@@ -1,0 +1,100 @@
+"""Pre-processing on the device: uint8 frames in, a normalised, padded batch out.
+
+Frames are uploaded as uint8 and resized and normalised where the model runs (GPU or CPU),
+so only the raw bytes cross the bus. The resize keeps the aspect ratio (longer side ->
+``input_size``) and pads the bottom/right to a square with the normalisation's zero (the
+mean colour); :class:`Placement` remembers where each frame sits so the result can be cropped
+and resized back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class FrameError(ValueError):
+    """A frame is not an HxWx3 uint8 image."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a frame sits in the square network input."""
+
+    frame_height: int
+    frame_width: int
+    height: int  # resized height inside the network input
+    width: int   # resized width inside the network input
+
+
+def check_frame(frame: np.ndarray) -> None:
+    """Raise :class:`FrameError` unless ``frame`` is a non-empty HxWx3 uint8 array."""
+    if not isinstance(frame, np.ndarray):
+        raise FrameError(f'expected a numpy array, got {type(frame).__name__}')
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise FrameError(f'expected an HxWx3 uint8 RGB image, got {frame.dtype} '
+                         f'{tuple(frame.shape)}')
+    if frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise FrameError(f'empty frame of shape {tuple(frame.shape)}')
+
+
+def placement_for(height: int, width: int, input_size: int) -> Placement:
+    """Aspect-preserving placement of a ``height`` x ``width`` frame in the square input."""
+    scale = input_size / max(height, width)
+    return Placement(height, width, max(1, min(input_size, round(height * scale))),
+                     max(1, min(input_size, round(width * scale))))
+
+
+def upload_frame(frame: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Move an HxWx3 uint8 frame to ``device`` as a 1x3xHxW uint8 tensor (no float copy)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(frame))
+    if device.type == 'cuda':
+        tensor = tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.permute(2, 0, 1).unsqueeze(0)
+
+
+class Preprocessor:
+    """Resize, normalise and pad frames into one batch on the model's device."""
+
+    def __init__(self, input_size: int, mean: Sequence[float], std: Sequence[float],
+                 device: torch.device, dtype: torch.dtype = torch.float32,
+                 channels_last: bool = False) -> None:
+        if input_size < 17:
+            raise ValueError(f'input_size must be at least 17, got {input_size}')
+        self.input_size = input_size
+        self.device = device
+        self.dtype = dtype
+        self.channels_last = channels_last
+        # (x / 255 - mean) / std  ==  x * scale + shift, computed in float32.
+        std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self._scale = 1.0 / (255.0 * std_t)
+        self._shift = -mean_t / std_t
+
+    def __call__(self, frames: Sequence[np.ndarray]
+                 ) -> tuple[torch.Tensor, list[Placement], list[torch.Tensor]]:
+        """Return (batch [N,3,S,S], placements, the uploaded uint8 frames)."""
+        size = self.input_size
+        batch = torch.zeros((len(frames), 3, size, size), dtype=torch.float32,
+                            device=self.device)
+        placements, uploaded = [], []
+        for index, frame in enumerate(frames):
+            check_frame(frame)
+            place = placement_for(frame.shape[0], frame.shape[1], size)
+            pixels = upload_frame(frame, self.device)
+            resized = pixels.float()
+            if (place.height, place.width) != (frame.shape[0], frame.shape[1]):
+                resized = F.interpolate(resized, size=(place.height, place.width),
+                                        mode='bilinear', align_corners=False)
+            batch[index:index + 1, :, :place.height, :place.width] = \
+                resized * self._scale + self._shift
+            placements.append(place)
+            uploaded.append(pixels)
+        batch = batch.to(self.dtype)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch, placements, uploaded

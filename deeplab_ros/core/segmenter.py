@@ -1,0 +1,171 @@
+"""The segmenter: RGB frames of any size in, labels at each frame's own resolution out.
+
+    from deeplab_ros.core.segmenter import Segmenter
+    segmenter = Segmenter.from_checkpoint('pretrained')       # or a .pt path
+    result = segmenter.segment(rgb_frame, color=True, overlay=True)
+    result.labels            # HxW uint8 class ids
+    result.class_fractions   # {class id: fraction of pixels}
+
+On CUDA the model runs in float16 (``half``) with channels-last memory; resize, normalise,
+arg-max and palette look-up run on the device, and only uint8 images come back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import threading
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from deeplab_ros.core.checkpoint import CheckpointError, CheckpointMetadata, load_model
+from deeplab_ros.core.labels import LabelSet
+from deeplab_ros.core.postprocess import (
+    blend, class_fractions, colorize, labels_and_confidence, UPSAMPLE_MODES)
+from deeplab_ros.core.preprocess import Preprocessor
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The requested inference device does not exist on this machine."""
+
+
+def resolve_device(spec: str = 'auto') -> torch.device:
+    """``'auto'`` (CUDA if present, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``."""
+    text = (spec or 'auto').strip().lower()
+    if text == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if text == 'cpu':
+        return torch.device('cpu')
+    if text == 'cuda' or text.startswith('cuda:'):
+        if not torch.cuda.is_available():
+            raise DeviceUnavailableError(
+                f'device {spec!r} was requested but CUDA is not available on this machine '
+                f'(torch {torch.__version__}, CUDA build {torch.version.cuda or "none"}); '
+                'use device "auto" or "cpu".')
+        device = torch.device(text)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(f'device {spec!r} does not exist: this machine has '
+                                         f'{torch.cuda.device_count()} CUDA device(s).')
+        return device
+    raise ValueError(f'Unknown device {spec!r}: use auto, cpu, cuda or cuda:N.')
+
+
+@dataclass
+class SegmentationResult:
+    """What the segmenter returns for one frame (extras only when asked for)."""
+
+    labels: np.ndarray
+    class_fractions: dict[int, float]
+    confidence: np.ndarray | None = None
+    color: np.ndarray | None = None
+    overlay: np.ndarray | None = None
+
+
+class Segmenter:
+    """Runs a segmentation model on RGB frames; thread-safe (one inference at a time)."""
+
+    def __init__(self, model: torch.nn.Module, metadata: CheckpointMetadata, *,
+                 device: str | torch.device = 'auto', input_size: int | None = None,
+                 half: bool | None = None, labels: LabelSet | None = None,
+                 upsample: str = 'labels') -> None:
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.metadata = metadata
+        self.input_size = int(input_size or metadata.input_size)
+        self.labels = labels or metadata.label_set()
+        if len(self.labels) != metadata.num_classes:
+            raise CheckpointError(f'label set {self.labels.name!r} has {len(self.labels)} '
+                                  f'classes but the model predicts {metadata.num_classes}')
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f'upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}')
+        self.upsample = upsample
+        on_cuda = self.device.type == 'cuda'
+        self.half = bool(on_cuda if half is None else half) and on_cuda
+        dtype = torch.float16 if self.half else torch.float32
+        self.model: torch.nn.Module | None = model.to(self.device, dtype).eval()
+        if on_cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._preprocess = Preprocessor(self.input_size, metadata.mean, metadata.std,
+                                        self.device, dtype, channels_last=on_cuda)
+        self._palette = torch.from_numpy(self.labels.palette_lut()).to(self.device)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_checkpoint(cls, weights: str | Path = 'pretrained', *,
+                        device: str | torch.device = 'auto', input_size: int | None = None,
+                        half: bool | None = None, labels: LabelSet | None = None,
+                        variant: str | None = None, num_classes: int | None = None,
+                        output_stride: int | None = None,
+                        upsample: str = 'labels') -> 'Segmenter':
+        """Build from ``'pretrained'``, ``'pretrained:NAME'`` or a checkpoint path."""
+        from deeplab_ros.core.pretrained import resolve_weights
+
+        resolved_device = device if isinstance(device, torch.device) else \
+            resolve_device(device)
+        model, metadata = load_model(resolve_weights(weights), variant=variant or None,
+                                     num_classes=num_classes or None,
+                                     output_stride=output_stride or None)
+        return cls(model, metadata, device=resolved_device, input_size=input_size, half=half,
+                   labels=labels, upsample=upsample)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes the model predicts."""
+        return self.metadata.num_classes
+
+    def segment(self, frame_rgb: np.ndarray, *, confidence: bool = False, color: bool = False,
+                overlay: bool = False, overlay_alpha: float = 0.5) -> SegmentationResult:
+        """Segment one HxWx3 uint8 RGB frame."""
+        return self.segment_batch([frame_rgb], confidence=confidence, color=color,
+                                  overlay=overlay, overlay_alpha=overlay_alpha)[0]
+
+    def segment_batch(self, frames: Sequence[np.ndarray], *, confidence: bool = False,
+                      color: bool = False, overlay: bool = False,
+                      overlay_alpha: float = 0.5) -> list[SegmentationResult]:
+        """Segment several frames (of any sizes) in one forward pass."""
+        if not 0.0 <= overlay_alpha <= 1.0:
+            raise ValueError(f'overlay_alpha must be within [0, 1], got {overlay_alpha}')
+        if not frames:
+            return []
+        with self._lock, torch.inference_mode():
+            if self.model is None:
+                raise RuntimeError('this segmenter was closed')
+            batch, placements, uploaded = self._preprocess(frames)
+            logits = self.model(batch)
+            results = []
+            for index, place in enumerate(placements):
+                labels, probability = labels_and_confidence(
+                    logits[index], place, upsample=self.upsample, confidence=confidence)
+                colors = colorize(labels, self._palette) if (color or overlay) else None
+                mixed = blend(uploaded[index], colors, overlay_alpha) if overlay else None
+                results.append(SegmentationResult(
+                    labels=labels.cpu().numpy(),
+                    class_fractions=class_fractions(labels, self.num_classes),
+                    confidence=probability.cpu().numpy() if probability is not None else None,
+                    color=colors.cpu().numpy() if color else None,
+                    overlay=mixed.cpu().numpy() if mixed is not None else None))
+            return results
+
+    def forward_only(self, batch: torch.Tensor) -> torch.Tensor:
+        """The bare model on an already-normalised batch (for benchmarks)."""
+        with self._lock, torch.inference_mode():
+            if self.model is None:
+                raise RuntimeError('this segmenter was closed')
+            return self.model(batch)
+
+    def warmup(self, iterations: int = 1) -> None:
+        """Run the model on a blank frame so the first real frame is not slow."""
+        blank = np.zeros((self.input_size, self.input_size, 3), dtype=np.uint8)
+        for _ in range(iterations):
+            self.segment(blank)
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+
+    def close(self) -> None:
+        """Release the model (and cached GPU memory)."""
+        with self._lock:
+            self.model = None
+            self._palette = None  # type: ignore[assignment]
+        if self.device.type == 'cuda':
+            torch.cuda.empty_cache()

@@ -1,0 +1,105 @@
+"""``deeplab-ros-eval``: mIoU of a model on a labelled folder (flat or PASCAL VOC layout).
+
+    deeplab-ros-eval                                   # default pretrained model, shared VOC images
+    deeplab-ros-eval --weights pretrained:deeplabv3_mnv2_dm10_dequant --input-size 513
+    deeplab-ros-eval --weights mine.pt --data ~/data/MyVOC --split val --labels classes.yaml
+
+Prints per-image and per-class IoU and pixel accuracy; the last line is ``mIoU <value>``.
+mIoU: for each class present in the ground truth, intersection / union summed over all
+images (ignore pixels excluded), averaged over those classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+import sys
+
+import cv2
+import numpy as np
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='deeplab-ros-eval', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--weights', default='pretrained',
+                        help="'pretrained', 'pretrained:NAME' or a checkpoint path")
+    parser.add_argument('--variant', default='', help='model variant for plain state dicts')
+    parser.add_argument('--labels', default='',
+                        help="'voc', 'cityscapes' or a YAML class list (default: checkpoint's)")
+    parser.add_argument('--data', type=Path, default=None,
+                        help='dataset folder (default: <shared>/data/voc_val)')
+    parser.add_argument('--split', default='val', help='split of a VOC-layout dataset')
+    parser.add_argument('--input-size', type=int, default=0,
+                        help="network input side (default: the checkpoint's)")
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--upsample', default='labels', choices=('labels', 'logits'),
+                        help='how predictions return to full resolution')
+    parser.add_argument('--confusion-csv', type=Path, help='write the confusion matrix here')
+    parser.add_argument('--overlays', type=Path, help='write overlay images to this folder')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from deeplab_ros.core.assets import MissingAssetError, shared_path
+    from deeplab_ros.core.checkpoint import CheckpointError
+    from deeplab_ros.core.datasets import DatasetError, open_dataset
+    from deeplab_ros.core.labels import LabelFileError, resolve_labels
+    from deeplab_ros.core.metrics import ConfusionMatrix
+    from deeplab_ros.core.segmenter import DeviceUnavailableError, Segmenter
+
+    try:
+        data = args.data or shared_path('data/voc_val')
+        labels = resolve_labels(args.labels) if args.labels else None
+        segmenter = Segmenter.from_checkpoint(
+            args.weights, device=args.device, input_size=args.input_size or None,
+            labels=labels, variant=args.variant or None, upsample=args.upsample)
+        dataset = open_dataset(data, segmenter.labels, args.split)
+    except (MissingAssetError, CheckpointError, DatasetError, LabelFileError,
+            DeviceUnavailableError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    names = segmenter.labels.class_names
+    print(f'model: {segmenter.metadata.variant} ({segmenter.metadata.source or args.weights})')
+    print(f'data: {data}  input size: {segmenter.input_size}  device: {segmenter.device}  '
+          f'upsample: {segmenter.upsample}')
+    total = ConfusionMatrix(segmenter.num_classes, segmenter.labels.ignore_index)
+    if args.overlays:
+        args.overlays.mkdir(parents=True, exist_ok=True)
+    for sample in dataset:
+        result = segmenter.segment(sample.image_rgb, overlay=bool(args.overlays))
+        if result.labels.shape != sample.target.shape:
+            print(f'error: {sample.name}: mask {sample.target.shape} does not match image '
+                  f'{result.labels.shape}', file=sys.stderr)
+            return 1
+        single = ConfusionMatrix(segmenter.num_classes, segmenter.labels.ignore_index)
+        single.update(result.labels, sample.target)
+        total.update(result.labels, sample.target)
+        present = ', '.join(f'{names[i]} {single.iou()[i]:.3f}'
+                            for i in np.flatnonzero(single.present()))
+        print(f'image {sample.name}: mIoU {single.mean_iou():.4f} '
+              f'pixel acc {single.pixel_accuracy():.4f} [{present}]')
+        if args.overlays and result.overlay is not None:
+            cv2.imwrite(str(args.overlays / f'{sample.name}_overlay.png'),
+                        result.overlay[..., ::-1])
+    iou = total.iou()
+    print('per-class IoU (classes present in the ground truth):')
+    for index in np.flatnonzero(total.present()):
+        print(f'  {names[index]:<16} {iou[index]:.4f}')
+    if args.confusion_csv:
+        args.confusion_csv.parent.mkdir(parents=True, exist_ok=True)
+        with args.confusion_csv.open('w', newline='') as handle:
+            writer = csv.writer(handle)
+            writer.writerow(['truth \\ predicted', *names])
+            for index, row in enumerate(total.matrix):
+                writer.writerow([names[index], *row.tolist()])
+    print(f'pixel accuracy {total.pixel_accuracy():.4f}')
+    print(f'mIoU {total.mean_iou():.4f}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
