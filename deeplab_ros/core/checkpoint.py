@@ -100,6 +100,11 @@ def _load_file(path: Path) -> Any:
         raise CheckpointError(f'Checkpoint not found: {path}')
     if not path.is_file():
         raise CheckpointError(f'Checkpoint path is not a file: {path}')
+    with path.open('rb') as handle:
+        magic = handle.read(4)
+    if magic[:2] != b'PK' and magic[:1] != b'\x80':
+        raise CheckpointError(f'{path} is not a readable PyTorch checkpoint (not a torch '
+                              'file: neither a zip archive nor a pickle).')
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:

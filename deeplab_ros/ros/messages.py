@@ -1,0 +1,39 @@
+"""Builders for the node's vision_msgs and diagnostic_msgs messages."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from std_msgs.msg import Header
+from vision_msgs.msg import Classification, LabelInfo, ObjectHypothesis, VisionClass
+
+from deeplab_ros.core.labels import LabelSet
+
+
+def classification(header: Header, fractions: Mapping[int, float], labels: LabelSet,
+                   min_fraction: float) -> Classification:
+    """One hypothesis per class present (class_id = class name, score = pixel fraction)."""
+    message = Classification(header=header)
+    for index, fraction in sorted(fractions.items(), key=lambda item: -item[1]):
+        if fraction >= min_fraction and fraction > 0.0 and index < len(labels):
+            message.results.append(ObjectHypothesis(class_id=labels.class_names[index],
+                                                    score=float(fraction)))
+    return message
+
+
+def label_info(header: Header, labels: LabelSet, threshold: float) -> LabelInfo:
+    """The class map: id -> name, for the label images."""
+    return LabelInfo(header=header, threshold=float(threshold),
+                     class_map=[VisionClass(class_id=index, class_name=name)
+                                for index, name in enumerate(labels.class_names)])
+
+
+def diagnostic_array(header: Header, name: str, hardware_id: str, level: int, summary: str,
+                     values: Mapping[str, object]) -> DiagnosticArray:
+    """A DiagnosticArray with one status."""
+    status = DiagnosticStatus(level=bytes([level]), name=name, message=summary,
+                              hardware_id=hardware_id,
+                              values=[KeyValue(key=key, value=str(value))
+                                      for key, value in values.items()])
+    return DiagnosticArray(header=header, status=[status])

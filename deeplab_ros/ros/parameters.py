@@ -1,0 +1,143 @@
+"""Parameters of the segmentation node: declarations, descriptions, ranges and validation.
+
+Model parameters are read at ``configure``; a change while configured is accepted but only
+takes effect at the next configure (the node logs that). Live parameters apply at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import re
+from typing import Any
+
+from rcl_interfaces.msg import (
+    FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType)
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from deeplab_ros.core.postprocess import UPSAMPLE_MODES
+
+_DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One declared parameter."""
+
+    name: str
+    default: Any
+    description: str
+    live: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    type: int | None = None  # explicit ParameterType where the default cannot tell
+
+
+SPECS: tuple[ParameterSpec, ...] = (
+    ParameterSpec('weights', 'pretrained',
+                  "Checkpoint: 'pretrained' (default model), 'pretrained:NAME' or a .pt path. "
+                  'Read at configure.'),
+    ParameterSpec('variant', '',
+                  'Model variant for checkpoints without metadata (e.g. '
+                  "deeplabv3plus_mobilenetv2); '' = from the checkpoint. Read at configure."),
+    ParameterSpec('labels', '',
+                  "Class names/palette: '' = the checkpoint's, 'voc', 'cityscapes' or a YAML "
+                  'file. Read at configure.'),
+    ParameterSpec('input_size', 0,
+                  "Square network input side in pixels; 0 = the checkpoint's recommendation. "
+                  'Read at configure.', minimum=0, maximum=4097),
+    ParameterSpec('device', 'auto',
+                  "Inference device: 'auto' (CUDA if present, else CPU), 'cpu', 'cuda', "
+                  "'cuda:N'. Read at configure."),
+    ParameterSpec('half', True, 'Float16 inference on CUDA (ignored on the CPU). Read at '
+                  'configure.'),
+    ParameterSpec('upsample', 'labels',
+                  "How predictions return to the frame's resolution: 'labels' (arg-max, then "
+                  "nearest resize; fast) or 'logits' (bilinear logits, then arg-max). Read at "
+                  'configure.'),
+    ParameterSpec('cameras', [],
+                  'Camera names for several streams in one node: NAME/image -> '
+                  'NAME/segmentation/...; empty = one stream on image. Read at configure.',
+                  type=ParameterType.PARAMETER_STRING_ARRAY),
+    ParameterSpec('target_rate', 0.0,
+                  'Most frames per second to segment per camera; 0 = as fast as possible. Live.',
+                  live=True, minimum=0.0, maximum=1000.0),
+    ParameterSpec('overlay_alpha', 0.5,
+                  'Opacity of the colour mask in segmentation/overlay. Live.', live=True,
+                  minimum=0.0, maximum=1.0),
+    ParameterSpec('presence_min_fraction', 0.001,
+                  'Smallest pixel fraction for a class to be listed in segmentation/classes. '
+                  'Live.', live=True, minimum=0.0, maximum=1.0),
+    ParameterSpec('publish_color', True, 'Publish segmentation/color (when subscribed). Live.',
+                  live=True),
+    ParameterSpec('publish_overlay', True,
+                  'Publish segmentation/overlay (when subscribed). Live.', live=True),
+    ParameterSpec('publish_confidence', False,
+                  'Publish segmentation/confidence (when subscribed). Live.', live=True),
+    ParameterSpec('diagnostics_period', 1.0,
+                  'Seconds between /diagnostics reports; 0 = off. Read at configure.',
+                  minimum=0.0, maximum=3600.0),
+)
+
+SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
+MODEL_PARAMETERS = tuple(spec.name for spec in SPECS if not spec.live)
+
+
+def declare_parameters(node: Node) -> None:
+    """Declare every parameter with its description and range."""
+    for spec in SPECS:
+        descriptor = ParameterDescriptor(description=spec.description)
+        if spec.minimum is not None:
+            if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+                descriptor.integer_range = [IntegerRange(from_value=int(spec.minimum),
+                                                         to_value=int(spec.maximum), step=1)]
+            else:
+                descriptor.floating_point_range = [FloatingPointRange(
+                    from_value=float(spec.minimum), to_value=float(spec.maximum), step=0.0)]
+        if spec.type == ParameterType.PARAMETER_STRING_ARRAY:
+            descriptor.type = spec.type
+            node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor)
+        else:
+            node.declare_parameter(spec.name, spec.default, descriptor)
+
+
+def value(node: Node, name: str) -> Any:
+    """Current value (the default where an array parameter was left unset)."""
+    current = node.get_parameter(name).value
+    return SPEC_BY_NAME[name].default if current is None else current
+
+
+def validate(parameter: Parameter) -> str:
+    """Reason to reject a new value, or '' when it is acceptable (ranges are checked by ROS)."""
+    name, new = parameter.name, parameter.value
+    if name == 'device' and not _DEVICE.match(str(new).strip().lower()):
+        return f"device must be auto, cpu, cuda or cuda:N, got {new!r}"
+    if name == 'upsample' and new not in UPSAMPLE_MODES:
+        return f'upsample must be one of {", ".join(UPSAMPLE_MODES)}, got {new!r}'
+    if name == 'input_size' and new not in (0,) and int(new) < 17:
+        return f'input_size must be 0 (checkpoint default) or at least 17, got {new}'
+    if name == 'cameras' and new is not None:
+        names = list(new)
+        if len(set(names)) != len(names):
+            return 'cameras must not repeat a name'
+        bad = [item for item in names if not re.match(r'^[A-Za-z][A-Za-z0-9_/]*$', item)]
+        if bad:
+            return f'camera names must be valid topic names: {bad}'
+    return ''
+
+
+@dataclass
+class LiveSettings:
+    """The parameters that apply without a reconfigure."""
+
+    target_rate: float = 0.0
+    overlay_alpha: float = 0.5
+    presence_min_fraction: float = 0.001
+    publish_color: bool = True
+    publish_overlay: bool = True
+    publish_confidence: bool = False
+
+    @classmethod
+    def from_node(cls, node: Node) -> 'LiveSettings':
+        """Read the current values from ``node``."""
+        return cls(**{name: value(node, name) for name in cls.__dataclass_fields__})

@@ -1,0 +1,437 @@
+"""The segmentation lifecycle node: camera images in; labels, overlays and class presence out.
+
+    ros2 run deeplab_ros segmentation_node --ros-args -r image:=/camera/image_raw
+    ros2 lifecycle set /deeplab_segmentation configure && ...  activate
+
+Per processed frame (all with the input frame's exact header): ``segmentation/labels``
+(mono8, input resolution), ``segmentation/color`` and ``segmentation/overlay`` (rgb8, when
+subscribed), ``segmentation/confidence`` (mono8, when enabled and subscribed),
+``segmentation/classes`` (vision_msgs/Classification) and ``segmentation/camera_info`` (when
+camera_info arrives). ``segmentation/label_info`` (vision_msgs/LabelInfo) is latched.
+
+Frames are never queued: each camera keeps only its newest frame, a worker thread infers the
+newest frames of all cameras as one batch, and overwritten frames are counted as skipped.
+The executor only receives frames and serves parameter and lifecycle services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import (
+    DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from rcl_interfaces.msg import SetParametersResult
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from vision_msgs.msg import Classification, LabelInfo
+
+from deeplab_ros.ros import parameters as params
+from deeplab_ros.ros.image_codec import (
+    decode_image_msg, encode_mono8, encode_rgb8, ImageDecodeError)
+from deeplab_ros.ros.messages import classification, diagnostic_array, label_info
+from deeplab_ros.ros.statistics import NodeStatistics
+
+NODE_NAME = 'deeplab_segmentation'
+OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ERROR_THROTTLE_SECONDS = 5.0
+
+
+@dataclass
+class PendingFrame:
+    """The newest decoded frame of a camera, waiting for inference."""
+
+    header: Header
+    rgb: np.ndarray
+    received: float  # time.monotonic() at receipt
+
+
+@dataclass
+class CameraStream:
+    """One camera: its topics, publishers and newest frame."""
+
+    name: str
+    prefix: str
+    publishers: dict[str, Any] = field(default_factory=dict)
+    subscriptions: list[Any] = field(default_factory=list)
+    pending: PendingFrame | None = None
+    camera_info: CameraInfo | None = None
+    last_processed: float = 0.0
+
+    def topic(self, suffix: str) -> str:
+        """Relative topic name of this camera."""
+        return f'{self.prefix}{suffix}'
+
+
+class SegmentationNode(LifecycleNode):
+    """Managed node running a DeepLab segmenter on one or more camera streams."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
+        self._segmenter: Any = None
+        self._cameras: list[CameraStream] = []
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._condition = threading.Condition()
+        self._stats = NodeStatistics()
+        self._live = params.LiveSettings()
+        self._diagnostics_publisher: Any = None
+        self._diagnostics_timer: Any = None
+        self._configured_model: dict[str, Any] = {}
+        super().__init__(node_name, **kwargs)
+        params.declare_parameters(self)
+        self._live = params.LiveSettings.from_node(self)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # ---------------------------------------------------------------- parameters
+    def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
+        for change in changes:
+            reason = params.validate(change) if change.name in params.SPEC_BY_NAME else ''
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        for change in changes:
+            spec = params.SPEC_BY_NAME.get(change.name)
+            if spec is None:
+                continue
+            if spec.live:
+                setattr(self._live, change.name, change.value)
+            elif self._segmenter is not None:
+                self.get_logger().warning(
+                    f'{change.name} changed to {change.value!r}: it takes effect at the next '
+                    'configure (deactivate, cleanup, configure, activate).')
+        return SetParametersResult(successful=True)
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Build and warm up the model, create publishers."""
+        try:
+            return self._configure()
+        except Exception as error:  # noqa: BLE001 - rclpy would swallow it silently
+            self.get_logger().error(f'configure failed: {type(error).__name__}: {error}')
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+
+    def _configure(self) -> TransitionCallbackReturn:
+        from deeplab_ros.core.assets import MissingAssetError
+        from deeplab_ros.core.checkpoint import CheckpointError
+        from deeplab_ros.core.labels import LabelFileError, resolve_labels
+        from deeplab_ros.core.segmenter import DeviceUnavailableError, resolve_device, Segmenter
+
+        value = lambda name: params.value(self, name)  # noqa: E731
+        logger = self.get_logger()
+        device_spec = str(value('device'))
+        try:
+            device = resolve_device(device_spec)
+            if device_spec == 'auto' and device.type == 'cpu':
+                logger.info('device auto: CUDA is not available, running on the CPU')
+            labels = resolve_labels(value('labels')) if value('labels') else None
+            segmenter = Segmenter.from_checkpoint(
+                value('weights'), device=device, input_size=value('input_size') or None,
+                half=bool(value('half')), labels=labels, variant=value('variant') or None,
+                upsample=value('upsample'))
+            segmenter.warmup()
+        except (CheckpointError, MissingAssetError, DeviceUnavailableError, LabelFileError,
+                ValueError, RuntimeError) as error:
+            logger.error(f'configure failed: {error}')
+            return TransitionCallbackReturn.FAILURE
+        self._segmenter = segmenter
+        names = list(value('cameras') or [])
+        self._cameras = [CameraStream(name, f'{name}/') for name in names] or \
+            [CameraStream('', '')]
+        overriding = QoSOverridingOptions.with_default_policies()
+        for camera in self._cameras:
+            make = self.create_lifecycle_publisher
+            camera.publishers = {
+                'labels': make(Image, camera.topic('segmentation/labels'), OUTPUT_QOS,
+                               qos_overriding_options=overriding),
+                'color': make(Image, camera.topic('segmentation/color'), OUTPUT_QOS,
+                              qos_overriding_options=overriding),
+                'overlay': make(Image, camera.topic('segmentation/overlay'), OUTPUT_QOS,
+                                qos_overriding_options=overriding),
+                'confidence': make(Image, camera.topic('segmentation/confidence'), OUTPUT_QOS,
+                                   qos_overriding_options=overriding),
+                'classes': make(Classification, camera.topic('segmentation/classes'),
+                                OUTPUT_QOS, qos_overriding_options=overriding),
+                'camera_info': make(CameraInfo, camera.topic('segmentation/camera_info'),
+                                    OUTPUT_QOS, qos_overriding_options=overriding),
+                'label_info': make(LabelInfo, camera.topic('segmentation/label_info'),
+                                   LATCHED_QOS),
+            }
+        period = float(value('diagnostics_period'))
+        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        if period > 0:
+            self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics)
+        self._configured_model = {name: value(name) for name in params.MODEL_PARAMETERS}
+        meta = segmenter.metadata
+        logger.info(f'configured: {meta.variant} ({meta.source or value("weights")}), '
+                    f'{meta.num_classes} classes, input {segmenter.input_size}, '
+                    f'device {segmenter.device}{" fp16" if segmenter.half else ""}, '
+                    f'cameras {[c.name or "(default)" for c in self._cameras]}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe, publish the label info and start the inference worker."""
+        try:
+            result = super().on_activate(state)
+            overriding = QoSOverridingOptions.with_default_policies()
+            for camera in self._cameras:
+                camera.subscriptions = [
+                    self.create_subscription(
+                        Image, camera.topic('image'),
+                        lambda msg, cam=camera: self._on_image(cam, msg),
+                        qos_profile_sensor_data, qos_overriding_options=overriding),
+                    self.create_subscription(
+                        CameraInfo, camera.topic('camera_info'),
+                        lambda msg, cam=camera: setattr(cam, 'camera_info', msg),
+                        qos_profile_sensor_data),
+                ]
+                header = Header(stamp=self.get_clock().now().to_msg())
+                camera.publishers['label_info'].publish(label_info(
+                    header, self._segmenter.labels, self._live.presence_min_fraction))
+            self._running = True
+            self._worker = threading.Thread(target=self._work, name='deeplab_inference',
+                                            daemon=True)
+            self._worker.start()
+            return result
+        except Exception as error:  # noqa: BLE001
+            self.get_logger().error(f'activate failed: {type(error).__name__}: {error}')
+            return TransitionCallbackReturn.FAILURE
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the worker and unsubscribe; nothing is published while inactive."""
+        try:
+            self._stop_worker()
+            self._unsubscribe()
+            return super().on_deactivate(state)
+        except Exception as error:  # noqa: BLE001
+            self.get_logger().error(f'deactivate failed: {type(error).__name__}: {error}')
+            return TransitionCallbackReturn.FAILURE
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the model (and GPU memory) and the publishers."""
+        try:
+            self._release()
+            return TransitionCallbackReturn.SUCCESS
+        except Exception as error:  # noqa: BLE001
+            self.get_logger().error(f'cleanup failed: {type(error).__name__}: {error}')
+            return TransitionCallbackReturn.FAILURE
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything, from any state."""
+        try:
+            self._release()
+        except Exception as error:  # noqa: BLE001
+            self.get_logger().error(f'shutdown cleanup failed: {error}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Recover to unconfigured after an error in a transition."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _unsubscribe(self) -> None:
+        for camera in self._cameras:
+            for subscription in camera.subscriptions:
+                self.destroy_subscription(subscription)
+            camera.subscriptions = []
+            camera.pending = None
+
+    def _release(self) -> None:
+        self._stop_worker()
+        self._unsubscribe()
+        for camera in self._cameras:
+            for publisher in camera.publishers.values():
+                self.destroy_publisher(publisher)
+            camera.publishers = {}
+        self._cameras = []
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        if self._diagnostics_publisher is not None:
+            self.destroy_publisher(self._diagnostics_publisher)
+            self._diagnostics_publisher = None
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None
+
+    def _stop_worker(self) -> None:
+        with self._condition:
+            self._running = False
+            self._condition.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            self._worker = None
+
+    # ---------------------------------------------------------------- frames in
+    def _on_image(self, camera: CameraStream, message: Image) -> None:
+        stats = self._stats
+        stats.count('received')
+        stats.input_rate.tick()
+        try:
+            rgb = decode_image_msg(message)
+        except ImageDecodeError as error:
+            stats.count('bad_inputs')
+            topic = self.resolve_topic_name(camera.topic('image'))
+            self.get_logger().error(f'bad image on {topic}: {error} '
+                                    f'({stats.bad_inputs} bad so far)',
+                                    throttle_duration_sec=ERROR_THROTTLE_SECONDS)
+            return
+        frame = PendingFrame(message.header, rgb, time.monotonic())
+        with self._condition:
+            if camera.pending is not None:
+                stats.count('skipped')
+            camera.pending = frame
+            self._condition.notify()
+
+    # ---------------------------------------------------------------- inference
+    def _take_frames(self) -> list[tuple[CameraStream, PendingFrame]] | None:
+        """Wait for frames allowed by the target rate; None when stopping."""
+        with self._condition:
+            while self._running:
+                now = time.monotonic()
+                rate = self._live.target_rate
+                period = 1.0 / rate if rate > 0 else 0.0
+                ready = [c for c in self._cameras if c.pending is not None
+                         and now - c.last_processed >= period]
+                if ready:
+                    taken = [(camera, camera.pending) for camera in ready]
+                    for camera in ready:
+                        camera.pending = None
+                        camera.last_processed = now
+                    return taken  # type: ignore[return-value]
+                waiting = [c for c in self._cameras if c.pending is not None]
+                timeout = None
+                if waiting:
+                    timeout = max(0.0, min(c.last_processed + period - now for c in waiting))
+                self._condition.wait(timeout=timeout if timeout is not None else 0.5)
+            return None
+
+    def _work(self) -> None:
+        while True:
+            batch = self._take_frames()
+            if batch is None:
+                return
+            try:
+                self._process(batch)
+            except Exception as error:  # noqa: BLE001 - keep running on unexpected errors
+                self.get_logger().error(f'inference failed: {type(error).__name__}: {error}',
+                                        throttle_duration_sec=ERROR_THROTTLE_SECONDS)
+
+    def _wants(self, camera: CameraStream, output: str, enabled: bool) -> bool:
+        publisher = camera.publishers.get(output)
+        return bool(enabled and publisher is not None
+                    and publisher.get_subscription_count() > 0)
+
+    def _process(self, batch: list[tuple[CameraStream, PendingFrame]]) -> None:
+        live = self._live
+        wants = [{'color': self._wants(cam, 'color', live.publish_color),
+                  'overlay': self._wants(cam, 'overlay', live.publish_overlay),
+                  'confidence': self._wants(cam, 'confidence', live.publish_confidence)}
+                 for cam, _ in batch]
+        started = time.monotonic()
+        results = self._segmenter.segment_batch(
+            [frame.rgb for _, frame in batch],
+            color=any(w['color'] for w in wants), overlay=any(w['overlay'] for w in wants),
+            confidence=any(w['confidence'] for w in wants), overlay_alpha=live.overlay_alpha)
+        self._stats.inference.add(time.monotonic() - started)
+        labels = self._segmenter.labels
+        for (camera, frame), result, want in zip(batch, results, wants):
+            header = frame.header
+            publishers = camera.publishers
+            publishers['labels'].publish(encode_mono8(result.labels, header))
+            if want['color'] and result.color is not None:
+                publishers['color'].publish(encode_rgb8(result.color, header))
+            if want['overlay'] and result.overlay is not None:
+                publishers['overlay'].publish(encode_rgb8(result.overlay, header))
+            if want['confidence'] and result.confidence is not None:
+                publishers['confidence'].publish(encode_mono8(result.confidence, header))
+            publishers['classes'].publish(classification(
+                header, result.class_fractions, labels, live.presence_min_fraction))
+            if camera.camera_info is not None:
+                info = camera.camera_info
+                info.header = header
+                publishers['camera_info'].publish(info)
+            done = time.monotonic()
+            self._stats.count('processed')
+            self._stats.output_rate.tick(done)
+            self._stats.node_latency.add(done - frame.received)
+            stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+            if stamp > 0:
+                now = self.get_clock().now().nanoseconds * 1e-9
+                self._stats.end_to_end.add(max(0.0, now - stamp))
+
+    # ---------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        if self._diagnostics_publisher is None or self._segmenter is None:
+            return
+        stats = self._stats
+        inference = stats.inference.percentiles(50, 99)
+        node = stats.node_latency.percentiles(50, 99)
+        end_to_end = stats.end_to_end.percentiles(50, 99)
+        active = self._running
+        level = DiagnosticStatus.OK
+        summary = 'active' if active else 'inactive'
+        if stats.bad_inputs:
+            level, summary = DiagnosticStatus.WARN, f'{summary}; {stats.bad_inputs} bad inputs'
+        meta = self._segmenter.metadata
+        values = {
+            'input_rate_hz': f'{stats.input_rate.rate():.2f}',
+            'output_rate_hz': f'{stats.output_rate.rate():.2f}',
+            'frames_received': stats.received,
+            'frames_processed': stats.processed,
+            'frames_skipped': stats.skipped,
+            'bad_inputs': stats.bad_inputs,
+            'inference_ms_p50': f'{inference[0]:.1f}',
+            'inference_ms_p99': f'{inference[1]:.1f}',
+            'node_latency_ms_p50': f'{node[0]:.1f}',
+            'node_latency_ms_p99': f'{node[1]:.1f}',
+            'end_to_end_ms_p50': f'{end_to_end[0]:.1f}',
+            'end_to_end_ms_p99': f'{end_to_end[1]:.1f}',
+            'device': str(self._segmenter.device) + (' fp16' if self._segmenter.half else ''),
+            'model': meta.variant,
+            'weights': meta.source,
+            'input_size': self._segmenter.input_size,
+            'cameras': ','.join(c.name or '(default)' for c in self._cameras),
+        }
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self._diagnostics_publisher.publish(diagnostic_array(
+            header, f'{self.get_name()}: segmentation', str(self._segmenter.device), level,
+            summary, values))
+
+    @property
+    def statistics(self) -> NodeStatistics:
+        """Counters and latency windows (for tests and tools)."""
+        return self._stats
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of the ``segmentation_node`` executable; exits 0 on SIGINT/SIGTERM."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = SegmentationNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._release()  # noqa: SLF001 - stop the worker before the context goes away
+        executor.remove_node(node)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Thread-safe counters, rates and latency percentiles for the node's diagnostics."""
+
+from __future__ import annotations
+
+from collections import deque
+import threading
+import time
+
+import numpy as np
+
+
+class RateMeter:
+    """Events per second over a sliding window."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self._window = window
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def tick(self, now: float | None = None) -> None:
+        """Record one event."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._times.append(now)
+            self._trim(now)
+
+    def rate(self, now: float | None = None) -> float:
+        """Events per second over the window."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._trim(now)
+            if len(self._times) < 2:
+                return 0.0
+            span = max(now - self._times[0], 1e-6)
+            return len(self._times) / max(span, min(self._window, span))
+
+    def _trim(self, now: float) -> None:
+        while self._times and now - self._times[0] > self._window:
+            self._times.popleft()
+
+
+class LatencyWindow:
+    """The last N latencies (seconds), with percentiles."""
+
+    def __init__(self, size: int = 500) -> None:
+        self._values: deque[float] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        """Record one latency."""
+        with self._lock:
+            self._values.append(seconds)
+
+    def percentiles(self, *points: float) -> tuple[float, ...]:
+        """Percentiles in milliseconds (NaN while empty)."""
+        with self._lock:
+            if not self._values:
+                return tuple(float('nan') for _ in points)
+            values = np.fromiter(self._values, dtype=np.float64)
+        return tuple(float(v) * 1000.0 for v in np.percentile(values, points))
+
+
+class NodeStatistics:
+    """Everything the node reports on /diagnostics."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.processed = 0
+        self.skipped = 0
+        self.bad_inputs = 0
+        self.input_rate = RateMeter()
+        self.output_rate = RateMeter()
+        self.inference = LatencyWindow()
+        self.node_latency = LatencyWindow()      # receipt -> publish
+        self.end_to_end = LatencyWindow()        # header stamp -> publish
+        self._lock = threading.Lock()
+
+    def count(self, field: str, amount: int = 1) -> None:
+        """Increment a counter (received, processed, skipped, bad_inputs)."""
+        with self._lock:
+            setattr(self, field, getattr(self, field) + amount)

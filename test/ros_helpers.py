@@ -1,0 +1,173 @@
+"""Helpers for tests with real rclpy and DDS: an in-process node, a second node, collectors.
+
+The segmentation node under test runs in its own rclpy context with its own executor thread
+(as in its own process); the test talks to it from a second context over DDS, through the
+real lifecycle and parameter services and topics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from deeplab_ros.bagtools.pipeline import LifecycleClient, SpunNode
+from deeplab_ros.ros.image_codec import decode_image_msg, encode_rgb8
+from deeplab_ros.ros.segmentation_node import NODE_NAME, SegmentationNode
+
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+class InProcessNode:
+    """The segmentation node in its own context, spun by a daemon thread."""
+
+    def __init__(self, parameters: dict[str, Any] | None = None, namespace: str = '') -> None:
+        self.context = Context()
+        rclpy.init(args=[], context=self.context)
+        overrides = [Parameter(name, value=value) for name, value in (parameters or {}).items()]
+        self.node = SegmentationNode(context=self.context, namespace=namespace,
+                                     parameter_overrides=overrides)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True, name='node_spin')
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            self._executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        """Stop the worker, the executor and the context."""
+        self.node._release()  # noqa: SLF001 - same order as the executable's shutdown
+        self._stop.set()
+        self._thread.join(timeout=10.0)
+        self._executor.shutdown()
+        self.node.destroy_node()
+        if self.context.ok():
+            rclpy.shutdown(context=self.context)
+
+
+@dataclass
+class Collector:
+    """Messages received on one topic."""
+
+    messages: list[Any] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, message: Any) -> None:
+        """Subscription callback."""
+        with self.lock:
+            self.messages.append(message)
+
+    def count(self) -> int:
+        """How many arrived so far."""
+        with self.lock:
+            return len(self.messages)
+
+    def snapshot(self) -> list[Any]:
+        """A copy of the messages so far."""
+        with self.lock:
+            return list(self.messages)
+
+    def clear(self) -> None:
+        """Forget what arrived."""
+        with self.lock:
+            self.messages.clear()
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> bool:
+        """Wait until at least ``count`` messages arrived."""
+        return wait_until(lambda: self.count() >= count, timeout)
+
+
+class Tester:
+    """The test's own node: lifecycle client, publishers, collectors, parameter client."""
+
+    def __init__(self, target: str = '/' + NODE_NAME) -> None:
+        self.spun = SpunNode('deeplab_test_client')
+        self.node = self.spun.node
+        self.target = target
+        self.lifecycle = LifecycleClient(self.node, target)
+        self._publishers: dict[str, Any] = {}
+
+    def collect(self, topic: str, message_type: Any, qos: QoSProfile = RELIABLE) -> Collector:
+        """Subscribe to ``topic`` and return its collector."""
+        collector = Collector()
+        self.node.create_subscription(message_type, topic, collector.add, qos)
+        return collector
+
+    def publisher(self, topic: str, message_type: Any = Image,
+                  qos: QoSProfile = RELIABLE) -> Any:
+        """A (cached) publisher on ``topic``."""
+        if topic not in self._publishers:
+            self._publishers[topic] = self.node.create_publisher(message_type, topic, qos)
+        return self._publishers[topic]
+
+    def wait_for_subscriber(self, topic: str, timeout: float = 10.0) -> bool:
+        """Wait until the node under test subscribes to ``topic``."""
+        publisher = self.publisher(topic)
+        return wait_until(lambda: publisher.get_subscription_count() > 0, timeout)
+
+    def set_parameters(self, values: dict[str, Any], timeout: float = 10.0) -> list[Any]:
+        """Set parameters of the node under test over its real service; returns results."""
+        from rcl_interfaces.srv import SetParameters
+
+        client = self.node.create_client(SetParameters, f'{self.target}/set_parameters')
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError('set_parameters service did not appear')
+            request = SetParameters.Request(
+                parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+            future = client.call_async(request)
+            if not wait_until(future.done, timeout):
+                raise TimeoutError('set_parameters did not answer')
+            return list(future.result().results)
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        """Destroy the node and its context."""
+        self.lifecycle.destroy()
+        self.spun.close()
+
+
+def image_message(rgb: np.ndarray, *, frame_id: str = 'camera', stamp_ns: int = 0) -> Image:
+    """An rgb8 Image with the given header."""
+    header = Header(frame_id=frame_id)
+    header.stamp.sec, header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return encode_rgb8(rgb, header)
+
+
+def decoded(message: Image) -> np.ndarray:
+    """An output image as an array (mono8 -> HxW, rgb8 -> HxWx3)."""
+    data = np.frombuffer(bytes(message.data), np.uint8)
+    if message.encoding == 'mono8':
+        return data.reshape(message.height, message.step)[:, :message.width]
+    return decode_image_msg(message)
+
+
+def header_key(header: Header) -> tuple[str, int, int]:
+    """A hashable identity of a header."""
+    return header.frame_id, header.stamp.sec, header.stamp.nanosec

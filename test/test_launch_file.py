@@ -1,0 +1,378 @@
+"""The launch file and the shipped configuration files.
+
+ROS 2 launch / launch_ros cannot be installed here (no wheels), so the launch file is checked
+statically (it compiles; the package, executable and files it names exist and setup.py
+installs them; its arguments are the documented ones) and its node-building logic is run
+against small stand-ins of the launch classes that record what the file asks for. The real
+thing runs in test/launch/test_segment_launch.py on a ROS 2 install.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+import re
+import sys
+import types
+from xml.etree import ElementTree
+
+import pytest
+import yaml
+
+from bag_helpers import best_effort_image_transfer, ros_environment, ros_session, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = ROOT / 'launch' / 'segment.launch.py'
+PARAMS_FILE = ROOT / 'config' / 'segment.yaml'
+RVIZ_FILE = ROOT / 'config' / 'segment.rviz'
+PROFILE_FILE = ROOT / 'config' / 'fastdds_large_images.xml'
+
+DOCUMENTED_ARGUMENTS = ('namespace', 'image', 'camera_info', 'params_file', 'weights',
+                        'variant', 'device', 'use_sim_time', 'rviz', 'use_fastdds_profile')
+
+# Parameters every rclpy node has (not the node's own).
+ROS_OWN_PARAMETERS = ('use_sim_time', 'start_type_description_service')
+
+# The node's parameters and defaults as agreed for the node (docs/architecture.md, README).
+NODE_PARAMETERS = {
+    'weights': 'pretrained', 'variant': '', 'labels': '', 'input_size': 0, 'device': 'auto',
+    'half': True, 'cameras': [], 'target_rate': 0.0, 'overlay_alpha': 0.5,
+    'presence_min_fraction': 0.001, 'publish_color': True, 'publish_overlay': True,
+    'publish_confidence': False, 'diagnostics_period': 1.0,
+}
+
+
+def _launch_module_constants() -> dict[str, object]:
+    tree = ast.parse(LAUNCH_FILE.read_text(), filename=str(LAUNCH_FILE))
+    constants = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+                and isinstance(statement.targets[0], ast.Name):
+            try:
+                constants[statement.targets[0].id] = ast.literal_eval(statement.value)
+            except ValueError:
+                continue
+    return constants
+
+
+def test_launch_file_compiles_and_defines_generate_launch_description() -> None:
+    source = LAUNCH_FILE.read_text()
+    tree = ast.parse(source, filename=str(LAUNCH_FILE))
+    compile(source, str(LAUNCH_FILE), 'exec')
+    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert 'generate_launch_description' in functions
+    assert max(len(line) for line in source.splitlines()) <= 99
+
+
+def test_launch_arguments_are_the_documented_ones_with_descriptions() -> None:
+    constants = _launch_module_constants()
+    arguments = constants['LAUNCH_ARGUMENTS']
+    assert tuple(name for name, _, _ in arguments) == DOCUMENTED_ARGUMENTS
+    for name, default, description in arguments:
+        assert isinstance(default, str), name
+        assert len(description) > 20 and description.endswith(('.', ')')), name
+    defaults = {name: default for name, default, _ in arguments}
+    # Arguments that override the parameters file default to '' (= not passed).
+    for name in constants['OPTIONAL_PARAMETER_ARGUMENTS']:
+        assert defaults[name] == '', name
+    assert defaults['use_fastdds_profile'] == 'false' and defaults['rviz'] == 'false'
+
+
+def test_readme_documents_the_launch_arguments() -> None:
+    """Once README.md has its launch-argument table (after <!-- LAUNCH -->), it lists exactly
+    the launch file's arguments."""
+    readme = ROOT / 'README.md'
+    text = readme.read_text() if readme.is_file() else ''
+    marker = text.find('<!-- LAUNCH -->')
+    section = text[marker + 4:].split('<!--', 1)[0] if marker >= 0 else ''
+    first_table = re.search(r'(?:^\|.*\n?)+', section, flags=re.MULTILINE)
+    documented = re.findall(r'^\|\s*`([a-z_]+)`\s*\|', first_table.group(0) if first_table
+                            else '', flags=re.MULTILINE)
+    if not documented:
+        pytest.skip('README.md has no launch-argument table yet')
+    assert tuple(documented) == DOCUMENTED_ARGUMENTS
+
+
+def test_named_package_executable_and_files_exist_and_are_installed() -> None:
+    constants = _launch_module_constants()
+    assert constants['PACKAGE'] == 'deeplab_ros'
+    assert constants['NODE_NAME'] == 'deeplab_segmentation'
+    for name in ('PARAMS_FILE', 'RVIZ_CONFIG', 'FASTDDS_PROFILE'):
+        assert (ROOT / 'config' / constants[name]).is_file(), constants[name]
+
+    setup = ast.parse((ROOT / 'setup.py').read_text())
+    call = next(node for node in ast.walk(setup) if isinstance(node, ast.Call)
+                and getattr(node.func, 'id', '') == 'setup')
+    keywords = {k.arg: k.value for k in call.keywords}
+    scripts = ast.literal_eval(keywords['entry_points'])['console_scripts']
+    assert f'{constants["EXECUTABLE"]} = deeplab_ros.ros.segmentation_node:main' in scripts
+    assert 'deeplab-ros-bag = deeplab_ros.tools.bag:main' in scripts
+    assert 'deeplab-ros-demo = deeplab_ros.tools.demo:main' in scripts
+
+    # Evaluate the data_files globs the way setup.py does, from the repository root.
+    import glob as glob_module  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    previous = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        namespace = {'glob': glob_module.glob, 'PACKAGE': 'deeplab_ros'}
+        data_files = eval(compile(ast.Expression(keywords['data_files']), 'setup.py',
+                                  'eval'), namespace)  # noqa: S307 (our own setup.py)
+    finally:
+        os.chdir(previous)
+    installed = {f'{folder}/{Path(f).name}' for folder, files in data_files for f in files}
+    for expected in ('share/deeplab_ros/launch/segment.launch.py',
+                     'share/deeplab_ros/config/segment.yaml',
+                     'share/deeplab_ros/config/segment.rviz',
+                     'share/deeplab_ros/config/fastdds_large_images.xml',
+                     'share/deeplab_ros/package.xml'):
+        assert expected in installed, expected
+
+
+def test_params_file_documents_every_parameter_with_its_default() -> None:
+    text = PARAMS_FILE.read_text()
+    document = yaml.safe_load(text)
+    assert list(document) == ['deeplab_segmentation']
+    parameters = document['deeplab_segmentation']['ros__parameters']
+    assert parameters == NODE_PARAMETERS
+    for name, value in parameters.items():
+        assert type(value) is type(NODE_PARAMETERS[name]), name  # 0 stays int, 0.0 float
+        # Every parameter has a comment line right above it.
+        lines = text.splitlines()
+        index = next(i for i, line in enumerate(lines) if line.strip().startswith(f'{name}:'))
+        assert lines[index - 1].strip().startswith('#'), name
+
+
+@pytest.mark.ros
+def test_node_declares_exactly_the_params_file_parameters(tmp_path: Path) -> None:
+    """Start the node process with the params file (and the Fast DDS profile, as launch with
+    use_fastdds_profile:=true does) and compare what it declares with the file."""
+    if importlib.util.find_spec('deeplab_ros.ros.segmentation_node') is None:
+        pytest.skip('deeplab_ros/ros/segmentation_node.py is not present')
+    from rcl_interfaces.srv import GetParameters, ListParameters  # noqa: PLC0415
+    from rclpy.parameter import parameter_value_to_python  # noqa: PLC0415
+
+    from deeplab_ros.bagtools.pipeline import node_command, NodeProcess  # noqa: PLC0415
+
+    expected = yaml.safe_load(PARAMS_FILE.read_text())['deeplab_segmentation'][
+        'ros__parameters']
+    env = ros_environment({'FASTRTPS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE),
+                           'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE)})
+    node = NodeProcess(node_command(PARAMS_FILE), env=env, log_path=tmp_path / 'node.log')
+    try:
+        with ros_session('parameter_probe') as ros:
+            listed = _call_service(ros.node, ListParameters,
+                                   '/deeplab_segmentation/list_parameters',
+                                   ListParameters.Request(), node)
+            names = [n for n in listed.result.names if n not in ROS_OWN_PARAMETERS
+                     and not n.startswith('qos_overrides.')]
+            values = _call_service(ros.node, GetParameters,
+                                   '/deeplab_segmentation/get_parameters',
+                                   GetParameters.Request(names=names), node).values
+    finally:
+        exit_code = node.stop()
+    declared = {name: parameter_value_to_python(value) for name, value in zip(names, values)}
+    assert set(declared) == set(expected), node.log_text()[-2000:]
+    for name, value in expected.items():
+        # rcl's YAML parser skips an empty list, so cameras keeps the node's own default.
+        assert declared[name] == value or (value == [] and not declared[name]), name
+    assert exit_code == 0, node.log_text()[-2000:]
+
+
+def _call_service(node, service_type: type, name: str, request: object,
+                  process: object) -> object:
+    client = node.create_client(service_type, name)
+    try:
+        assert wait_until(lambda: client.service_is_ready() or not process.running(), 90.0)
+        assert process.running(), process.log_text()[-2000:]
+        future = client.call_async(request)
+        assert wait_until(future.done, 30.0), f'{name} did not answer'
+        return future.result()
+    finally:
+        node.destroy_client(client)
+
+
+def test_rviz_config_shows_overlay_and_colour_mask() -> None:
+    config = yaml.safe_load(RVIZ_FILE.read_text())
+    displays = config['Visualization Manager']['Displays']
+    images = {d['Topic']['Value']: d for d in displays
+              if d['Class'] == 'rviz_default_plugins/Image'}
+    assert images['/segmentation/overlay']['Enabled'] is True
+    assert images['/segmentation/color']['Enabled'] is True
+
+
+def test_fastdds_profile_is_well_formed_and_configures_shm_and_localhost_udp() -> None:
+    namespace = '{http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles}'
+    root = ElementTree.parse(PROFILE_FILE).getroot()
+    transports = {d.findtext(f'{namespace}transport_id'): d
+                  for d in root.iter(f'{namespace}transport_descriptor')}
+    shm = next(d for d in transports.values() if d.findtext(f'{namespace}type') == 'SHM')
+    assert int(shm.findtext(f'{namespace}segment_size')) == 32 * 1024 * 1024
+    udp = next(d for d in transports.values() if d.findtext(f'{namespace}type') == 'UDPv4')
+    assert [a.text for a in udp.iter(f'{namespace}address')] == ['127.0.0.1']
+    participant = root.find(f'{namespace}participant')
+    assert participant.get('is_default_profile') == 'true'
+    rtps = participant.find(f'{namespace}rtps')
+    assert rtps.findtext(f'{namespace}useBuiltinTransports') == 'false'
+    used = [t.text for t in rtps.find(f'{namespace}userTransports')]
+    assert sorted(used) == sorted(transports)
+
+
+@pytest.mark.ros
+def test_fastdds_profile_carries_large_best_effort_images_across_processes() -> None:
+    """640x480 rgb8 best effort at 50 Hz between two processes, with and without the profile."""
+    count = 40
+    with_profile = best_effort_image_transfer(count, 0.02, PROFILE_FILE)
+    without_profile = best_effort_image_transfer(count, 0.02, None)
+    print(f'640x480 rgb8 best effort, 50 Hz: {with_profile}/{count} with the profile, '
+          f'{without_profile}/{count} with the Fast DDS defaults')
+    assert with_profile >= 0.9 * count
+
+
+# --- the launch file's logic, run against recording stand-ins of launch / launch_ros ------
+
+class _Recorded:
+    """Stand-in for a launch entity: keeps its constructor arguments."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+
+class _LaunchConfiguration(_Recorded):
+    def perform(self, context: '_Context') -> str:
+        return context.values[self.args[0]]
+
+
+class _Context:
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+
+class _LifecycleNodeWithAutostart(_Recorded):
+    def __init__(self, *, name: str, namespace: str, autostart: bool = False,
+                 **kwargs: object) -> None:
+        super().__init__(name=name, namespace=namespace, autostart=autostart, **kwargs)
+
+
+class _LifecycleNodeWithoutAutostart(_Recorded):
+    def __init__(self, *, name: str, namespace: str, **kwargs: object) -> None:
+        super().__init__(name=name, namespace=namespace, **kwargs)
+
+
+def _load_launch_module(monkeypatch: pytest.MonkeyPatch, share: Path,
+                        autostart: bool) -> types.ModuleType:
+    from lifecycle_msgs.msg import Transition  # noqa: PLC0415
+
+    def module(name: str, **members: object) -> None:
+        fake = types.ModuleType(name)
+        fake.__dict__.update(members)
+        monkeypatch.setitem(sys.modules, name, fake)
+
+    def entity(name: str) -> type:
+        return type(name, (_Recorded,), {})
+
+    module('launch', LaunchContext=_Context, LaunchDescription=entity('LaunchDescription'))
+    module('launch.actions', **{n: entity(n) for n in (
+        'DeclareLaunchArgument', 'EmitEvent', 'OpaqueFunction', 'RegisterEventHandler',
+        'SetEnvironmentVariable')})
+    module('launch.conditions', IfCondition=entity('IfCondition'))
+    module('launch.event_handlers', OnProcessStart=entity('OnProcessStart'))
+    module('launch.events', matches_action=lambda action: ('matches', action))
+    module('launch.substitutions', LaunchConfiguration=_LaunchConfiguration,
+           PathJoinSubstitution=entity('PathJoinSubstitution'))
+    lifecycle_node = _LifecycleNodeWithAutostart if autostart else \
+        _LifecycleNodeWithoutAutostart
+    module('launch_ros.actions', LifecycleNode=lifecycle_node, Node=entity('Node'))
+    module('launch_ros.event_handlers', OnStateTransition=entity('OnStateTransition'))
+    module('launch_ros.events.lifecycle', ChangeState=entity('ChangeState'))
+    module('ament_index_python.packages', get_package_share_directory=lambda p: str(share))
+    monkeypatch.setitem(sys.modules, 'lifecycle_msgs.msg',
+                        types.SimpleNamespace(Transition=Transition))
+    spec = importlib.util.spec_from_file_location('segment_launch_under_test', LAUNCH_FILE)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def _argument_values(**overrides: str) -> dict[str, str]:
+    values = {name: default for name, default, _ in _launch_module_constants()[
+        'LAUNCH_ARGUMENTS']}
+    values.update(overrides)
+    return values
+
+
+def test_launch_with_defaults_passes_only_the_params_file(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    launch = _load_launch_module(monkeypatch, tmp_path, autostart=True)
+    description = launch.generate_launch_description()
+    entities = description.args[0]
+    declared = [e.args[0] for e in entities if type(e).__name__ == 'DeclareLaunchArgument']
+    assert tuple(declared) == DOCUMENTED_ARGUMENTS
+    environment = {e.args[0]: e for e in entities
+                   if type(e).__name__ == 'SetEnvironmentVariable'}
+    assert set(environment) == {'FASTDDS_DEFAULT_PROFILES_FILE',
+                                'FASTRTPS_DEFAULT_PROFILES_FILE'}
+    for action in environment.values():
+        assert action.args[1] == str(tmp_path / 'config' / 'fastdds_large_images.xml')
+        assert action.kwargs['condition'].args[0].args[0] == 'use_fastdds_profile'
+    rviz = next(e for e in entities if type(e).__name__ == 'Node')
+    assert (rviz.kwargs['package'], rviz.kwargs['executable']) == ('rviz2', 'rviz2')
+    assert rviz.kwargs['condition'].args[0].args[0] == 'rviz'
+    assert rviz.kwargs['arguments'][1].args[0][-1] == 'segment.rviz'
+
+    opaque = next(e for e in entities if type(e).__name__ == 'OpaqueFunction')
+    actions = opaque.kwargs['function'](_Context(_argument_values()))
+    assert len(actions) == 1
+    node = actions[0]
+    assert node.kwargs['autostart'] is True
+    assert (node.kwargs['package'], node.kwargs['executable'], node.kwargs['name']) == (
+        'deeplab_ros', 'segmentation_node', 'deeplab_segmentation')
+    assert node.kwargs['namespace'] == ''
+    assert node.kwargs['parameters'] == [str(tmp_path / 'config' / 'segment.yaml'),
+                                         {'use_sim_time': False}]
+    assert node.kwargs['remappings'] == [('image', '/camera/image_raw'),
+                                         ('camera_info', '/camera/camera_info')]
+
+
+def test_launch_passes_given_arguments_and_skips_empty_ones(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    launch = _load_launch_module(monkeypatch, tmp_path, autostart=True)
+    opaque = next(e for e in launch.generate_launch_description().args[0]
+                  if type(e).__name__ == 'OpaqueFunction')
+    values = _argument_values(namespace='front', image='', params_file='/etc/seg.yaml',
+                              weights='pretrained:deeplabv3_mnv2_dm05_float', device='cpu',
+                              use_sim_time='true')
+    node = opaque.kwargs['function'](_Context(values))[0]
+    assert node.kwargs['namespace'] == 'front'
+    assert node.kwargs['parameters'] == ['/etc/seg.yaml', {
+        'use_sim_time': True, 'weights': 'pretrained:deeplabv3_mnv2_dm05_float',
+        'device': 'cpu'}]
+    assert node.kwargs['remappings'] == [('camera_info', '/camera/camera_info')]
+
+
+def test_launch_without_autostart_configures_then_activates(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    from lifecycle_msgs.msg import Transition  # noqa: PLC0415
+
+    launch = _load_launch_module(monkeypatch, tmp_path, autostart=False)
+    assert launch.lifecycle_autostart_supported() is False
+    opaque = next(e for e in launch.generate_launch_description().args[0]
+                  if type(e).__name__ == 'OpaqueFunction')
+    activate_handler, configure_handler, node = opaque.kwargs['function'](
+        _Context(_argument_values()))
+    assert 'autostart' not in node.kwargs
+    on_start = configure_handler.args[0]
+    assert type(on_start).__name__ == 'OnProcessStart'
+    assert on_start.kwargs['target_action'] is node
+    configure_event = on_start.kwargs['on_start'][0].kwargs['event']
+    assert configure_event.kwargs['transition_id'] == Transition.TRANSITION_CONFIGURE
+    assert configure_event.kwargs['lifecycle_node_matcher'] == ('matches', node)
+    on_inactive = activate_handler.args[0]
+    assert type(on_inactive).__name__ == 'OnStateTransition'
+    assert on_inactive.kwargs['target_lifecycle_node'] is node
+    assert (on_inactive.kwargs['start_state'], on_inactive.kwargs['goal_state']) == (
+        'configuring', 'inactive')
+    activate_event = on_inactive.kwargs['entities'][0].kwargs['event']
+    assert activate_event.kwargs['transition_id'] == Transition.TRANSITION_ACTIVATE

@@ -1,0 +1,151 @@
+"""What the active node publishes: headers, sizes, classes, colour/overlay, cameras, bursts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import time
+
+import cv2
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo, Image
+from vision_msgs.msg import Classification
+
+from deeplab_ros.core.labels import voc_labels
+from ros_helpers import decoded, header_key, image_message, InProcessNode, Tester, wait_until
+
+pytestmark = pytest.mark.ros
+
+
+def _photo(shared: Path, name: str) -> np.ndarray:
+    return np.ascontiguousarray(cv2.imread(str(shared / 'data/photos' / name))[..., ::-1])
+
+
+def _bring_up(tester: Tester, *inputs: str) -> None:
+    assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
+    for topic in inputs:
+        assert tester.wait_for_subscriber(topic)
+
+
+def test_real_photos_labels_classes_colour_and_overlay(shared: Path) -> None:
+    node = InProcessNode({'input_size': 321})
+    tester = Tester()
+    try:
+        outputs = {name: tester.collect(f'/segmentation/{name}', Image)
+                   for name in ('labels', 'color', 'overlay')}
+        classes = tester.collect('/segmentation/classes', Classification)
+        infos = tester.collect('/segmentation/camera_info', CameraInfo)
+        _bring_up(tester, '/image')
+        assert wait_until(lambda: tester.node.count_subscribers('/segmentation/overlay'), 5)
+        info = CameraInfo(width=640, height=480, distortion_model='plumb_bob')
+        tester.publisher('/camera_info', CameraInfo).publish(info)
+        time.sleep(0.3)
+        photos = {'basketball1.png': 'person', 'pets.jpg': 'dog'}
+        sent = {}
+        for index, (name, expected) in enumerate(photos.items()):
+            rgb = _photo(shared, name)
+            message = image_message(rgb, frame_id=f'cam_{index}', stamp_ns=10**9 * (index + 1))
+            sent[header_key(message.header)] = (rgb, expected)
+            tester.publisher('/image').publish(message)
+            assert classes.wait_for(index + 1, 60.0)
+            for collector in outputs.values():
+                assert collector.wait_for(index + 1, 30.0)
+        palette = voc_labels().palette_lut()
+        for index, message in enumerate(outputs['labels'].snapshot()):
+            rgb, expected = sent[header_key(message.header)]
+            labels = decoded(message)
+            assert message.encoding == 'mono8'
+            assert labels.shape == rgb.shape[:2]
+            color = decoded(outputs['color'].snapshot()[index])
+            overlay = decoded(outputs['overlay'].snapshot()[index])
+            assert header_key(outputs['color'].snapshot()[index].header) == \
+                header_key(message.header)
+            assert np.array_equal(color, palette[labels])
+            blend = np.round(rgb * 0.5 + color.astype(np.float64) * 0.5)
+            assert np.abs(overlay.astype(np.int16) - blend.astype(np.int16)).max() <= 1
+            result = classes.snapshot()[index]
+            assert header_key(result.header) == header_key(message.header)
+            fractions = {hyp.class_id: hyp.score for hyp in result.results}
+            assert fractions.get(expected, 0.0) > 0.02, (expected, fractions)
+            counts = np.bincount(labels.ravel(), minlength=21) / labels.size
+            assert fractions[expected] == pytest.approx(
+                counts[voc_labels().class_names.index(expected)], abs=1e-6)
+        assert infos.wait_for(1)
+        assert header_key(infos.snapshot()[-1].header) in sent
+    finally:
+        tester.close()
+        node.close()
+
+
+def test_two_cameras_keep_their_own_headers(shared: Path) -> None:
+    node = InProcessNode({'input_size': 129, 'cameras': ['front', 'rear']})
+    tester = Tester()
+    try:
+        front = tester.collect('/front/segmentation/labels', Image)
+        rear = tester.collect('/rear/segmentation/labels', Image)
+        _bring_up(tester, '/front/image', '/rear/image')
+        photo = _photo(shared, 'pets.jpg')
+        small = np.ascontiguousarray(photo[::4, ::4])
+        for index in range(5):
+            tester.publisher('/front/image').publish(
+                image_message(photo, frame_id='front_optical', stamp_ns=1000 + index))
+            tester.publisher('/rear/image').publish(
+                image_message(small, frame_id='rear_optical', stamp_ns=2000 + index))
+            time.sleep(0.3)
+        assert front.wait_for(1, 30.0) and rear.wait_for(1, 30.0)
+        time.sleep(1.0)
+        for message in front.snapshot():
+            assert message.header.frame_id == 'front_optical'
+            assert 1000 <= message.header.stamp.nanosec < 1005
+            assert (message.height, message.width) == photo.shape[:2]
+        for message in rear.snapshot():
+            assert message.header.frame_id == 'rear_optical'
+            assert 2000 <= message.header.stamp.nanosec < 2005
+            assert (message.height, message.width) == small.shape[:2]
+    finally:
+        tester.close()
+        node.close()
+
+
+def test_a_burst_is_not_queued_the_newest_frames_win(shared: Path) -> None:
+    node = InProcessNode({'input_size': 257})
+    tester = Tester()
+    try:
+        labels = tester.collect('/segmentation/labels', Image)
+        diagnostics = tester.collect('/diagnostics', DiagnosticArray)
+        _bring_up(tester, '/image')
+        photo = _photo(shared, 'basketball1.png')
+        burst = 40
+        for index in range(burst):
+            tester.publisher('/image').publish(image_message(photo, stamp_ns=index + 1))
+            time.sleep(0.005)
+        assert wait_until(lambda: node.node.statistics.received == burst, 30.0)
+        assert labels.wait_for(1, 30.0)
+        assert wait_until(lambda: labels.snapshot()[-1].header.stamp.nanosec == burst, 30.0), \
+            'the last (newest) frame of the burst is processed'
+        time.sleep(0.5)
+        stamps = [message.header.stamp.nanosec for message in labels.snapshot()]
+        assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+        assert len(stamps) < burst / 2, 'frames arriving faster than inference are dropped'
+        stats = node.node.statistics
+        assert stats.processed + stats.skipped == burst
+        assert diagnostics.wait_for(1, 5.0)
+        assert wait_until(lambda: _diagnostic(diagnostics, 'frames_skipped') == stats.skipped,
+                          5.0)
+        assert _diagnostic(diagnostics, 'frames_processed') == len(stamps)
+        # Bounded latency: every processed frame waited for at most one inference in flight.
+        inference_p99 = float(_diagnostic(diagnostics, 'inference_ms_p99', cast=float))
+        node_p99 = float(_diagnostic(diagnostics, 'node_latency_ms_p99', cast=float))
+        assert node_p99 < 3 * inference_p99 + 250.0, (node_p99, inference_p99)
+    finally:
+        tester.close()
+        node.close()
+
+
+def _diagnostic(collector, key: str, cast=int):
+    for status in collector.snapshot()[-1].status:
+        for item in status.values:
+            if item.key == key:
+                return cast(float(item.value)) if cast is int else cast(item.value)
+    raise KeyError(key)

@@ -1,0 +1,127 @@
+"""The segmenter on real photos: sizes, layouts, batches, presence, colour, overlay, devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from deeplab_ros.core.labels import voc_labels
+from deeplab_ros.core.preprocess import FrameError
+from deeplab_ros.core.segmenter import (
+    DeviceUnavailableError, resolve_device, Segmenter)
+
+
+@pytest.fixture(scope='module')
+def segmenter() -> Segmenter:
+    return Segmenter.from_checkpoint('pretrained', device='cpu', input_size=321)
+
+
+def _photo(shared: Path, name: str) -> np.ndarray:
+    return np.ascontiguousarray(cv2.imread(str(shared / 'data/photos' / name))[..., ::-1])
+
+
+@pytest.mark.parametrize('name, expected', [('basketball1.png', 'person'), ('pets.jpg', 'dog'),
+                                            ('grace_hopper.bmp', 'person'), ('cat.bmp', 'cat')])
+def test_finds_the_subject_of_real_photos(shared: Path, segmenter: Segmenter, name: str,
+                                          expected: str) -> None:
+    frame = _photo(shared, name)
+    result = segmenter.segment(frame)
+    assert result.labels.shape == frame.shape[:2] and result.labels.dtype == np.uint8
+    index = voc_labels().class_names.index(expected)
+    assert result.class_fractions.get(index, 0.0) > 0.05, result.class_fractions
+
+
+def test_fractions_match_the_label_image(shared: Path, segmenter: Segmenter) -> None:
+    result = segmenter.segment(_photo(shared, 'pets.jpg'))
+    counts = np.bincount(result.labels.ravel(), minlength=21) / result.labels.size
+    assert sum(result.class_fractions.values()) == pytest.approx(1.0)
+    for index, fraction in result.class_fractions.items():
+        assert fraction == pytest.approx(counts[index])
+    assert set(result.class_fractions) == set(np.flatnonzero(counts))
+
+
+@pytest.mark.parametrize('size', [(31, 517), (333, 97), (1, 1), (480, 640), (1080, 1920)])
+def test_any_frame_size(segmenter: Segmenter, size: tuple[int, int]) -> None:
+    frame = np.random.default_rng(1).integers(0, 255, (*size, 3), dtype=np.uint8)
+    assert segmenter.segment(frame).labels.shape == size
+
+
+def test_strided_views_give_the_same_labels(shared: Path, segmenter: Segmenter) -> None:
+    frame = _photo(shared, 'basketball1.png')
+    bgra = np.dstack([frame[..., ::-1], np.full(frame.shape[:2], 255, np.uint8)])
+    view = bgra[..., 2::-1]  # a non-contiguous RGB view of BGRA data
+    assert not view.flags['C_CONTIGUOUS']
+    assert np.array_equal(segmenter.segment(view).labels, segmenter.segment(frame).labels)
+
+
+def test_batches_of_different_sizes_equal_single_frames(shared: Path,
+                                                        segmenter: Segmenter) -> None:
+    frames = [_photo(shared, 'pets.jpg'), _photo(shared, 'basketball1.png')[:300, :200]]
+    batch = segmenter.segment_batch(frames)
+    for frame, result in zip(frames, batch):
+        single = segmenter.segment(frame)
+        assert result.labels.shape == frame.shape[:2]
+        assert (result.labels == single.labels).mean() > 0.999
+
+
+def test_colour_overlay_and_confidence_agree_with_labels(shared: Path,
+                                                         segmenter: Segmenter) -> None:
+    frame = _photo(shared, 'pets.jpg')
+    result = segmenter.segment(frame, color=True, overlay=True, confidence=True,
+                               overlay_alpha=0.25)
+    palette = voc_labels().palette_lut()
+    assert np.array_equal(result.color, palette[result.labels])
+    expected = np.round(frame * 0.75 + result.color.astype(np.float64) * 0.25)
+    assert np.abs(result.overlay.astype(int) - expected.astype(int)).max() <= 1
+    assert result.confidence.shape == frame.shape[:2]
+    assert result.confidence.min() >= 255 // 21 and result.confidence.max() > 200
+    plain = segmenter.segment(frame)
+    assert plain.color is None and plain.overlay is None and plain.confidence is None
+
+
+def test_logits_upsampling_matches_labels_upsampling_closely(shared: Path) -> None:
+    frame = _photo(shared, 'pets.jpg')
+    fast = Segmenter.from_checkpoint('pretrained', device='cpu', input_size=257)
+    smooth = Segmenter.from_checkpoint('pretrained', device='cpu', input_size=257,
+                                       upsample='logits')
+    agreement = (fast.segment(frame).labels == smooth.segment(frame).labels).mean()
+    assert agreement > 0.98
+
+
+def test_bad_frames_and_settings_are_explained(segmenter: Segmenter) -> None:
+    with pytest.raises(FrameError, match='HxWx3 uint8'):
+        segmenter.segment(np.zeros((10, 10), np.uint8))
+    with pytest.raises(FrameError, match='HxWx3 uint8'):
+        segmenter.segment(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ValueError, match='overlay_alpha'):
+        segmenter.segment(np.zeros((10, 10, 3), np.uint8), overlay=True, overlay_alpha=1.5)
+
+
+def test_devices() -> None:
+    assert resolve_device('cpu').type == 'cpu'
+    assert resolve_device('auto').type == ('cuda' if torch.cuda.is_available() else 'cpu')
+    with pytest.raises(ValueError, match='Unknown device'):
+        resolve_device('tpu')
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceUnavailableError, match='CUDA is not available'):
+            resolve_device('cuda:0')
+
+
+def test_close_releases_the_model() -> None:
+    segmenter = Segmenter.from_checkpoint('pretrained:deeplabv3_mnv2_dm05_dequant',
+                                          device='cpu', input_size=129)
+    segmenter.close()
+    with pytest.raises(RuntimeError, match='closed'):
+        segmenter.segment(np.zeros((8, 8, 3), np.uint8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_cuda_half_precision_agrees_with_cpu(shared: Path) -> None:
+    frame = _photo(shared, 'pets.jpg')
+    cpu = Segmenter.from_checkpoint('pretrained', device='cpu')
+    gpu = Segmenter.from_checkpoint('pretrained', device='cuda', half=True)
+    assert (cpu.segment(frame).labels == gpu.segment(frame).labels).mean() > 0.99
