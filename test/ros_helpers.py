@@ -28,6 +28,9 @@ from deeplab_ros.ros.segmentation_node import NODE_NAME, SegmentationNode
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+#: /rosout is transient local (depth 1000): a late subscriber still gets recent entries.
+ROSOUT = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
@@ -102,7 +105,7 @@ class Collector:
         return wait_until(lambda: self.count() >= count, timeout)
 
 
-class Tester:
+class RosTester:
     """The test's own node: lifecycle client, publishers, collectors, parameter client."""
 
     def __init__(self, target: str = '/' + NODE_NAME) -> None:
@@ -138,6 +141,7 @@ class Tester:
         try:
             if not client.wait_for_service(timeout_sec=timeout):
                 raise TimeoutError('set_parameters service did not appear')
+            time.sleep(0.5)  # let discovery match the reply path too
             request = SetParameters.Request(
                 parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
             future = client.call_async(request)

@@ -15,7 +15,8 @@ from rcl_interfaces.msg import Log
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, LabelInfo
 
-from ros_helpers import decoded, image_message, InProcessNode, LATCHED, Tester, wait_until
+from ros_helpers import (
+    decoded, image_message, InProcessNode, LATCHED, RosTester, ROSOUT, wait_until)
 
 pytestmark = pytest.mark.ros
 QUIET = 1.0  # seconds to wait before concluding nothing was published
@@ -24,20 +25,20 @@ QUIET = 1.0  # seconds to wait before concluding nothing was published
 @pytest.fixture(scope='module')
 def frame(shared: Path) -> np.ndarray:
     image = cv2.imread(str(shared / 'data/photos/pets.jpg'))[..., ::-1]
-    return np.ascontiguousarray(cv2.resize(image, (160, 120)))
+    return np.ascontiguousarray(cv2.resize(image, (256, 215)))
 
 
 @pytest.fixture()
 def harness(request: pytest.FixtureRequest):
     parameters = getattr(request, 'param', {})
-    node = InProcessNode({'input_size': 129, **parameters})
-    tester = Tester()
+    node = InProcessNode({'input_size': 257, **parameters})
+    tester = RosTester()
     yield node, tester
     tester.close()
     node.close()
 
 
-def _graph_counts(tester: Tester) -> tuple[int, int]:
+def _graph_counts(tester: RosTester) -> tuple[int, int]:
     return (tester.node.count_publishers('/segmentation/labels'),
             tester.node.count_subscribers('/image'))
 
@@ -100,11 +101,11 @@ def test_shutdown_from_active(harness, frame: np.ndarray) -> None:
 @pytest.mark.parametrize('harness', [{'weights': '/nonexistent/weights.pt'}], indirect=True)
 def test_bad_weights_fail_configure_with_the_cause_then_fixing_works(harness) -> None:
     _, tester = harness
-    log = tester.collect('/rosout', Log)
+    log = tester.collect('/rosout', Log, ROSOUT)
     assert tester.lifecycle.change('configure') is False
     assert tester.lifecycle.state() == 'unconfigured'
     assert wait_until(lambda: any('/nonexistent/weights.pt' in entry.msg and
-                                  'not found' in entry.msg for entry in log.snapshot()), 5.0)
+                                  'not found' in entry.msg for entry in log.snapshot()), 10.0)
     results = tester.set_parameters({'weights': 'pretrained'})
     assert results[0].successful
     assert tester.lifecycle.change('configure') and tester.lifecycle.state() == 'inactive'
@@ -116,9 +117,9 @@ def test_missing_cuda_fails_configure_with_the_reason(harness) -> None:
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA')
     _, tester = harness
-    log = tester.collect('/rosout', Log)
+    log = tester.collect('/rosout', Log, ROSOUT)
     assert tester.lifecycle.change('configure') is False
-    assert wait_until(lambda: any('CUDA is not available' in e.msg for e in log.snapshot()), 5)
+    assert wait_until(lambda: any('CUDA is not available' in e.msg for e in log.snapshot()), 10)
     assert tester.set_parameters({'device': 'auto'})[0].successful
     assert tester.lifecycle.change('configure')
 

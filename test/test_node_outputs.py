@@ -13,7 +13,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from vision_msgs.msg import Classification
 
 from deeplab_ros.core.labels import voc_labels
-from ros_helpers import decoded, header_key, image_message, InProcessNode, Tester, wait_until
+from ros_helpers import decoded, header_key, image_message, InProcessNode, RosTester, wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -22,7 +22,7 @@ def _photo(shared: Path, name: str) -> np.ndarray:
     return np.ascontiguousarray(cv2.imread(str(shared / 'data/photos' / name))[..., ::-1])
 
 
-def _bring_up(tester: Tester, *inputs: str) -> None:
+def _bring_up(tester: RosTester, *inputs: str) -> None:
     assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
     for topic in inputs:
         assert tester.wait_for_subscriber(topic)
@@ -30,7 +30,7 @@ def _bring_up(tester: Tester, *inputs: str) -> None:
 
 def test_real_photos_labels_classes_colour_and_overlay(shared: Path) -> None:
     node = InProcessNode({'input_size': 321})
-    tester = Tester()
+    tester = RosTester()
     try:
         outputs = {name: tester.collect(f'/segmentation/{name}', Image)
                    for name in ('labels', 'color', 'overlay')}
@@ -80,7 +80,7 @@ def test_real_photos_labels_classes_colour_and_overlay(shared: Path) -> None:
 
 def test_two_cameras_keep_their_own_headers(shared: Path) -> None:
     node = InProcessNode({'input_size': 129, 'cameras': ['front', 'rear']})
-    tester = Tester()
+    tester = RosTester()
     try:
         front = tester.collect('/front/segmentation/labels', Image)
         rear = tester.collect('/rear/segmentation/labels', Image)
@@ -110,7 +110,7 @@ def test_two_cameras_keep_their_own_headers(shared: Path) -> None:
 
 def test_a_burst_is_not_queued_the_newest_frames_win(shared: Path) -> None:
     node = InProcessNode({'input_size': 257})
-    tester = Tester()
+    tester = RosTester()
     try:
         labels = tester.collect('/segmentation/labels', Image)
         diagnostics = tester.collect('/diagnostics', DiagnosticArray)

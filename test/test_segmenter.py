@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+import torch.nn.functional as F
+
 from deeplab_ros.core.labels import voc_labels
+from deeplab_ros.core.postprocess import resize_nearest
 from deeplab_ros.core.preprocess import FrameError
 from deeplab_ros.core.segmenter import (
     DeviceUnavailableError, resolve_device, Segmenter)
@@ -17,7 +20,8 @@ from deeplab_ros.core.segmenter import (
 
 @pytest.fixture(scope='module')
 def segmenter() -> Segmenter:
-    return Segmenter.from_checkpoint('pretrained', device='cpu', input_size=321)
+    """The pretrained default model at its own input size, on the CPU."""
+    return Segmenter.from_checkpoint('pretrained', device='cpu')
 
 
 def _photo(shared: Path, name: str) -> np.ndarray:
@@ -99,6 +103,47 @@ def test_bad_frames_and_settings_are_explained(segmenter: Segmenter) -> None:
         segmenter.segment(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ValueError, match='overlay_alpha'):
         segmenter.segment(np.zeros((10, 10, 3), np.uint8), overlay=True, overlay_alpha=1.5)
+
+
+def test_matches_a_plain_reference_pipeline(shared: Path, segmenter: Segmenter) -> None:
+    # A frame exactly the network's size needs no resize: labels and confidence must equal
+    # arg-max and softmax of the model on (x / 255 - mean) / std, computed here by hand.
+    size = segmenter.input_size
+    frame = cv2.resize(_photo(shared, 'pets.jpg'), (size, size), interpolation=cv2.INTER_AREA)
+    mean = np.array(segmenter.metadata.mean, np.float32)
+    std = np.array(segmenter.metadata.std, np.float32)
+    normalised = (frame.astype(np.float32) / 255.0 - mean) / std
+    with torch.inference_mode():
+        logits = segmenter.model(torch.from_numpy(normalised).permute(2, 0, 1)[None])[0]
+    expected = logits.argmax(0).numpy()
+    expected_confidence = torch.softmax(logits, 0).max(0).values.numpy() * 255.0
+    result = segmenter.segment(frame, confidence=True)
+    assert (result.labels == expected).mean() > 0.9995
+    agree = result.labels == expected
+    assert np.abs(result.confidence[agree] - expected_confidence[agree]).max() <= 1.0
+
+
+def test_padding_is_the_mean_colour(segmenter: Segmenter) -> None:
+    batch = segmenter.prepare_batch([np.full((10, 40, 3), 255, np.uint8)])
+    size = segmenter.input_size
+    assert batch.shape == (1, 3, size, size)
+    rows = round(10 * size / 40)
+    assert torch.all(batch[0, :, rows:, :] == 0)  # normalised zero == the mean colour
+    assert torch.all(batch[0, :, :rows, :] > 0)
+
+
+@pytest.mark.parametrize('source, target', [((7, 11), (480, 640)), ((385, 513), (1080, 1920)),
+                                            ((40, 3), (13, 1))])
+def test_label_resize_equals_nearest_exact(source: tuple[int, int],
+                                           target: tuple[int, int]) -> None:
+    labels = torch.randint(0, 21, source, dtype=torch.uint8)
+    expected = F.interpolate(labels[None, None], size=target, mode='nearest-exact')[0, 0]
+    assert torch.equal(resize_nearest(labels, target), expected)
+
+
+def test_unknown_upsample_mode_is_refused(segmenter: Segmenter) -> None:
+    with pytest.raises(ValueError, match="upsample must be one of .*'labels', 'logits'"):
+        Segmenter(segmenter.model, segmenter.metadata, device='cpu', upsample='bicubic')
 
 
 def test_devices() -> None:

@@ -147,6 +147,11 @@ class Segmenter:
                     overlay=mixed.cpu().numpy() if mixed is not None else None))
             return results
 
+    def prepare_batch(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """The normalised, padded network input for ``frames`` (for benchmarks)."""
+        with self._lock, torch.inference_mode():
+            return self._preprocess(frames)[0]
+
     def forward_only(self, batch: torch.Tensor) -> torch.Tensor:
         """The bare model on an already-normalised batch (for benchmarks)."""
         with self._lock, torch.inference_mode():

@@ -32,7 +32,8 @@ def label_info(header: Header, labels: LabelSet, threshold: float) -> LabelInfo:
 def diagnostic_array(header: Header, name: str, hardware_id: str, level: int, summary: str,
                      values: Mapping[str, object]) -> DiagnosticArray:
     """A DiagnosticArray with one status."""
-    status = DiagnosticStatus(level=bytes([level]), name=name, message=summary,
+    level = bytes(level) if isinstance(level, (bytes, bytearray)) else bytes([int(level)])
+    status = DiagnosticStatus(level=level, name=name, message=summary,
                               hardware_id=hardware_id,
                               values=[KeyValue(key=key, value=str(value))
                                       for key, value in values.items()])

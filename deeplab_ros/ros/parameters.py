@@ -12,6 +12,7 @@ from typing import Any
 
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType)
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -103,7 +104,10 @@ def declare_parameters(node: Node) -> None:
 
 def value(node: Node, name: str) -> Any:
     """Current value (the default where an array parameter was left unset)."""
-    current = node.get_parameter(name).value
+    try:
+        current = node.get_parameter(name).value
+    except ParameterUninitializedException:
+        current = None
     return SPEC_BY_NAME[name].default if current is None else current
 
 

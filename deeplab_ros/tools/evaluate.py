@@ -1,6 +1,6 @@
 """``deeplab-ros-eval``: mIoU of a model on a labelled folder (flat or PASCAL VOC layout).
 
-    deeplab-ros-eval                                   # default pretrained model, shared VOC images
+    deeplab-ros-eval                          # default pretrained model, shared VOC images
     deeplab-ros-eval --weights pretrained:deeplabv3_mnv2_dm10_dequant --input-size 513
     deeplab-ros-eval --weights mine.pt --data ~/data/MyVOC --split val --labels classes.yaml
 

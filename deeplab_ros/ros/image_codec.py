@@ -1,0 +1,254 @@
+"""sensor_msgs/Image <-> numpy, for every encoding the node accepts.
+
+:func:`decode_image` is a pure function of the message fields and returns an HxWx3 uint8
+RGB array. It reads the message buffer through zero-copy views (an rgb8 frame without row
+padding comes back as a view of the message's own bytes) and copies only where a colour
+conversion has to. Inconsistent or unsupported messages raise :class:`ImageDecodeError`
+naming the problem and the numbers.
+
+The encoders build messages from arrays; message classes are imported only there, so the
+decoding half needs numpy and OpenCV alone.
+"""
+
+from __future__ import annotations
+
+import array
+from typing import Any
+
+import cv2
+import numpy as np
+
+# encoding -> (channels, bytes per channel)
+_LAYOUT: dict[str, tuple[int, int]] = {
+    'rgb8': (3, 1), 'bgr8': (3, 1), 'rgba8': (4, 1), 'bgra8': (4, 1),
+    'mono8': (1, 1), 'mono16': (1, 2),
+    '8UC1': (1, 1), '8UC3': (3, 1), '8UC4': (4, 1), '16UC1': (1, 2),
+    'yuv422': (2, 1), 'uyvy': (2, 1), 'yuv422_yuy2': (2, 1), 'yuyv': (2, 1),
+    'bayer_rggb8': (1, 1), 'bayer_bggr8': (1, 1), 'bayer_gbrg8': (1, 1),
+    'bayer_grbg8': (1, 1),
+}
+SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUT)
+
+_UYVY = ('yuv422', 'uyvy')
+_YUYV = ('yuv422_yuy2', 'yuyv')
+
+# ROS names a Bayer pattern by the top-left 2x2 block read row by row; OpenCV by the 2nd and
+# 3rd pixel of the 2nd row, so every name is offset by one pixel diagonally. Found by
+# mosaicking a photo in each ROS pattern and demosaicking with every OpenCV code: the codes
+# below give ~7 mean abs error, every other code 26-34.
+_BAYER_TO_RGB: dict[str, int] = {
+    'bayer_rggb8': cv2.COLOR_BayerBG2RGB,
+    'bayer_bggr8': cv2.COLOR_BayerRG2RGB,
+    'bayer_gbrg8': cv2.COLOR_BayerGR2RGB,
+    'bayer_grbg8': cv2.COLOR_BayerGB2RGB,
+}
+# ROS Bayer pattern -> channel index (0 R, 1 G, 2 B) of the top-left 2x2 block, row by row.
+_BAYER_BLOCK: dict[str, tuple[int, int, int, int]] = {
+    'bayer_rggb8': (0, 1, 1, 2), 'bayer_bggr8': (2, 1, 1, 0),
+    'bayer_gbrg8': (1, 2, 0, 1), 'bayer_grbg8': (1, 0, 2, 1),
+}
+
+
+class ImageDecodeError(ValueError):
+    """An image message cannot be decoded (or encoded); the text names the problem."""
+
+
+def bytes_per_pixel(encoding: str) -> int:
+    """Bytes one pixel of ``encoding`` takes; raises ImageDecodeError when unsupported."""
+    try:
+        channels, depth = _LAYOUT[encoding]
+    except KeyError:
+        raise ImageDecodeError(
+            f'unsupported image encoding {encoding!r}; supported: '
+            f'{", ".join(SUPPORTED_ENCODINGS)}') from None
+    return channels * depth
+
+
+def _byte_view(data: Any) -> np.ndarray:
+    """The message payload as a flat uint8 array, without copying where it can."""
+    try:
+        return np.frombuffer(memoryview(data).cast('B'), dtype=np.uint8)
+    except TypeError:  # a plain sequence of ints (e.g. a list)
+        return np.asarray(data, dtype=np.uint8).reshape(-1)
+
+
+def _pixel_rows(encoding: str, height: int, width: int, step: int,
+                data: Any) -> np.ndarray:
+    """A (height, width * bytes_per_pixel) uint8 view of the pixels, row padding dropped."""
+    pixel_bytes = bytes_per_pixel(encoding)
+    if height <= 0 or width <= 0:
+        raise ImageDecodeError(
+            f'empty {encoding} image: width {width}, height {height}; both must be positive')
+    row_bytes = width * pixel_bytes
+    if step < row_bytes:
+        raise ImageDecodeError(
+            f'step {step} is smaller than one row of {width} {encoding} pixels '
+            f'({width} x {pixel_bytes} = {row_bytes} bytes)')
+    buffer = _byte_view(data)
+    needed = step * height
+    if buffer.size < needed:
+        raise ImageDecodeError(
+            f'data has {buffer.size} bytes but a {width}x{height} {encoding} image with step '
+            f'{step} needs step x height = {needed}')
+    return buffer[:needed].reshape(height, step)[:, :row_bytes]
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    """HxW uint8 -> HxWx3 uint8 with the grey value in every channel."""
+    return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
+
+
+def decode_image(encoding: str, height: int, width: int, step: int, is_bigendian: int,
+                 data: Any) -> np.ndarray:
+    """Decode sensor_msgs/Image fields into an HxWx3 uint8 RGB array.
+
+    Args:
+        encoding: The ROS encoding name (see ``SUPPORTED_ENCODINGS``).
+        height: Rows.
+        width: Columns.
+        step: Bytes per row, padding included.
+        is_bigendian: Non-zero when 16-bit samples are stored most significant byte first.
+        data: The pixel bytes (``array.array``, ``bytes`` or any buffer).
+
+    Returns:
+        HxWx3 uint8 RGB. It may be a read-only view of ``data``: copy it before writing.
+
+    Raises:
+        ImageDecodeError: The encoding is unsupported or the fields are inconsistent.
+    """
+    rows = _pixel_rows(encoding, height, width, step, data)
+    if encoding == 'rgb8':
+        return rows.reshape(height, width, 3)
+    if encoding in ('bgr8', '8UC3'):
+        return rows.reshape(height, width, 3)[..., ::-1]
+    if encoding == 'rgba8':
+        return rows.reshape(height, width, 4)[..., :3]
+    if encoding in ('bgra8', '8UC4'):
+        return rows.reshape(height, width, 4)[..., 2::-1]
+    if encoding in ('mono8', '8UC1'):
+        return _grey_to_rgb(rows)
+    if encoding in ('mono16', '16UC1'):
+        # value >> 8 is the most significant byte of each sample: pick it, no 16-bit maths.
+        return _grey_to_rgb(rows[:, 0::2] if is_bigendian else rows[:, 1::2])
+    if encoding in _UYVY or encoding in _YUYV:
+        if width % 2:
+            raise ImageDecodeError(
+                f'{encoding} packs two pixels per 4 bytes and needs an even width; got width '
+                f'{width}')
+        code = cv2.COLOR_YUV2RGB_UYVY if encoding in _UYVY else cv2.COLOR_YUV2RGB_YUY2
+        return cv2.cvtColor(np.ascontiguousarray(rows).reshape(height, width, 2), code)
+    if height < 2 or width < 2:
+        raise ImageDecodeError(
+            f'{encoding} needs at least 2x2 pixels to demosaic; got {width}x{height}')
+    return cv2.cvtColor(np.ascontiguousarray(rows), _BAYER_TO_RGB[encoding])
+
+
+def decode_image_msg(message: Any) -> np.ndarray:
+    """Decode a sensor_msgs/Image into HxWx3 uint8 RGB (see :func:`decode_image`)."""
+    return decode_image(message.encoding, message.height, message.width, message.step,
+                        message.is_bigendian, message.data)
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ImageDecodeError(
+            f'expected an HxWx3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}')
+
+
+def rgb_to_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    """Convert HxWx3 uint8 RGB to the pixel array of ``encoding``.
+
+    mono16 samples are the grey value in both bytes (so ``>> 8`` restores it), yuv422 is
+    BT.601 limited range (what OpenCV's decoder expects) and Bayer mosaics keep one colour
+    per pixel in the named ROS pattern.
+    """
+    _check_rgb(rgb)
+    bytes_per_pixel(encoding)
+    if encoding == 'rgb8':
+        return rgb
+    if encoding in ('bgr8', '8UC3'):
+        return rgb[..., ::-1]
+    opaque = np.full(rgb.shape[:2], 255, np.uint8)
+    if encoding == 'rgba8':
+        return np.dstack([rgb, opaque])
+    if encoding in ('bgra8', '8UC4'):
+        return np.dstack([rgb[..., ::-1], opaque])
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    if encoding in ('mono8', '8UC1'):
+        return grey
+    if encoding in ('mono16', '16UC1'):
+        return grey.astype(np.uint16) * 257
+    if encoding in _UYVY or encoding in _YUYV:
+        if rgb.shape[1] % 2:
+            raise ImageDecodeError(f'{encoding} needs an even width; got {rgb.shape[1]}')
+        red, green, blue = (rgb[..., index].astype(np.float32) for index in range(3))
+        luma = 16 + 0.257 * red + 0.504 * green + 0.098 * blue
+        u = 128 - 0.148 * red - 0.291 * green + 0.439 * blue
+        v = 128 + 0.439 * red - 0.368 * green - 0.071 * blue
+        chroma = np.empty(rgb.shape[:2], np.float32)
+        chroma[:, 0::2] = (u[:, 0::2] + u[:, 1::2]) / 2
+        chroma[:, 1::2] = (v[:, 0::2] + v[:, 1::2]) / 2
+        planes = [chroma, luma] if encoding in _UYVY else [luma, chroma]
+        return np.dstack(planes).round().clip(0, 255).astype(np.uint8)
+    mosaic = np.empty(rgb.shape[:2], np.uint8)
+    for index, channel in enumerate(_BAYER_BLOCK[encoding]):
+        row, col = divmod(index, 2)
+        mosaic[row::2, col::2] = rgb[row::2, col::2, channel]
+    return mosaic
+
+
+def _pixels_to_bytes(pixels: np.ndarray) -> array.array:
+    """One copy of a C-ordered array's bytes into the ``array.array`` Image.data holds.
+
+    Faster than ``msg.data = pixels.tobytes()`` (two copies): 0.7 vs 1.0 ms for 1080p rgb8.
+    """
+    data = array.array('B')
+    data.frombytes(np.ascontiguousarray(pixels).reshape(-1).view(np.uint8).data)
+    return data
+
+
+def _image(pixels: np.ndarray, encoding: str, header: Any, is_bigendian: int = 0,
+           padding: int = 0) -> Any:
+    from sensor_msgs.msg import Image
+
+    height, width = pixels.shape[:2]
+    message = Image(header=header, height=height, width=width, encoding=encoding,
+                    is_bigendian=int(bool(is_bigendian)))
+    if padding:
+        rows = np.ascontiguousarray(pixels).reshape(height, -1).view(np.uint8)
+        pixels = np.zeros((height, rows.shape[1] + padding), np.uint8)
+        pixels[:, :rows.shape[1]] = rows
+    message.step = pixels.nbytes // height
+    message.data = _pixels_to_bytes(pixels)
+    return message
+
+
+def encode_image(rgb: np.ndarray, encoding: str, header: Any, *, is_bigendian: int = 0,
+                 padding: int = 0) -> Any:
+    """A sensor_msgs/Image of an HxWx3 uint8 RGB array converted to ``encoding``.
+
+    Args:
+        rgb: HxWx3 uint8 RGB.
+        encoding: Any of ``SUPPORTED_ENCODINGS``.
+        header: The std_msgs/Header to copy into the message.
+        is_bigendian: Store 16-bit samples most significant byte first.
+        padding: Extra bytes at the end of every row (``step`` grows by this much).
+    """
+    pixels = rgb_to_encoding(rgb, encoding)
+    if pixels.dtype == np.uint16:
+        pixels = pixels.astype('>u2' if is_bigendian else '<u2')
+    return _image(pixels, encoding, header, is_bigendian, padding)
+
+
+def encode_mono8(array_hw: np.ndarray, header: Any) -> Any:
+    """A mono8 Image of an HxW uint8 array (labels, confidence) with ``header``."""
+    if array_hw.ndim != 2 or array_hw.dtype != np.uint8:
+        raise ImageDecodeError(f'mono8 needs an HxW uint8 array, got shape {array_hw.shape} '
+                               f'dtype {array_hw.dtype}')
+    return _image(array_hw, 'mono8', header)
+
+
+def encode_rgb8(rgb: np.ndarray, header: Any) -> Any:
+    """An rgb8 Image of an HxWx3 uint8 RGB array with ``header``."""
+    _check_rgb(rgb)
+    return _image(rgb, 'rgb8', header)

@@ -1,0 +1,221 @@
+"""``deeplab-ros-bench``: how much the segmenter's pre/post-processing adds to the model.
+
+    deeplab-ros-bench                                         # CPU/GPU auto, VGA, input 513
+    deeplab-ros-bench --input-sizes 321,513 --resolutions vga,1080p --iterations 20
+    deeplab-ros-bench --device cuda --json bench.json
+
+For every (frame resolution, input size) pair it times, after warm-up, the median of:
+
+- ``model``: the bare network forward on a pre-made, normalised input tensor;
+- ``segmenter``: the full per-frame path, RGB uint8 frame in -> uint8 labels out
+  (upload, resize, normalise, pad, forward, crop, arg-max, resize back, class fractions);
+
+and prints a table with their ratio and the pre/post-processing overhead in percent. The
+two measurements alternate inside one loop so that load from other processes affects both
+alike. Frames are a real photo resized to the resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+import json
+from pathlib import Path
+import statistics
+import sys
+import time
+from typing import Callable
+
+import cv2
+import numpy as np
+
+RESOLUTIONS: dict[str, tuple[int, int]] = {  # name -> (width, height)
+    'qvga': (320, 240),
+    'vga': (640, 480),
+    '720p': (1280, 720),
+    '1080p': (1920, 1080),
+}
+PHOTO = 'data/photos/kite_and_cold.jpg'
+
+
+@dataclass
+class CoreTiming:
+    """Median timings of one (resolution, input size) case, in milliseconds."""
+
+    resolution: str
+    width: int
+    height: int
+    input_size: int
+    model_ms: float
+    segmenter_ms: float
+
+    @property
+    def ratio(self) -> float:
+        """Segmenter time over model time."""
+        return self.segmenter_ms / self.model_ms
+
+    @property
+    def overhead_percent(self) -> float:
+        """What pre/post-processing adds to the model's time, in percent."""
+        return (self.ratio - 1.0) * 100.0
+
+    def to_dict(self) -> dict:
+        """Plain dict for JSON output (including the derived numbers)."""
+        return {**asdict(self), 'ratio': round(self.ratio, 4),
+                'overhead_percent': round(self.overhead_percent, 2)}
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(item) for item in text.split(',') if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected comma-separated integers, got {text!r}') from None
+    if not values:
+        raise argparse.ArgumentTypeError('expected at least one value')
+    return values
+
+
+def _resolution_list(text: str) -> list[str]:
+    names = [item.strip().lower() for item in text.split(',') if item.strip()]
+    unknown = [name for name in names if name not in RESOLUTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f'unknown resolution(s) {unknown or text!r}; choose from {", ".join(RESOLUTIONS)}')
+    return names
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='deeplab-ros-bench', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--weights', default='pretrained',
+                        help="'pretrained', 'pretrained:NAME' or a checkpoint path")
+    parser.add_argument('--variant', default='', help='model variant for plain state dicts')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--half', choices=('auto', 'on', 'off'), default='auto',
+                        help='float16 on CUDA (auto: on for CUDA, off for CPU)')
+    parser.add_argument('--upsample', default='labels', choices=('labels', 'logits'),
+                        help='how predictions return to full resolution')
+    parser.add_argument('--input-sizes', type=_int_list, default=[513],
+                        help='comma-separated network input sides (default 513)')
+    parser.add_argument('--resolutions', type=_resolution_list, default=['vga'],
+                        help=f'comma-separated frame sizes from {", ".join(RESOLUTIONS)} '
+                             '(default vga)')
+    parser.add_argument('--iterations', type=int, default=10,
+                        help='timed iterations per case (median reported; default 10)')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed iterations first')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch CPU threads (default: torch\'s choice)')
+    parser.add_argument('--json', type=Path, help='also write the results to this JSON file')
+    return parser
+
+
+def bench_frame(width: int, height: int) -> np.ndarray:
+    """A real photo from the shared data, resized to ``width`` x ``height`` (RGB uint8)."""
+    from deeplab_ros.core.assets import shared_path
+
+    image = cv2.imread(str(shared_path(PHOTO)), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f'cannot decode {PHOTO} in the shared folder')
+    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(resized[..., ::-1])
+
+
+def alternating_medians(first: Callable[[], object], second: Callable[[], object], *,
+                        iterations: int, warmup: int,
+                        synchronize: Callable[[], None]) -> tuple[float, float]:
+    """Median milliseconds of two callables timed in alternation after ``warmup`` rounds."""
+    for _ in range(warmup):
+        first()
+        second()
+    synchronize()
+    first_times, second_times = [], []
+    for _ in range(iterations):
+        for function, times in ((first, first_times), (second, second_times)):
+            start = time.perf_counter()
+            function()
+            synchronize()
+            times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(first_times), statistics.median(second_times)
+
+
+def run_core(args: argparse.Namespace) -> list[CoreTiming]:
+    """Time the bare model against the full segmenter for every requested case."""
+    import torch
+
+    from deeplab_ros.core.segmenter import Segmenter
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    half = None if args.half == 'auto' else args.half == 'on'
+    timings = []
+    for input_size in args.input_sizes:
+        segmenter = Segmenter.from_checkpoint(args.weights, device=args.device,
+                                              input_size=input_size, half=half,
+                                              variant=args.variant or None,
+                                              upsample=args.upsample)
+        if segmenter.device.type == 'cuda':
+            def synchronize() -> None:
+                torch.cuda.synchronize(segmenter.device)
+        else:
+            def synchronize() -> None:
+                return None
+        for name in args.resolutions:
+            width, height = RESOLUTIONS[name]
+            frame = bench_frame(width, height)
+            batch = segmenter.prepare_batch([frame])
+            model_ms, segmenter_ms = alternating_medians(
+                lambda: segmenter.forward_only(batch), lambda: segmenter.segment(frame),
+                iterations=args.iterations, warmup=args.warmup, synchronize=synchronize)
+            timings.append(CoreTiming(name, width, height, input_size, model_ms,
+                                      segmenter_ms))
+        segmenter.close()
+    return timings
+
+
+def format_core_table(timings: list[CoreTiming]) -> str:
+    """Human-readable table of the core timings."""
+    lines = [f'{"frame":<16} {"input":>5} {"model ms":>9} {"segmenter ms":>13} '
+             f'{"ratio":>6} {"overhead":>9}']
+    for timing in timings:
+        lines.append(f'{timing.resolution + f" {timing.width}x{timing.height}":<16} '
+                     f'{timing.input_size:>5} {timing.model_ms:>9.1f} '
+                     f'{timing.segmenter_ms:>13.1f} {timing.ratio:>6.3f} '
+                     f'{timing.overhead_percent:>8.1f}%')
+    return '\n'.join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.iterations < 1 or args.warmup < 0:
+        print('error: --iterations must be >= 1 and --warmup >= 0', file=sys.stderr)
+        return 2
+    import torch
+
+    from deeplab_ros.core.assets import MissingAssetError
+    from deeplab_ros.core.checkpoint import CheckpointError
+    from deeplab_ros.core.segmenter import DeviceUnavailableError
+
+    try:
+        timings = run_core(args)
+    except (MissingAssetError, CheckpointError, DeviceUnavailableError, ValueError,
+            OSError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    print(f'weights: {args.weights}  device: {args.device}  torch threads: '
+          f'{torch.get_num_threads()}  iterations: {args.iterations} (median)  '
+          f'upsample: {args.upsample}')
+    print(format_core_table(timings))
+    report = {'weights': args.weights, 'device': args.device, 'upsample': args.upsample,
+              'torch': torch.__version__, 'threads': torch.get_num_threads(),
+              'iterations': args.iterations, 'core': [t.to_dict() for t in timings]}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + '\n')
+        print(f'wrote {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Helpers for tests over recorded bags: test bags from the shared footage, rclpy sessions,
+and the bag command line as its own process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+import contextlib
+from dataclasses import dataclass
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from deeplab_ros.bagtools.writer import ImageBagSpec, write_image_bag, WrittenBag
+from deeplab_ros.core.assets import shared_path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TRAFFIC_VIDEO = 'data/video/traffic_frames.mp4'
+PEDESTRIAN_VIDEO = 'data/video/vtest.avi'
+FIXED_START_TIME = 1_700_000_000.25
+
+
+def video_path(relative: str) -> Path:
+    """A video of the shared assets (clear error naming where it was looked for)."""
+    return shared_path(relative, hint='The test bags are made from the shared footage.')
+
+
+def make_bag(output: Path, video: str, *, max_frames: int, resize: tuple[int, int] | None,
+             rate: float | None = None, storage: str = 'mcap', version: int = 9,
+             encoding: str = 'rgb8', image_topic: str = '/camera/image_raw',
+             camera_info_topic: str = '/camera/camera_info',
+             start_time: float = FIXED_START_TIME) -> WrittenBag:
+    """Write a bag of the first ``max_frames`` frames of a shared video."""
+    spec = ImageBagSpec(output=output, image_topic=image_topic,
+                        camera_info_topic=camera_info_topic, frame_id='test_camera',
+                        rate=rate, start_time=start_time, max_frames=max_frames, resize=resize,
+                        encoding=encoding, storage=storage, version=version)
+    return write_image_bag(spec, video_path(video))
+
+
+def ros_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for child processes: this test run's DDS isolation, the repo on the path."""
+    env = dict(os.environ)
+    env.pop('_ROS_WHEELS_BOOTSTRAP_COMPLETE', None)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [str(REPO_ROOT)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
+    env['PYTHONUNBUFFERED'] = '1'
+    env.update(extra or {})
+    return env
+
+
+def bag_command(*args: str) -> list[str]:
+    """The ``deeplab-ros-bag`` command line run with this Python."""
+    return [sys.executable, '-m', 'deeplab_ros.tools.bag', *args]
+
+
+def run_bag_cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+    """Run ``deeplab-ros-bag ARGS`` to completion as its own process."""
+    return subprocess.run(bag_command(*args), env=ros_environment(), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def start_bag_cli(*args: str) -> subprocess.Popen:
+    """Start ``deeplab-ros-bag ARGS`` in the background (stop with :func:`stop_process`)."""
+    return subprocess.Popen(bag_command(*args), env=ros_environment(), cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str]:
+    """SIGINT a process, wait for it (kill it if it hangs) and return (exit code, output)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        return -9, output or ''
+    return process.returncode, output or ''
+
+
+@dataclass
+class RosSession:
+    """An rclpy context with one node spun by a background executor."""
+
+    context: object
+    node: object
+    executor: object
+
+
+@contextlib.contextmanager
+def ros_session(node_name: str) -> Iterator[RosSession]:
+    """Start an rclpy context + node spun in a daemon thread; shut everything down after."""
+    import rclpy  # noqa: PLC0415
+    from rclpy.context import Context  # noqa: PLC0415
+    from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
+    from rclpy.node import Node  # noqa: PLC0415
+
+    context = Context()
+    rclpy.init(context=context)
+    node = Node(node_name, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set() and context.ok():
+            executor.spin_once(timeout_sec=0.05)
+
+    thread = threading.Thread(target=spin, name=f'{node_name}_spin', daemon=True)
+    thread.start()
+    try:
+        yield RosSession(context=context, node=node, executor=executor)
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def wait_until(predicate, timeout: float, period: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return bool(predicate())
+
+
+def child_processes(pid: int | None = None) -> list[int]:
+    """Ids of the live child processes of ``pid`` (default: this process), from /proc."""
+    pid = os.getpid() if pid is None else pid
+    children = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / 'stat').read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != 'Z':
+            children.append(int(entry.name))
+    return children
+
+
+def header_key(header: object) -> tuple[int, int, str]:
+    """(sec, nanosec, frame_id) of a message header, for matching outputs to inputs."""
+    return header.stamp.sec, header.stamp.nanosec, header.frame_id
+
+
+def topics_in(names: Sequence[str], namespace: str = '') -> list[str]:
+    """Absolute topic names under ``namespace``."""
+    prefix = '/' + namespace.strip('/') if namespace.strip('/') else ''
+    return [f'{prefix}/{name.lstrip("/")}' for name in names]
+
+
+_IMAGE_PROBE = '''
+import sys, time
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+role, count, period = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+rclpy.init(args=['image_probe'])
+node = Node('image_probe_' + role)
+if role == 'pub':
+    publisher = node.create_publisher(Image, 'image_probe', qos_profile_sensor_data)
+    deadline = time.monotonic() + 30.0
+    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    message = Image(height=480, width=640, encoding='rgb8', step=1920,
+                    data=bytes(640 * 480 * 3))
+    for index in range(count):
+        message.header.frame_id = str(index)
+        publisher.publish(message)
+        time.sleep(period)
+    time.sleep(1.0)
+else:
+    received = set()
+    node.create_subscription(Image, 'image_probe', lambda m: received.add(m.header.frame_id),
+                             qos_profile_sensor_data)
+    deadline = time.monotonic() + 40.0
+    last = None
+    while time.monotonic() < deadline and len(received) < count:
+        rclpy.spin_once(node, timeout_sec=0.1)
+        if received and last is None:
+            last = time.monotonic()
+        if last is not None and time.monotonic() - last > 5.0 + count * period:
+            break
+    print('RECEIVED', len(received))
+node.destroy_node()
+rclpy.shutdown()
+'''
+
+
+def best_effort_image_transfer(count: int, period_s: float,
+                               profile: Path | None) -> int:
+    """Send ``count`` 640x480 rgb8 best-effort images between two processes; return how many
+    arrived. ``profile`` is a Fast DDS XML profile applied to both (None: the defaults)."""
+    extra = {}
+    if profile is not None:
+        extra = {'FASTRTPS_DEFAULT_PROFILES_FILE': str(profile),
+                 'FASTDDS_DEFAULT_PROFILES_FILE': str(profile)}
+    env = ros_environment(extra)
+    if profile is None:
+        env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
+        env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
+    command = [sys.executable, '-c', _IMAGE_PROBE]
+    subscriber = subprocess.Popen(command + ['sub', str(count), str(period_s)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        publisher = subprocess.run(command + ['pub', str(count), str(period_s)], env=env,
+                                   capture_output=True, text=True, timeout=90, check=False)
+        assert publisher.returncode == 0, publisher.stdout + publisher.stderr
+        output, _ = subscriber.communicate(timeout=60)
+    finally:
+        if subscriber.poll() is None:
+            stop_process(subscriber)
+    lines = [line for line in output.splitlines() if line.startswith('RECEIVED')]
+    assert lines, output
+    return int(lines[-1].split()[1])

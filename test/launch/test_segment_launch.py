@@ -1,0 +1,110 @@
+"""launch_testing: segment.launch.py brings the node to 'active' and it segments an image.
+
+Runs under a real ROS 2 install (``colcon test`` or ``launch_test``); launch and
+launch_testing have no PyPI wheels, so the test is skipped elsewhere.
+"""
+
+import os
+import time
+import unittest
+
+import pytest
+
+pytest.importorskip('launch_testing', reason='launch_testing needs a ROS 2 install (no PyPI '
+                    'wheels); run with colcon test on a ROS 2 Jazzy/Humble system')
+
+from ament_index_python.packages import get_package_share_directory  # noqa: E402
+import launch  # noqa: E402
+from launch.actions import IncludeLaunchDescription  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+import launch_testing  # noqa: E402
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
+from lifecycle_msgs.msg import State  # noqa: E402
+from lifecycle_msgs.srv import GetState  # noqa: E402
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile  # noqa: E402
+from rclpy.qos import ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from vision_msgs.msg import LabelInfo  # noqa: E402
+
+NAMESPACE = 'launch_test'
+NODE = f'/{NAMESPACE}/deeplab_segmentation'
+
+
+@pytest.mark.launch_test
+@pytest.mark.needs_launch
+def generate_test_description():
+    """Include the shipped launch file on the CPU with the profile for large images."""
+    launch_file = os.path.join(get_package_share_directory('deeplab_ros'), 'launch',
+                               'segment.launch.py')
+    segment = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(launch_file),
+        launch_arguments={'namespace': NAMESPACE, 'image': f'/{NAMESPACE}/camera/image_raw',
+                          'camera_info': f'/{NAMESPACE}/camera/camera_info', 'device': 'cpu',
+                          'use_fastdds_profile': 'true'}.items())
+    return launch.LaunchDescription([segment, launch_testing.actions.ReadyToTest()])
+
+
+class TestSegmentLaunch(unittest.TestCase):
+    """While the launch runs."""
+
+    @classmethod
+    def setUpClass(cls):
+        rclpy.init()
+        cls.node = rclpy.create_node('segment_launch_probe')
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.destroy_node()
+        rclpy.shutdown()
+
+    def _wait_active(self, timeout: float = 120.0) -> int:
+        client = self.node.create_client(GetState, f'{NODE}/get_state')
+        self.assertTrue(client.wait_for_service(timeout_sec=60.0), 'no get_state service')
+        deadline = time.monotonic() + timeout
+        state = State.PRIMARY_STATE_UNKNOWN
+        while time.monotonic() < deadline:
+            future = client.call_async(GetState.Request())
+            rclpy.spin_until_future_complete(self.node, future, timeout_sec=5.0)
+            if future.result() is not None:
+                state = future.result().current_state.id
+                if state == State.PRIMARY_STATE_ACTIVE:
+                    break
+            time.sleep(0.5)
+        self.node.destroy_client(client)
+        return state
+
+    def test_node_activates_publishes_label_info_and_labels(self):
+        self.assertEqual(self._wait_active(), State.PRIMARY_STATE_ACTIVE)
+        label_info = []
+        labels = []
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.node.create_subscription(LabelInfo, f'/{NAMESPACE}/segmentation/label_info',
+                                      label_info.append, latched)
+        self.node.create_subscription(Image, f'/{NAMESPACE}/segmentation/labels',
+                                      labels.append, qos_profile_sensor_data)
+        publisher = self.node.create_publisher(Image, f'/{NAMESPACE}/camera/image_raw', 10)
+        frame = Image(height=120, width=160, encoding='rgb8', step=480)
+        frame.header.frame_id = 'launch_test_camera'
+        frame.data = np.full((120, 160, 3), 128, np.uint8).tobytes()
+        deadline = time.monotonic() + 120.0
+        while time.monotonic() < deadline and not (labels and label_info):
+            frame.header.stamp = self.node.get_clock().now().to_msg()
+            publisher.publish(frame)
+            rclpy.spin_once(self.node, timeout_sec=0.5)
+        self.assertTrue(label_info, 'no label info')
+        self.assertTrue(labels, 'no labels')
+        self.assertEqual((labels[0].width, labels[0].height, labels[0].encoding),
+                         (160, 120, 'mono8'))
+        self.assertEqual(labels[0].header.frame_id, 'launch_test_camera')
+
+
+@launch_testing.post_shutdown_test()
+class TestSegmentLaunchShutdown(unittest.TestCase):
+    """After the launch is shut down (SIGINT)."""
+
+    def test_exit_codes(self, proc_info):
+        launch_testing.asserts.assertExitCodes(proc_info)
