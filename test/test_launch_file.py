@@ -14,6 +14,7 @@ import importlib.util
 from pathlib import Path
 import re
 import sys
+import time
 import types
 from xml.etree import ElementTree
 
@@ -28,19 +29,19 @@ PARAMS_FILE = ROOT / 'config' / 'segment.yaml'
 RVIZ_FILE = ROOT / 'config' / 'segment.rviz'
 PROFILE_FILE = ROOT / 'config' / 'fastdds_large_images.xml'
 
+def _node_parameter_specs() -> tuple:
+    from deeplab_ros.ros.parameters import SPECS  # noqa: PLC0415
+    return SPECS
+
+
 DOCUMENTED_ARGUMENTS = ('namespace', 'image', 'camera_info', 'params_file', 'weights',
                         'variant', 'device', 'use_sim_time', 'rviz', 'use_fastdds_profile')
 
 # Parameters every rclpy node has (not the node's own).
 ROS_OWN_PARAMETERS = ('use_sim_time', 'start_type_description_service')
 
-# The node's parameters and defaults as agreed for the node (docs/architecture.md, README).
-NODE_PARAMETERS = {
-    'weights': 'pretrained', 'variant': '', 'labels': '', 'input_size': 0, 'device': 'auto',
-    'half': True, 'cameras': [], 'target_rate': 0.0, 'overlay_alpha': 0.5,
-    'presence_min_fraction': 0.001, 'publish_color': True, 'publish_overlay': True,
-    'publish_confidence': False, 'diagnostics_period': 1.0,
-}
+# The node's parameters and defaults, as the node declares them.
+NODE_PARAMETERS = {spec.name: spec.default for spec in _node_parameter_specs()}
 
 
 def _launch_module_constants() -> dict[str, object]:
@@ -186,6 +187,7 @@ def _call_service(node, service_type: type, name: str, request: object,
     try:
         assert wait_until(lambda: client.service_is_ready() or not process.running(), 90.0)
         assert process.running(), process.log_text()[-2000:]
+        time.sleep(0.5)  # "ready" matches the request path; let the reply path match too
         future = client.call_async(request)
         assert wait_until(future.done, 30.0), f'{name} did not answer'
         return future.result()

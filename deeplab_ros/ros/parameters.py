@@ -98,8 +98,20 @@ def declare_parameters(node: Node) -> None:
         if spec.type == ParameterType.PARAMETER_STRING_ARRAY:
             descriptor.type = spec.type
             node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor)
+            if not node.has_parameter(spec.name) or _uninitialized(node, spec.name):
+                # rclpy cannot infer a type from an empty list: set the typed default.
+                node.set_parameters([Parameter(spec.name, Parameter.Type.STRING_ARRAY,
+                                               list(spec.default))])
         else:
             node.declare_parameter(spec.name, spec.default, descriptor)
+
+
+def _uninitialized(node: Node, name: str) -> bool:
+    try:
+        node.get_parameter(name)
+    except ParameterUninitializedException:
+        return True
+    return False
 
 
 def value(node: Node, name: str) -> Any:
