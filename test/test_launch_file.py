@@ -29,6 +29,7 @@ PARAMS_FILE = ROOT / 'config' / 'segment.yaml'
 RVIZ_FILE = ROOT / 'config' / 'segment.rviz'
 PROFILE_FILE = ROOT / 'config' / 'fastdds_large_images.xml'
 
+
 def _node_parameter_specs() -> tuple:
     from deeplab_ros.ros.parameters import SPECS  # noqa: PLC0415
     return SPECS

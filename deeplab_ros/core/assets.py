@@ -47,7 +47,8 @@ def shared_path(relative: str, *, hint: str = '') -> Path:
     base = shared_dir()
     path = base / relative
     if not path.exists():
-        how = f' (set {SHARED_ENV} to override; currently {"set" if os.environ.get(SHARED_ENV) else "unset"})'
+        state = 'set' if os.environ.get(SHARED_ENV) else 'unset'
+        how = f' (set {SHARED_ENV} to override; currently {state})'
         message = f'Missing shared asset {relative!r}: looked for {path}{how}.'
         if hint:
             message += ' ' + hint

@@ -129,8 +129,10 @@ def _strip_prefix(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor],
-                                                CheckpointMetadata | None]:
+StateDict = dict[str, torch.Tensor]
+
+
+def read_checkpoint(path: str | Path) -> tuple[StateDict, CheckpointMetadata | None]:
     """Read a checkpoint file: its state dict and its metadata when it carries any."""
     path = Path(path)
     content = _load_file(path)

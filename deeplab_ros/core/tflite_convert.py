@@ -141,7 +141,6 @@ def _options(tflite: Any, name: str, op: Any) -> dict[str, Any]:
     return {}
 
 
-
 def _backbone_convs(model: nn.Module) -> list[tuple[nn.Conv2d, str]]:
     """Backbone convs in graph (depth-first) order with the activation that follows each."""
     result: list[tuple[nn.Conv2d, str]] = []

@@ -71,7 +71,7 @@ class DeepLabV3MobileNetV2(nn.Module):
 
 
 @register_model('deeplabv3_mobilenetv2', output_strides=(8, 16),
-                description='DeepLabV3 MobileNetV2 with DeepLab\'s MobileNetV2 head (TFLite ports)')
+                description="DeepLabV3 MobileNetV2, DeepLab's MobileNetV2 head (TFLite ports)")
 def deeplabv3_mobilenetv2(*, num_classes: int = 21, output_stride: int = 16,
                           depth_multiplier: float = 1.0) -> DeepLabV3MobileNetV2:
     """Build DeepLabV3 MobileNetV2 at depth multiplier 0.5 or 1.0."""

@@ -92,8 +92,8 @@ def mobilenetv2_features(*, width_mult: float = 1.0, round_nearest: int = 8,
         raise ValueError(f'output_stride must be 8, 16 or 32, got {output_stride}')
     input_channels = make_divisible(32 * width_mult, round_nearest)
     last_channels = make_divisible(1280 * max(1.0, width_mult), round_nearest)
-    features: list[nn.Module] = [ConvBNReLU(3, input_channels, stride=2,
-                                              batch_norm=batch_norm)]
+    stem = ConvBNReLU(3, input_channels, stride=2, batch_norm=batch_norm)
+    features: list[nn.Module] = [stem]
     current_stride, dilation, previous_dilation = 2, 1, 1
     for expand, channels, repeats, stride in INVERTED_RESIDUAL_SETTING:
         out_channels = make_divisible(channels * width_mult, round_nearest)
