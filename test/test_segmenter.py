@@ -80,6 +80,9 @@ def test_colour_overlay_and_confidence_agree_with_labels(shared: Path,
     palette = voc_labels().palette_lut()
     assert np.array_equal(result.color, palette[result.labels])
     expected = np.round(frame * 0.75 + result.color.astype(np.float64) * 0.25)
+    background = result.labels == 0
+    expected[background] = frame[background]  # the background stays unpainted
+    assert background.any() and (~background).any()
     assert np.abs(result.overlay.astype(int) - expected.astype(int)).max() <= 1
     assert result.confidence.shape == frame.shape[:2]
     assert result.confidence.min() >= 255 // 21 and result.confidence.max() > 200

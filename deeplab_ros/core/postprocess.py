@@ -93,10 +93,18 @@ def colorize(labels: torch.Tensor, palette_lut: torch.Tensor) -> torch.Tensor:
     return palette_lut[labels.to(torch.int64)]
 
 
-def blend(frame_chw: torch.Tensor, color_hwc: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Overlay: ``(1 - alpha) * frame + alpha * colour``, HxWx3 uint8."""
+def blend(frame_chw: torch.Tensor, color_hwc: torch.Tensor, alpha: float,
+          clear: torch.Tensor | None = None) -> torch.Tensor:
+    """Overlay: ``(1 - alpha) * frame + alpha * colour``, HxWx3 uint8.
+
+    Pixels where ``clear`` (HxW bool) is true keep the frame unchanged, so the background
+    class does not darken the picture.
+    """
     frame_hwc = frame_chw[0].permute(1, 2, 0)
     if alpha <= 0.0:
         return frame_hwc.contiguous()
     mixed = frame_hwc.to(torch.float32) * (1.0 - alpha) + color_hwc.to(torch.float32) * alpha
-    return mixed.round_().to(torch.uint8)
+    mixed = mixed.round_().to(torch.uint8)
+    if clear is not None:
+        mixed = torch.where(clear.unsqueeze(-1), frame_hwc, mixed)
+    return mixed

@@ -89,6 +89,8 @@ class Segmenter:
         self._preprocess = Preprocessor(self.input_size, metadata.mean, metadata.std,
                                         self.device, dtype, channels_last=on_cuda)
         self._palette = torch.from_numpy(self.labels.palette_lut()).to(self.device)
+        # The background class (id 0 in VOC-style label sets) stays unpainted in overlays.
+        self._background_first = self.labels.class_names[0].lower() in ('background', 'bg')
         self._lock = threading.Lock()
 
     @classmethod
@@ -138,7 +140,10 @@ class Segmenter:
                 labels, probability = labels_and_confidence(
                     logits[index], place, upsample=self.upsample, confidence=confidence)
                 colors = colorize(labels, self._palette) if (color or overlay) else None
-                mixed = blend(uploaded[index], colors, overlay_alpha) if overlay else None
+                mixed = None
+                if overlay:
+                    clear = labels == 0 if self._background_first else None
+                    mixed = blend(uploaded[index], colors, overlay_alpha, clear)
                 results.append(SegmentationResult(
                     labels=labels.cpu().numpy(),
                     class_fractions=class_fractions(labels, self.num_classes),
