@@ -287,6 +287,34 @@ def test_exported_checkpoint_runs_in_the_segmenter_unchanged(fine_tuned: dict,
         segmenter.close()
 
 
+@pytest.mark.ros
+def test_exported_checkpoint_runs_in_the_node_with_the_weights_path_only(fine_tuned: dict
+                                                                       ) -> None:
+    from dataset_helpers import CLASS_NAMES
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Classification, LabelInfo
+
+    from ros_helpers import decoded, image_message, InProcessNode, LATCHED, RosTester
+
+    node = InProcessNode({'weights': str(fine_tuned['result'].last_model)})
+    tester = RosTester()
+    try:
+        labels = tester.collect('/segmentation/labels', Image)
+        classes = tester.collect('/segmentation/classes', Classification)
+        info = tester.collect('/segmentation/label_info', LabelInfo, LATCHED)
+        assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
+        assert tester.wait_for_subscriber('/image')
+        sample = fine_tuned['trainer'].train_samples[0]
+        tester.publisher('/image').publish(image_message(sample.image_rgb, stamp_ns=7))
+        assert labels.wait_for(1, 60.0) and classes.wait_for(1, 30.0) and info.wait_for(1)
+        assert [c.class_name for c in info.snapshot()[-1].class_map] == list(CLASS_NAMES)
+        assert int(decoded(labels.snapshot()[0]).max()) < len(CLASS_NAMES)
+        assert {h.class_id for h in classes.snapshot()[0].results} <= set(CLASS_NAMES)
+    finally:
+        tester.close()
+        node.close()
+
+
 def test_pretrained_backbone_transfer_reproduces_the_original_features() -> None:
     from deeplab_ros.core.checkpoint import load_model
     from deeplab_ros.core.models import build_model
