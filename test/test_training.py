@@ -288,8 +288,7 @@ def test_exported_checkpoint_runs_in_the_segmenter_unchanged(fine_tuned: dict,
 
 
 @pytest.mark.ros
-def test_exported_checkpoint_runs_in_the_node_with_the_weights_path_only(fine_tuned: dict
-                                                                       ) -> None:
+def test_exported_checkpoint_runs_in_the_node_with_only_its_path(fine_tuned: dict) -> None:
     from dataset_helpers import CLASS_NAMES
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Classification, LabelInfo
