@@ -115,6 +115,9 @@ class BagPlayer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if all(p.get_subscription_count() >= count for p in publishers):
+                # The publisher sees the subscriber first; give the subscriber's side of
+                # discovery a moment too, or the first messages can still be lost.
+                time.sleep(0.5)
                 return True
             time.sleep(0.05)
         return False
