@@ -12,6 +12,11 @@ import pytest
 # own, so parallel runs on one machine never see each other's messages.
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.pop('ROS_LOCALHOST_ONLY', None)
+# Many short-lived DDS participants in one process (each in-process node and test client
+# has its own context) make Fast DDS's shared-memory transport lose discovery now and then;
+# tests use UDP on the loopback. Real deployments are unaffected (see config/ for the
+# large-image profile with a bigger shared-memory segment).
+os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'UDPv4')
 if 'ROS_DOMAIN_ID' not in os.environ:
     os.environ['ROS_DOMAIN_ID'] = str(random.Random(os.getpid()).randint(1, 101))
 
