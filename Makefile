@@ -25,7 +25,8 @@ demo: setup
 	$(PY) -m deeplab_ros.tools.demo --output $(CURDIR)/demo_output
 
 bench: setup
-	$(PY) -m deeplab_ros.tools.bench --json $(CURDIR)/bench_output/bench.json
+	$(PY) -m deeplab_ros.tools.bench --resolutions vga,1080p --input-sizes 321,513 \
+		--iterations 8 --node-frames 60 --json $(CURDIR)/bench_output/bench.json
 
 eval: setup
 	$(PY) -m deeplab_ros.tools.evaluate

@@ -82,7 +82,7 @@ def test_bench_command_writes_its_table_and_json(shared: Path, tmp_path: Path) -
     completed = subprocess.run(
         [sys.executable, '-m', 'deeplab_ros.tools.bench', '--device', 'cpu', '--iterations', '1',
          '--warmup', '0', '--input-sizes', '129', '--resolutions', 'qvga,vga',
-         '--json', str(tmp_path / 'bench.json')],
+         '--node-frames', '8', '--json', str(tmp_path / 'bench.json')],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr
     report = json.loads((tmp_path / 'bench.json').read_text())
@@ -92,3 +92,11 @@ def test_bench_command_writes_its_table_and_json(shared: Path, tmp_path: Path) -
         assert row['model_ms'] > 0 and row['segmenter_ms'] > 0
         assert row['ratio'] == pytest.approx(row['segmenter_ms'] / row['model_ms'], abs=1e-3)
     assert 'overhead' in completed.stdout
+    # The node part: its own process over DDS, every frame accounted for.
+    assert [(row['width'], row['input_size']) for row in report['node']] == [(320, 129),
+                                                                            (640, 129)]
+    for row in report['node']:
+        assert row['frames_out'] == 8 and row['frames_sent'] >= 8
+        assert row['output_fps'] > 0 and 0 < row['latency_p50_ms'] <= row['latency_p99_ms']
+    assert len(report['node_over_segmenter']) == 2
+    assert 'node end to end' in completed.stdout

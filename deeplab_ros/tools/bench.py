@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--threads', type=int, default=0,
                         help='torch CPU threads (default: torch\'s choice)')
     parser.add_argument('--json', type=Path, help='also write the results to this JSON file')
+    parser.add_argument('--node-frames', type=int, default=100,
+                        help='frames per case through the node process (0 = skip the node '
+                             'part; default 100)')
     return parser
 
 
@@ -210,6 +213,24 @@ def main(argv: list[str] | None = None) -> int:
     report = {'weights': args.weights, 'device': args.device, 'upsample': args.upsample,
               'torch': torch.__version__, 'threads': torch.get_num_threads(),
               'iterations': args.iterations, 'core': [t.to_dict() for t in timings]}
+    if args.node_frames > 0:
+        from deeplab_ros.tools.bench_node import format_node_table, profile_path, run_node_case
+
+        node_timings = []
+        for timing in timings:
+            frame = bench_frame(timing.width, timing.height)
+            node_timings.append(run_node_case(
+                frame, timing.resolution, timing.input_size, frames=args.node_frames,
+                weights=args.weights, device=args.device))
+        segmenter_ms = {(t.resolution, t.input_size): t.segmenter_ms for t in timings}
+        print(f'\nnode end to end (own process, DDS, Fast DDS profile {profile_path().name}; '
+              f'{args.node_frames} frames per case, one frame waiting behind the one being '
+              'inferred):')
+        print(format_node_table(node_timings, segmenter_ms))
+        report['node'] = [t.to_dict() for t in node_timings]
+        report['node_over_segmenter'] = [
+            round(t.output_fps * segmenter_ms[(t.resolution, t.input_size)] / 1000.0, 4)
+            for t in node_timings]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + '\n')
