@@ -93,8 +93,8 @@ def test_bench_command_writes_its_table_and_json(shared: Path, tmp_path: Path) -
         assert row['ratio'] == pytest.approx(row['segmenter_ms'] / row['model_ms'], abs=1e-3)
     assert 'overhead' in completed.stdout
     # The node part: its own process over DDS, every frame accounted for.
-    assert [(row['width'], row['input_size']) for row in report['node']] == [(320, 129),
-                                                                            (640, 129)]
+    node_cases = [(row['width'], row['input_size']) for row in report['node']]
+    assert node_cases == [(320, 129), (640, 129)]
     for row in report['node']:
         assert row['frames_out'] == 8 and row['frames_sent'] >= 8
         assert row['output_fps'] > 0 and 0 < row['latency_p50_ms'] <= row['latency_p99_ms']

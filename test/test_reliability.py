@@ -168,7 +168,7 @@ def test_soak_memory_and_latency_stay_flat(small_frame: np.ndarray, full_size: b
     node = InProcessNode({'input_size': 65, 'publish_color': False, 'publish_overlay': False})
     tester = RosTester()
     try:
-        labels = tester.collect('/segmentation/labels', Image)
+        # No collector here: keeping every label image would grow this process by itself.
         assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
         assert tester.wait_for_subscriber('/image')
         publisher = tester.publisher('/image')
@@ -178,7 +178,7 @@ def test_soak_memory_and_latency_stay_flat(small_frame: np.ndarray, full_size: b
         sent_at: dict[int, float] = {}
 
         def on_label(message: Image) -> None:
-            latencies.append(time.monotonic() - sent_at[message.header.stamp.nanosec])
+            latencies.append(time.monotonic() - sent_at.pop(message.header.stamp.nanosec))
             received.set()
         tester.node.create_subscription(Image, '/segmentation/labels', on_label, 10)
         time.sleep(0.5)
@@ -198,7 +198,7 @@ def test_soak_memory_and_latency_stay_flat(small_frame: np.ndarray, full_size: b
               f'(+{growth:.1f}); latency p50 {first:.1f} ms (2nd tenth) -> {last:.1f} ms '
               f'(last tenth), p99 {p99:.1f} ms')
         assert growth < 50.0
-        assert labels.count() >= frames - 10
+        assert len(latencies) == frames
         assert node.node.statistics.bad_inputs == 0
     finally:
         tester.close()
