@@ -1,13 +1,18 @@
 """Helpers for tests with real rclpy and DDS: an in-process node, a second node, collectors.
 
-The segmentation node under test runs in its own rclpy context with its own executor thread
-(as in its own process); the test talks to it from a second context over DDS, through the
-real lifecycle and parameter services and topics.
+The segmentation node under test runs with its own executor thread (as in its own process);
+the test talks to it from a second node over DDS, through the real lifecycle and parameter
+services and topics. Both live in one rclpy context (one DDS participant) for the whole test
+session: creating and destroying a participant per test made discovery between them
+intermittently fail on this machine, which is a property of many short-lived participants in
+one process, not of the node.
 """
 
 from __future__ import annotations
 
+import atexit
 from dataclasses import dataclass, field
+import itertools
 import threading
 import time
 from typing import Any, Callable
@@ -16,12 +21,13 @@ import numpy as np
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from deeplab_ros.bagtools.pipeline import LifecycleClient, SpunNode
+from deeplab_ros.bagtools.pipeline import LifecycleClient
 from deeplab_ros.ros.image_codec import decode_image_msg, encode_rgb8
 from deeplab_ros.ros.segmentation_node import NODE_NAME, SegmentationNode
 
@@ -31,6 +37,42 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
 #: /rosout is transient local (depth 1000): a late subscriber still gets recent entries.
 ROSOUT = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+_CONTEXT: Context | None = None
+_NAMES = itertools.count()
+
+
+def shared_context() -> Context:
+    """The session's rclpy context (created on first use, shut down at exit)."""
+    global _CONTEXT
+    if _CONTEXT is None or not _CONTEXT.ok():
+        _CONTEXT = Context()
+        rclpy.init(args=[], context=_CONTEXT)
+        atexit.register(lambda context=_CONTEXT: context.ok() and rclpy.shutdown(
+            context=context))
+    return _CONTEXT
+
+
+class _Spinner:
+    """An executor for one node, spun by a daemon thread."""
+
+    def __init__(self, node: Any) -> None:
+        self._executor = SingleThreadedExecutor(context=node.context)
+        self._executor.add_node(node)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True, name='spin')
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self._executor.context.ok():
+            self._executor.spin_once(timeout_sec=0.05)
+
+    def stop(self) -> None:
+        """Stop spinning and release the executor."""
+        self._stop.set()
+        self._thread.join(timeout=10.0)
+        self._executor.shutdown()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
@@ -47,30 +89,17 @@ class InProcessNode:
     """The segmentation node in its own context, spun by a daemon thread."""
 
     def __init__(self, parameters: dict[str, Any] | None = None, namespace: str = '') -> None:
-        self.context = Context()
-        rclpy.init(args=[], context=self.context)
+        self.context = shared_context()
         overrides = [Parameter(name, value=value) for name, value in (parameters or {}).items()]
         self.node = SegmentationNode(context=self.context, namespace=namespace,
                                      parameter_overrides=overrides)
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True, name='node_spin')
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self._executor.spin_once(timeout_sec=0.05)
+        self._spinner = _Spinner(self.node)
 
     def close(self) -> None:
-        """Stop the worker, the executor and the context."""
+        """Stop the worker and the executor, destroy the node."""
         self.node._release()  # noqa: SLF001 - same order as the executable's shutdown
-        self._stop.set()
-        self._thread.join(timeout=10.0)
-        self._executor.shutdown()
+        self._spinner.stop()
         self.node.destroy_node()
-        if self.context.ok():
-            rclpy.shutdown(context=self.context)
 
 
 @dataclass
@@ -109,8 +138,8 @@ class RosTester:
     """The test's own node: lifecycle client, publishers, collectors, parameter client."""
 
     def __init__(self, target: str = '/' + NODE_NAME) -> None:
-        self.spun = SpunNode('deeplab_test_client')
-        self.node = self.spun.node
+        self.node = Node(f'deeplab_test_client_{next(_NAMES)}', context=shared_context())
+        self._spinner = _Spinner(self.node)
         self.target = target
         self.lifecycle = LifecycleClient(self.node, target)
         self._publishers: dict[str, Any] = {}
@@ -154,7 +183,8 @@ class RosTester:
     def close(self) -> None:
         """Destroy the node and its context."""
         self.lifecycle.destroy()
-        self.spun.close()
+        self._spinner.stop()
+        self.node.destroy_node()
 
 
 def image_message(rgb: np.ndarray, *, frame_id: str = 'camera', stamp_ns: int = 0) -> Image:
