@@ -26,7 +26,7 @@ demo: setup
 
 bench: setup
 	$(PY) -m deeplab_ros.tools.bench --resolutions vga,1080p --input-sizes 321,513 \
-		--iterations 8 --node-frames 60 --json $(CURDIR)/bench_output/bench.json
+		--iterations 20 --node-frames 100 --node-block 10 --json $(CURDIR)/bench_output/bench.json
 
 eval: setup
 	$(PY) -m deeplab_ros.tools.evaluate

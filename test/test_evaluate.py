@@ -82,7 +82,7 @@ def test_bench_command_writes_its_table_and_json(shared: Path, tmp_path: Path) -
     completed = subprocess.run(
         [sys.executable, '-m', 'deeplab_ros.tools.bench', '--device', 'cpu', '--iterations', '1',
          '--warmup', '0', '--input-sizes', '129', '--resolutions', 'qvga,vga',
-         '--node-frames', '8', '--json', str(tmp_path / 'bench.json')],
+         '--node-frames', '8', '--node-block', '4', '--json', str(tmp_path / 'bench.json')],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr
     report = json.loads((tmp_path / 'bench.json').read_text())
@@ -96,7 +96,26 @@ def test_bench_command_writes_its_table_and_json(shared: Path, tmp_path: Path) -
     node_cases = [(row['width'], row['input_size']) for row in report['node']]
     assert node_cases == [(320, 129), (640, 129)]
     for row in report['node']:
-        assert row['frames_out'] == 8 and row['frames_sent'] >= 8
-        assert row['output_fps'] > 0 and 0 < row['latency_p50_ms'] <= row['latency_p99_ms']
-    assert len(report['node_over_segmenter']) == 2
+        # Two blocks of 4, each followed by 4 frames through this process's segmenter.
+        # A frame may be replaced by a newer one only at a block start (a loaded host can
+        # delay the node's hand-over past the bench's spacing of the first two frames).
+        assert row['frames_sent'] == 8 and row['frames_out'] >= 6
+        assert row['dropped'] == row['frames_sent'] - row['frames_out']
+        assert row['output_fps'] > 0 and row['segmenter_fps'] > 0
+        assert 0 < row['latency_p50_ms'] <= row['latency_p99_ms']
+        assert len(row['block_ratios']) == 2 and all(r > 0 for r in row['block_ratios'])
+        assert row['ratio'] == pytest.approx(row['output_fps'] / row['segmenter_fps'], rel=1e-3)
+    assert report['node_over_segmenter'] == [row['ratio'] for row in report['node']]
+    assert report['node_block_frames'] == 4
     assert 'node end to end' in completed.stdout
+
+
+def test_node_frames_split_into_blocks_of_at_least_two() -> None:
+    from deeplab_ros.tools.bench_node import block_sizes
+
+    assert block_sizes(100, 10) == [10] * 10
+    assert block_sizes(25, 10) == [10, 10, 5]
+    assert block_sizes(21, 10) == [10, 11]  # a single frame cannot be timed: joins the last
+    assert block_sizes(7, 10) == [7]
+    assert block_sizes(1, 10) == [2]
+    assert block_sizes(9, 1) == [2, 2, 2, 3]

@@ -173,3 +173,17 @@ def test_cuda_half_precision_agrees_with_cpu(shared: Path) -> None:
     cpu = Segmenter.from_checkpoint('pretrained', device='cpu')
     gpu = Segmenter.from_checkpoint('pretrained', device='cuda', half=True)
     assert (cpu.segment(frame).labels == gpu.segment(frame).labels).mean() > 0.99
+    # Every output comes back (pinned, non-blocking copies, one wait) for a mixed-size batch.
+    small = frame[::2, ::3].copy()
+    extras = dict(confidence=True, color=True, overlay=True)
+    for on_cpu, on_gpu in zip(cpu.segment_batch([frame, small], **extras),
+                              gpu.segment_batch([frame, small], **extras)):
+        assert on_gpu.labels.shape == on_cpu.labels.shape and on_gpu.labels.dtype == np.uint8
+        assert (on_gpu.labels == on_cpu.labels).mean() > 0.99
+        assert set(on_gpu.class_fractions) >= {k for k, v in on_cpu.class_fractions.items()
+                                               if v > 0.01}
+        assert sum(on_gpu.class_fractions.values()) == pytest.approx(1.0)
+        for name in ('confidence', 'color', 'overlay'):
+            host, device = getattr(on_cpu, name), getattr(on_gpu, name)
+            assert device.shape == host.shape and device.dtype == np.uint8
+            assert np.abs(device.astype(int) - host.astype(int)).mean() < 3.0, name

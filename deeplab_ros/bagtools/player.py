@@ -13,6 +13,7 @@ from pathlib import Path
 import threading
 import time
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.serialization import deserialize_message
@@ -121,6 +122,20 @@ class BagPlayer:
                 return True
             time.sleep(0.05)
         return False
+
+    def wait_for_all_acked(self, timeout_s: float) -> bool:
+        """Wait until every subscriber acknowledged every message published reliably.
+
+        Call it before exiting: a reliable message not yet delivered when the publisher goes
+        away is lost. Returns False when ``timeout_s`` passed first (the wait is shared by all
+        topics).
+        """
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        for publisher in self._publishers.values():
+            left = max(0.0, deadline - time.monotonic())
+            if not publisher.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))):
+                return False
+        return True
 
     def play(self, stop: threading.Event | None = None) -> PlaybackStats:
         """Publish the bag (repeatedly with ``loop``) until it ends or ``stop`` is set."""

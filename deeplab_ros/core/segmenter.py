@@ -7,7 +7,8 @@
     result.class_fractions   # {class id: fraction of pixels}
 
 On CUDA the model runs in float16 (``half``) with channels-last memory; resize, normalise,
-arg-max and palette look-up run on the device, and only uint8 images come back.
+arg-max and palette look-up run on the device, and only uint8 images (and the class pixel
+counts) come back: copied into pinned host memory without blocking, with one wait per batch.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import torch
 from deeplab_ros.core.checkpoint import CheckpointError, CheckpointMetadata, load_model
 from deeplab_ros.core.labels import LabelSet
 from deeplab_ros.core.postprocess import (
-    blend, class_fractions, colorize, labels_and_confidence, UPSAMPLE_MODES)
+    blend, class_counts, colorize, fractions_from_counts, labels_and_confidence,
+    UPSAMPLE_MODES)
 from deeplab_ros.core.preprocess import Preprocessor
 
 
@@ -61,6 +63,31 @@ class SegmentationResult:
     confidence: np.ndarray | None = None
     color: np.ndarray | None = None
     overlay: np.ndarray | None = None
+
+
+class _HostDownload:
+    """Device -> host copies of a batch's outputs, waited for once.
+
+    On CUDA each tensor is copied without blocking into pinned host memory (PyTorch's caching
+    host allocator reuses the blocks); :meth:`wait` synchronises the stream once for all of
+    them. On the CPU the tensors already are host memory and are returned as they are.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self._stream = torch.cuda.current_stream(device) if device.type == 'cuda' else None
+
+    def start(self, tensor: torch.Tensor | None) -> torch.Tensor | None:
+        """Begin copying ``tensor`` to the host; its host copy (valid after :meth:`wait`)."""
+        if tensor is None or self._stream is None:
+            return tensor
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        host.copy_(tensor, non_blocking=True)
+        return host
+
+    def wait(self) -> None:
+        """Block until every copy started so far is done."""
+        if self._stream is not None:
+            self._stream.synchronize()
 
 
 class Segmenter:
@@ -135,7 +162,8 @@ class Segmenter:
                 raise RuntimeError('this segmenter was closed')
             batch, placements, uploaded = self._preprocess(frames)
             logits = self.model(batch)
-            results = []
+            download = _HostDownload(self.device)
+            pending = []
             for index, place in enumerate(placements):
                 labels, probability = labels_and_confidence(
                     logits[index], place, upsample=self.upsample, confidence=confidence)
@@ -144,13 +172,20 @@ class Segmenter:
                 if overlay:
                     clear = labels == 0 if self._background_first else None
                     mixed = blend(uploaded[index], colors, overlay_alpha, clear)
-                results.append(SegmentationResult(
-                    labels=labels.cpu().numpy(),
-                    class_fractions=class_fractions(labels, self.num_classes),
-                    confidence=probability.cpu().numpy() if probability is not None else None,
-                    color=colors.cpu().numpy() if color else None,
-                    overlay=mixed.cpu().numpy() if mixed is not None else None))
-            return results
+                pending.append((labels.numel(), download.start(labels),
+                                download.start(class_counts(labels, self.num_classes)),
+                                download.start(probability),
+                                download.start(colors if color else None),
+                                download.start(mixed)))
+            download.wait()
+            return [SegmentationResult(
+                labels=labels_host.numpy(),
+                class_fractions=fractions_from_counts(counts_host.numpy(), pixels),
+                confidence=probability_host.numpy() if probability_host is not None else None,
+                color=colors_host.numpy() if colors_host is not None else None,
+                overlay=mixed_host.numpy() if mixed_host is not None else None)
+                for pixels, labels_host, counts_host, probability_host, colors_host, mixed_host
+                in pending]
 
     def prepare_batch(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """The normalised, padded network input for ``frames`` (for benchmarks)."""

@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help='wait up to this long for every topic to have a subscriber')
     play.add_argument('--subscribers', type=_positive_int, default=1, metavar='N',
                       help='with --wait-for-subscribers: wait for N subscribers per topic')
+    play.add_argument('--wait-for-all-acked', type=float, default=5.0, metavar='SECONDS',
+                      help='after the last message, wait up to this long until subscribers '
+                           'acknowledged every reliable message (0 = exit at once; default 5)')
 
     record = commands.add_parser('record', help='record topics into a new bag')
     record.add_argument('topics', nargs='*', help='topics to record')
@@ -155,6 +158,10 @@ def _play(args: argparse.Namespace) -> int:
             print(f'Not every topic had {args.subscribers} subscriber(s) after '
                   f'{args.wait_for_subscribers:g} s; playing anyway.', file=sys.stderr)
         stats = player.play()
+        if args.wait_for_all_acked > 0 and not stats.interrupted and \
+                not player.wait_for_all_acked(args.wait_for_all_acked):
+            print(f'Some messages were not acknowledged by every subscriber after '
+                  f'{args.wait_for_all_acked:g} s.', file=sys.stderr)
     except KeyboardInterrupt:
         return 130
     finally:

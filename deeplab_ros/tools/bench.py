@@ -110,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--node-frames', type=int, default=100,
                         help='frames per case through the node process (0 = skip the node '
                              'part; default 100)')
+    parser.add_argument('--node-block', type=int, default=10,
+                        help='node frames per block; every block is followed by as many '
+                             'frames through the segmenter in this process (default 10)')
     return parser
 
 
@@ -176,6 +179,47 @@ def run_core(args: argparse.Namespace) -> list[CoreTiming]:
     return timings
 
 
+def _segment_call(segmenter, frame: np.ndarray) -> Callable[[], object]:
+    """One segmenter call on ``frame`` that returns once the device is done."""
+    import torch
+
+    def segment() -> object:
+        result = segmenter.segment(frame)
+        if segmenter.device.type == 'cuda':
+            torch.cuda.synchronize(segmenter.device)
+        return result
+    return segment
+
+
+def run_node(args: argparse.Namespace, timings: list[CoreTiming]) -> dict:
+    """(c): every case through the node process, alternating with this process's segmenter."""
+    from deeplab_ros.core.segmenter import Segmenter
+    from deeplab_ros.tools.bench_node import format_node_table, profile_path, run_node_case
+
+    half = None if args.half == 'auto' else args.half == 'on'
+    node_timings = []
+    for input_size in dict.fromkeys(t.input_size for t in timings):
+        segmenter = Segmenter.from_checkpoint(args.weights, device=args.device,
+                                              input_size=input_size, half=half,
+                                              variant=args.variant or None,
+                                              upsample=args.upsample)
+        for timing in (t for t in timings if t.input_size == input_size):
+            frame = bench_frame(timing.width, timing.height)
+            node_timings.append(run_node_case(
+                frame, timing.resolution, input_size, frames=args.node_frames,
+                segment=_segment_call(segmenter, frame), block_frames=args.node_block,
+                weights=args.weights, device=args.device))
+        segmenter.close()
+    print(f'\nnode end to end (own process, DDS, Fast DDS profile {profile_path().name}; '
+          f'{args.node_frames} frames per case in blocks of {args.node_block}, one frame waiting '
+          'behind the one being inferred; every block followed by as many frames through the '
+          'segmenter in this process):')
+    print(format_node_table(node_timings))
+    return {'node': [t.to_dict() for t in node_timings],
+            'node_over_segmenter': [round(t.ratio, 4) for t in node_timings],
+            'node_block_frames': args.node_block}
+
+
 def format_core_table(timings: list[CoreTiming]) -> str:
     """Human-readable table of the core timings."""
     lines = [f'{"frame":<16} {"input":>5} {"model ms":>9} {"segmenter ms":>13} '
@@ -191,8 +235,9 @@ def format_core_table(timings: list[CoreTiming]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns the exit status."""
     args = _parser().parse_args(argv)
-    if args.iterations < 1 or args.warmup < 0:
-        print('error: --iterations must be >= 1 and --warmup >= 0', file=sys.stderr)
+    if args.iterations < 1 or args.warmup < 0 or args.node_block < 2:
+        print('error: --iterations must be >= 1, --node-block >= 2 and --warmup >= 0',
+              file=sys.stderr)
         return 2
     import torch
 
@@ -214,23 +259,7 @@ def main(argv: list[str] | None = None) -> int:
               'torch': torch.__version__, 'threads': torch.get_num_threads(),
               'iterations': args.iterations, 'core': [t.to_dict() for t in timings]}
     if args.node_frames > 0:
-        from deeplab_ros.tools.bench_node import format_node_table, profile_path, run_node_case
-
-        node_timings = []
-        for timing in timings:
-            frame = bench_frame(timing.width, timing.height)
-            node_timings.append(run_node_case(
-                frame, timing.resolution, timing.input_size, frames=args.node_frames,
-                weights=args.weights, device=args.device))
-        segmenter_ms = {(t.resolution, t.input_size): t.segmenter_ms for t in timings}
-        print(f'\nnode end to end (own process, DDS, Fast DDS profile {profile_path().name}; '
-              f'{args.node_frames} frames per case, one frame waiting behind the one being '
-              'inferred):')
-        print(format_node_table(node_timings, segmenter_ms))
-        report['node'] = [t.to_dict() for t in node_timings]
-        report['node_over_segmenter'] = [
-            round(t.output_fps * segmenter_ms[(t.resolution, t.input_size)] / 1000.0, 4)
-            for t in node_timings]
+        report.update(run_node(args, timings))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + '\n')

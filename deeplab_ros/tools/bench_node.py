@@ -5,21 +5,29 @@ process as fast as the node takes them — always one frame waiting behind the o
 inferred, so the node never idles and never queues — and measures the label images coming
 back: delivered rate, latency from the input stamp to receipt (p50/p99) and frames the node
 dropped. Both processes use the large-image Fast DDS profile shipped in config/.
+
+Node throughput is compared with the segmenter's in the same run: the frames go through in
+blocks, and after every block of the node this process times the same number of frames
+through its own segmenter (the node idles meanwhile). Alternating blocks expose both to the
+same machine load, so the ratio holds on a shared machine whose speed drifts over a run.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 import os
 from pathlib import Path
+import statistics
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 
 from deeplab_ros.bagtools.config_files import config_file
 
 PROFILE_NAME = 'fastdds_large_images.xml'
+ARRIVAL_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass
@@ -33,19 +41,28 @@ class NodeTiming:
     frames_sent: int
     frames_out: int
     output_fps: float
+    segmenter_fps: float
     latency_p50_ms: float
     latency_p99_ms: float
     latency_p50_first_half_ms: float
     latency_p50_second_half_ms: float
+    block_ratios: list[float] = field(default_factory=list)
 
     @property
     def dropped(self) -> int:
         """Frames published but not segmented (the node keeps only the newest)."""
         return self.frames_sent - self.frames_out
 
+    @property
+    def ratio(self) -> float:
+        """Node throughput over segmenter throughput, pooled over all blocks."""
+        return self.output_fps / self.segmenter_fps
+
     def to_dict(self) -> dict:
         """Plain dict for JSON output."""
-        return {**asdict(self), 'dropped': self.dropped}
+        return {**asdict(self), 'dropped': self.dropped, 'ratio': round(self.ratio, 4),
+                'block_ratio_median': round(statistics.median(self.block_ratios), 4)
+                if self.block_ratios else None}
 
 
 def profile_path() -> Path:
@@ -63,16 +80,108 @@ def use_large_image_profile() -> dict[str, str]:
     return dict(os.environ)
 
 
-def run_node_case(frame: np.ndarray, resolution: str, input_size: int, *, frames: int,
-                  weights: str, device: str, log_path: Path | None = None,
-                  timeout: float = 600.0) -> NodeTiming:
-    """Start the node process, stream ``frames`` copies of ``frame`` through it, measure."""
-    from sensor_msgs.msg import Image
+def block_sizes(frames: int, block_frames: int) -> list[int]:
+    """Split ``frames`` into blocks of ``block_frames`` (>= 2); a short rest joins the last."""
+    size = max(2, block_frames)
+    full, rest = divmod(max(2, frames), size)
+    blocks = [size] * full
+    if rest and (rest < 2 or not blocks):
+        blocks = blocks[:-1] + [(blocks[-1] if blocks else 0) + rest]
+    elif rest:
+        blocks.append(rest)
+    return blocks
 
+
+class _LabelStream:
+    """Publishes frames to the node and collects the label images it sends back."""
+
+    def __init__(self, node, frame: np.ndarray) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import Header
+
+        from deeplab_ros.ros.image_codec import encode_rgb8
+
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self.publisher = node.create_publisher(Image, '/image', qos)
+        self._arrived = threading.Semaphore(0)
+        self.latencies_ms: list[float] = []
+        self.last_arrival = 0.0
+        node.create_subscription(Image, '/segmentation/labels', self._on_labels, qos)
+        self._template = encode_rgb8(frame, Header(frame_id='bench_camera'))
+
+    def _on_labels(self, message) -> None:
+        now = time.time_ns()
+        stamp = message.header.stamp.sec * 10**9 + message.header.stamp.nanosec
+        self.latencies_ms.append((now - stamp) / 1e6)
+        self.last_arrival = time.monotonic()
+        self._arrived.release()
+
+    def wait_for_node(self, timeout: float = 30.0) -> None:
+        """Wait until the node's subscription is matched (and a little for the reverse)."""
+        deadline = time.monotonic() + timeout
+        while self.publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+
+    def send(self) -> None:
+        """Publish the frame stamped with the current wall-clock time."""
+        stamp = time.time_ns()
+        self._template.header.stamp.sec, self._template.header.stamp.nanosec = \
+            divmod(stamp, 10**9)
+        self.publisher.publish(self._template)
+
+    def run_block(self, frames: int, second_frame_delay: float) -> tuple[int, int, float]:
+        """Stream ``frames`` (>= 2) frames, one waiting behind the one in inference.
+
+        The second frame follows the first after ``second_frame_delay``: sent back to back to
+        an idle node, it would replace the first before inference starts (the node keeps
+        only the newest frame). The clock runs from the first label image to the last, when
+        the node always has a frame waiting.
+
+        Returns (frames sent, label images received, seconds from first to last label image).
+        """
+        self.send()
+        time.sleep(second_frame_delay)
+        self.send()
+        sent, received, first_arrival = 2, 0, 0.0
+        while received < sent:
+            if not self._arrived.acquire(timeout=ARRIVAL_TIMEOUT_SECONDS):
+                break  # the rest of this block's frames were lost
+            received += 1
+            if received == 1:
+                first_arrival = self.last_arrival
+            if sent < frames:
+                self.send()
+                sent += 1
+        return sent, received, max(1e-9, self.last_arrival - first_arrival)
+
+
+def _time_segmenter(segment: Callable[[], object], frames: int) -> float:
+    started = time.perf_counter()
+    for _ in range(frames):
+        segment()
+    return time.perf_counter() - started
+
+
+def run_node_case(frame: np.ndarray, resolution: str, input_size: int, *, frames: int,
+                  segment: Callable[[], object], weights: str, device: str, block_frames: int = 10,
+                  log_path: Path | None = None) -> NodeTiming:
+    """Start the node process and alternate blocks of node and segmenter frames.
+
+    Args:
+        frame: The HxWx3 uint8 RGB frame to send.
+        resolution: Name of the frame size (for the report).
+        input_size: Network input side for the node.
+        frames: Frames through the node (and through the segmenter) in all.
+        segment: Segments ``frame`` once in this process (and waits for the device).
+        weights: The node's ``weights`` parameter.
+        device: The node's ``device`` parameter.
+        block_frames: Frames per block: node and segmenter blocks alternate.
+        log_path: Where the node's output goes (discarded when None).
+    """
     from deeplab_ros.bagtools.pipeline import (
         default_params_file, LifecycleClient, node_command, NodeProcess, SpunNode)
-    from deeplab_ros.ros.image_codec import encode_rgb8
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     env = use_large_image_profile()
     parameters = {'input_size': input_size, 'weights': weights, 'device': device,
@@ -84,78 +193,58 @@ def run_node_case(frame: np.ndarray, resolution: str, input_size: int, *, frames
     client = LifecycleClient(spun.node, '/deeplab_segmentation', alive=process.running)
     try:
         client.bring_up(timeout=180.0)
-        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        publisher = spun.node.create_publisher(Image, '/image', qos)
-        arrived = threading.Semaphore(0)
-        latencies: list[float] = []
-        stamps: list[int] = []
-
-        def on_labels(message: Image) -> None:
-            now = time.time_ns()
-            stamp = message.header.stamp.sec * 10**9 + message.header.stamp.nanosec
-            latencies.append((now - stamp) / 1e6)
-            stamps.append(stamp)
-            arrived.release()
-        spun.node.create_subscription(Image, '/segmentation/labels', on_labels, qos)
-        deadline = time.monotonic() + 30.0
-        while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
-        template = encode_rgb8(frame, _header())
-
-        def send() -> None:
-            stamp = time.time_ns()
-            template.header.stamp.sec, template.header.stamp.nanosec = divmod(stamp, 10**9)
-            publisher.publish(template)
-
-        warmup = min(5, frames)
-        for _ in range(warmup):  # untimed: first frames pay one-off costs
-            send()
-            arrived.acquire(timeout=60.0)
-        latencies.clear()
-        stamps.clear()
-        sent, started, end = 0, time.monotonic(), time.monotonic() + timeout
-        send()
-        sent += 1
-        while len(latencies) < frames and time.monotonic() < end:
-            if sent < frames + 1:
-                send()  # keep one frame waiting behind the one in inference
-                sent += 1
-            if not arrived.acquire(timeout=10.0):
-                break
-        elapsed = time.monotonic() - started
-        values = np.asarray(latencies[:frames], dtype=np.float64)
+        stream = _LabelStream(spun.node, frame)
+        stream.wait_for_node()
+        segment_seconds = _time_segmenter(segment, 3) / 3
+        # A quarter of an inference: surely past the node's hand-over, far from a bubble.
+        delay = min(0.01, max(0.0005, segment_seconds / 4))
+        stream.run_block(5, delay)  # untimed: first frames pay one-off costs
+        stream.latencies_ms.clear()
+        sent_total = received_total = node_frames = segmenter_frames = 0
+        node_seconds = segmenter_seconds = 0.0
+        block_ratios = []
+        for size in block_sizes(frames, block_frames):
+            sent, received, seconds = stream.run_block(size, delay)
+            sent_total, received_total = sent_total + sent, received_total + received
+            timed_frames = received - 1  # label images after the first one of the block
+            segmenter_block = _time_segmenter(segment, size)
+            if timed_frames > 0:
+                node_seconds += seconds
+                node_frames += timed_frames
+                segmenter_seconds += segmenter_block
+                segmenter_frames += size
+                block_ratios.append(round((timed_frames / seconds) /
+                                          (size / segmenter_block), 4))
+        values = np.asarray(stream.latencies_ms[:received_total], dtype=np.float64)
         half = max(1, len(values) // 2)
+
+        def p50(part: np.ndarray) -> float:
+            return round(float(np.percentile(part, 50)), 1) if part.size else float('nan')
         return NodeTiming(
-            resolution, frame.shape[1], frame.shape[0], input_size, sent, len(values),
-            round(len(values) / elapsed, 2),
-            round(float(np.percentile(values, 50)), 1),
-            round(float(np.percentile(values, 99)), 1),
-            round(float(np.percentile(values[:half], 50)), 1),
-            round(float(np.percentile(values[half:], 50)), 1))
+            resolution, frame.shape[1], frame.shape[0], input_size, sent_total,
+            received_total, round(node_frames / max(node_seconds, 1e-9), 3),
+            round(segmenter_frames / max(segmenter_seconds, 1e-9), 3), p50(values),
+            round(float(np.percentile(values, 99)), 1) if values.size else float('nan'),
+            p50(values[:half]), p50(values[half:]), block_ratios)
     finally:
         client.destroy()
         spun.close()
         process.stop()
 
 
-def _header():
-    from std_msgs.msg import Header
-    return Header(frame_id='bench_camera')
-
-
-def format_node_table(timings: list[NodeTiming], segmenter_ms: dict[tuple[str, int], float]
-                      ) -> str:
+def format_node_table(timings: list[NodeTiming]) -> str:
     """Table of the node cases with the ratio of node throughput to segmenter throughput."""
     lines = ['| frame | input | frames in/out | node fps | segmenter fps | (c)/(b) | '
-             'latency p50 / p99 ms | p50 1st / 2nd half ms |',
-             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+             '(c)/(b) per block: median [min, max] | latency p50 / p99 ms | '
+             'p50 1st / 2nd half ms |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for t in timings:
-        seg = segmenter_ms.get((t.resolution, t.input_size))
-        seg_fps = 1000.0 / seg if seg else float('nan')
+        ratios = t.block_ratios or [float('nan')]
         lines.append(f'| {t.resolution} {t.width}x{t.height} | {t.input_size} | '
-                     f'{t.frames_sent}/{t.frames_out} | {t.output_fps:.2f} | {seg_fps:.2f} | '
-                     f'{t.output_fps / seg_fps:.3f} | {t.latency_p50_ms:.1f} / '
-                     f'{t.latency_p99_ms:.1f} | {t.latency_p50_first_half_ms:.1f} / '
+                     f'{t.frames_sent}/{t.frames_out} | {t.output_fps:.2f} | '
+                     f'{t.segmenter_fps:.2f} | {t.ratio:.3f} | '
+                     f'{statistics.median(ratios):.3f} [{min(ratios):.3f}, '
+                     f'{max(ratios):.3f}] | {t.latency_p50_ms:.1f} / {t.latency_p99_ms:.1f} | '
+                     f'{t.latency_p50_first_half_ms:.1f} / '
                      f'{t.latency_p50_second_half_ms:.1f} |')
     return '\n'.join(lines)
