@@ -96,10 +96,9 @@ def test_bench_command_writes_its_table_and_json(shared: Path, tmp_path: Path) -
     node_cases = [(row['width'], row['input_size']) for row in report['node']]
     assert node_cases == [(320, 129), (640, 129)]
     for row in report['node']:
-        # Two blocks of 4, each followed by 4 frames through this process's segmenter.
-        # A frame may be replaced by a newer one only at a block start (a loaded host can
-        # delay the node's hand-over past the bench's spacing of the first two frames).
-        assert row['frames_sent'] == 8 and row['frames_out'] >= 6
+        # Two blocks of 4 label images, each followed by 4 frames through this process's
+        # segmenter; a frame the node replaced by a newer one is made up for.
+        assert row['frames_out'] == 8 and row['frames_sent'] >= 8
         assert row['dropped'] == row['frames_sent'] - row['frames_out']
         assert row['output_fps'] > 0 and row['segmenter_fps'] > 0
         assert 0 < row['latency_p50_ms'] <= row['latency_p99_ms']

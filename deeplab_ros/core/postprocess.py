@@ -17,8 +17,6 @@ same labels as ``'labels'`` but takes 10-12 ms.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import cv2
 import numpy as np
 import torch
@@ -88,16 +86,9 @@ def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return torch.bincount(flat, minlength=num_classes)
 
 
-def fractions_from_counts(counts: Sequence[int] | np.ndarray, total: int) -> dict[int, float]:
+def fractions_from_counts(counts: np.ndarray, total: int) -> dict[int, float]:
     """{class id: fraction of ``total`` pixels} for the classes with a non-zero count."""
-    return {int(index): float(count) / total
-            for index, count in enumerate(np.asarray(counts).tolist()) if count > 0}
-
-
-def class_fractions(labels: torch.Tensor, num_classes: int) -> dict[int, float]:
-    """Fraction of pixels of every class present in an HxW label tensor."""
-    return fractions_from_counts(class_counts(labels, num_classes).cpu().numpy(),
-                                 labels.numel())
+    return {index: count / total for index, count in enumerate(counts.tolist()) if count > 0}
 
 
 def colorize(labels: torch.Tensor, palette_lut: torch.Tensor) -> torch.Tensor:

@@ -145,27 +145,34 @@ def alternating_medians(first: Callable[[], object], second: Callable[[], object
     return statistics.median(first_times), statistics.median(second_times)
 
 
+def _build_segmenter(args: argparse.Namespace, input_size: int):
+    """The segmenter the command line asks for, at ``input_size``."""
+    from deeplab_ros.core.segmenter import Segmenter
+
+    return Segmenter.from_checkpoint(args.weights, device=args.device, input_size=input_size,
+                                     half=None if args.half == 'auto' else args.half == 'on',
+                                     variant=args.variant or None, upsample=args.upsample)
+
+
+def _synchronizer(segmenter) -> Callable[[], None]:
+    """Waits for the segmenter's device to finish queued work (nothing to wait for on CPU)."""
+    import torch
+
+    if segmenter.device.type == 'cuda':
+        return lambda: torch.cuda.synchronize(segmenter.device)
+    return lambda: None
+
+
 def run_core(args: argparse.Namespace) -> list[CoreTiming]:
     """Time the bare model against the full segmenter for every requested case."""
     import torch
 
-    from deeplab_ros.core.segmenter import Segmenter
-
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    half = None if args.half == 'auto' else args.half == 'on'
     timings = []
     for input_size in args.input_sizes:
-        segmenter = Segmenter.from_checkpoint(args.weights, device=args.device,
-                                              input_size=input_size, half=half,
-                                              variant=args.variant or None,
-                                              upsample=args.upsample)
-        if segmenter.device.type == 'cuda':
-            def synchronize() -> None:
-                torch.cuda.synchronize(segmenter.device)
-        else:
-            def synchronize() -> None:
-                return None
+        segmenter = _build_segmenter(args, input_size)
+        synchronize = _synchronizer(segmenter)
         for name in args.resolutions:
             width, height = RESOLUTIONS[name]
             frame = bench_frame(width, height)
@@ -179,30 +186,23 @@ def run_core(args: argparse.Namespace) -> list[CoreTiming]:
     return timings
 
 
-def _segment_call(segmenter, frame: np.ndarray) -> Callable[[], object]:
+def _segment_call(segmenter, frame: np.ndarray) -> Callable[[], None]:
     """One segmenter call on ``frame`` that returns once the device is done."""
-    import torch
+    synchronize = _synchronizer(segmenter)
 
-    def segment() -> object:
-        result = segmenter.segment(frame)
-        if segmenter.device.type == 'cuda':
-            torch.cuda.synchronize(segmenter.device)
-        return result
+    def segment() -> None:
+        segmenter.segment(frame)
+        synchronize()
     return segment
 
 
 def run_node(args: argparse.Namespace, timings: list[CoreTiming]) -> dict:
     """(c): every case through the node process, alternating with this process's segmenter."""
-    from deeplab_ros.core.segmenter import Segmenter
     from deeplab_ros.tools.bench_node import format_node_table, profile_path, run_node_case
 
-    half = None if args.half == 'auto' else args.half == 'on'
     node_timings = []
     for input_size in dict.fromkeys(t.input_size for t in timings):
-        segmenter = Segmenter.from_checkpoint(args.weights, device=args.device,
-                                              input_size=input_size, half=half,
-                                              variant=args.variant or None,
-                                              upsample=args.upsample)
+        segmenter = _build_segmenter(args, input_size)
         for timing in (t for t in timings if t.input_size == input_size):
             frame = bench_frame(timing.width, timing.height)
             node_timings.append(run_node_case(

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 import os
 from pathlib import Path
+import queue
 import statistics
-import threading
 import time
 from typing import Callable
 
@@ -58,11 +58,15 @@ class NodeTiming:
         """Node throughput over segmenter throughput, pooled over all blocks."""
         return self.output_fps / self.segmenter_fps
 
+    @property
+    def block_ratio_median(self) -> float:
+        """Median of the per-block ratios (NaN without blocks)."""
+        return statistics.median(self.block_ratios) if self.block_ratios else float('nan')
+
     def to_dict(self) -> dict:
         """Plain dict for JSON output."""
         return {**asdict(self), 'dropped': self.dropped, 'ratio': round(self.ratio, 4),
-                'block_ratio_median': round(statistics.median(self.block_ratios), 4)
-                if self.block_ratios else None}
+                'block_ratio_median': round(self.block_ratio_median, 4)}
 
 
 def profile_path() -> Path:
@@ -104,18 +108,17 @@ class _LabelStream:
 
         qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.publisher = node.create_publisher(Image, '/image', qos)
-        self._arrived = threading.Semaphore(0)
+        # (input stamp ns, latency ms, monotonic arrival s) of every label image received
+        self._arrivals: queue.Queue[tuple[int, float, float]] = queue.Queue()
+        self._last_stamp = 0
         self.latencies_ms: list[float] = []
-        self.last_arrival = 0.0
         node.create_subscription(Image, '/segmentation/labels', self._on_labels, qos)
         self._template = encode_rgb8(frame, Header(frame_id='bench_camera'))
 
     def _on_labels(self, message) -> None:
         now = time.time_ns()
         stamp = message.header.stamp.sec * 10**9 + message.header.stamp.nanosec
-        self.latencies_ms.append((now - stamp) / 1e6)
-        self.last_arrival = time.monotonic()
-        self._arrived.release()
+        self._arrivals.put((stamp, (now - stamp) / 1e6, time.monotonic()))
 
     def wait_for_node(self, timeout: float = 30.0) -> None:
         """Wait until the node's subscription is matched (and a little for the reverse)."""
@@ -124,37 +127,60 @@ class _LabelStream:
             time.sleep(0.05)
         time.sleep(0.5)
 
-    def send(self) -> None:
-        """Publish the frame stamped with the current wall-clock time."""
-        stamp = time.time_ns()
+    def send(self) -> int:
+        """Publish the frame stamped with the current wall-clock time; returns the stamp."""
+        stamp = max(time.time_ns(), self._last_stamp + 1)  # unique: it names the frame
+        self._last_stamp = stamp
         self._template.header.stamp.sec, self._template.header.stamp.nanosec = \
             divmod(stamp, 10**9)
         self.publisher.publish(self._template)
+        return stamp
 
     def run_block(self, frames: int, second_frame_delay: float) -> tuple[int, int, float]:
-        """Stream ``frames`` (>= 2) frames, one waiting behind the one in inference.
+        """Get ``frames`` (>= 2) label images back, a frame always waiting behind inference.
 
-        The second frame follows the first after ``second_frame_delay``: sent back to back to
-        an idle node, it would replace the first before inference starts (the node keeps
-        only the newest frame). The clock runs from the first label image to the last, when
-        the node always has a frame waiting.
+        A label image's stamp names its frame, and the node keeps only the newest frame, so
+        frames sent before it and never returned were replaced. After every label image the
+        bench tops the frames in flight up to two. When none is in flight (block start, or
+        after a replacement) the second follows the first after ``second_frame_delay``: sent
+        back to back to an idle node, it would replace the first. The clock runs from the
+        first label image to the last, when the node always has a frame waiting.
 
         Returns (frames sent, label images received, seconds from first to last label image).
         """
-        self.send()
-        time.sleep(second_frame_delay)
-        self.send()
-        sent, received, first_arrival = 2, 0, 0.0
-        while received < sent:
-            if not self._arrived.acquire(timeout=ARRIVAL_TIMEOUT_SECONDS):
-                break  # the rest of this block's frames were lost
-            received += 1
+        order: dict[int, int] = {}  # stamp -> position in this block
+
+        def top_up(newest: int, received: int) -> None:
+            in_flight = len(order) - 1 - newest  # sent after the newest label image's frame
+            idle = in_flight == 0
+            while in_flight < 2 and received + in_flight < frames:
+                if idle and in_flight == 1:
+                    time.sleep(second_frame_delay)
+                order[self.send()] = len(order)
+                in_flight += 1
+
+        received, newest, first_arrival, last_arrival = 0, -1, 0.0, 0.0
+        top_up(newest, received)
+        while received < frames:
+            try:
+                stamp, latency_ms, arrival = self._arrivals.get(
+                    timeout=ARRIVAL_TIMEOUT_SECONDS)
+            except queue.Empty:
+                break  # frames were lost: the block ends short
+            if stamp not in order:
+                continue  # not one of this block's frames
+            received, newest = received + 1, order[stamp]
+            self.latencies_ms.append(latency_ms)
             if received == 1:
-                first_arrival = self.last_arrival
-            if sent < frames:
-                self.send()
-                sent += 1
-        return sent, received, max(1e-9, self.last_arrival - first_arrival)
+                first_arrival = arrival
+            last_arrival = arrival
+            top_up(newest, received)
+        return len(order), received, max(1e-9, last_arrival - first_arrival)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile rounded to 0.1 (NaN for no values)."""
+    return round(float(np.percentile(values, q)), 1) if values else float('nan')
 
 
 def _time_segmenter(segment: Callable[[], object], frames: int) -> float:
@@ -215,17 +241,14 @@ def run_node_case(frame: np.ndarray, resolution: str, input_size: int, *, frames
                 segmenter_frames += size
                 block_ratios.append(round((timed_frames / seconds) /
                                           (size / segmenter_block), 4))
-        values = np.asarray(stream.latencies_ms[:received_total], dtype=np.float64)
-        half = max(1, len(values) // 2)
-
-        def p50(part: np.ndarray) -> float:
-            return round(float(np.percentile(part, 50)), 1) if part.size else float('nan')
+        latencies = stream.latencies_ms
+        half = max(1, len(latencies) // 2)
         return NodeTiming(
             resolution, frame.shape[1], frame.shape[0], input_size, sent_total,
             received_total, round(node_frames / max(node_seconds, 1e-9), 3),
-            round(segmenter_frames / max(segmenter_seconds, 1e-9), 3), p50(values),
-            round(float(np.percentile(values, 99)), 1) if values.size else float('nan'),
-            p50(values[:half]), p50(values[half:]), block_ratios)
+            round(segmenter_frames / max(segmenter_seconds, 1e-9), 3),
+            _percentile(latencies, 50), _percentile(latencies, 99),
+            _percentile(latencies[:half], 50), _percentile(latencies[half:], 50), block_ratios)
     finally:
         client.destroy()
         spun.close()
@@ -243,7 +266,7 @@ def format_node_table(timings: list[NodeTiming]) -> str:
         lines.append(f'| {t.resolution} {t.width}x{t.height} | {t.input_size} | '
                      f'{t.frames_sent}/{t.frames_out} | {t.output_fps:.2f} | '
                      f'{t.segmenter_fps:.2f} | {t.ratio:.3f} | '
-                     f'{statistics.median(ratios):.3f} [{min(ratios):.3f}, '
+                     f'{t.block_ratio_median:.3f} [{min(ratios):.3f}, '
                      f'{max(ratios):.3f}] | {t.latency_p50_ms:.1f} / {t.latency_p99_ms:.1f} | '
                      f'{t.latency_p50_first_half_ms:.1f} / '
                      f'{t.latency_p50_second_half_ms:.1f} |')
