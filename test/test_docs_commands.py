@@ -1,0 +1,181 @@
+"""Every console command shown in README.md and docs/ parses with the real argument parser.
+
+A renamed or removed option then breaks this test instead of the user. Commands are taken
+from fenced code blocks (with ``\\`` continuations) and from inline code spans; each one is
+given to the tool's own ``main`` with ``ArgumentParser.parse_args`` wrapped so that the run
+stops right after parsing: nothing is executed, but every option, sub-command and choice
+goes through the parser the installed console script uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from dataclasses import dataclass
+import importlib
+from pathlib import Path
+import re
+import shlex
+from typing import Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / 'README.md', *sorted((ROOT / 'docs').glob('*.md'))]
+FENCE = re.compile(r'^```[a-z]*\n(.*?)^```', re.MULTILINE | re.DOTALL)
+INLINE = re.compile(r'`((?:ros2 (?:run|launch) deeplab_ros |deeplab-ros-)[^`]+)`')
+LAUNCH_FILE = ROOT / 'launch' / 'segment.launch.py'
+
+
+@dataclass(frozen=True)
+class DocCommand:
+    """One command line found in a document."""
+
+    source: str
+    argv: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f'{self.source}: {shlex.join(self.argv)}'
+
+
+def console_scripts() -> dict[str, str]:
+    """Console script name -> 'module:function', read from setup.py's entry points."""
+    tree = ast.parse((ROOT / 'setup.py').read_text())
+    scripts: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and key.value == 'console_scripts':
+                    for item in ast.literal_eval(value):
+                        name, target = (part.strip() for part in item.split('=', 1))
+                        scripts[name] = target
+    return scripts
+
+
+def _command_lines(text: str) -> list[str]:
+    """Shell lines of the fenced blocks (continuations joined) and the inline spans."""
+    lines: list[str] = []
+    for block in FENCE.findall(text):
+        joined = re.sub(r'\\\n\s*', ' ', block)
+        lines.extend(line.split(' #')[0].strip() for line in joined.splitlines())
+    # An inline span with the bare tool name names the tool; it is not a command line.
+    lines.extend(span for span in INLINE.findall(text) if len(span.split()) > 1)
+    return lines
+
+
+def _documented_lines() -> list[tuple[str, list[str]]]:
+    """(document name, words) of every shell command in the README and the docs."""
+    found: list[tuple[str, list[str]]] = []
+    for document in DOCUMENTS:
+        for line in _command_lines(document.read_text()):
+            for part in re.split(r'&&|;|\|', line):
+                try:
+                    words = shlex.split(part)
+                except ValueError:
+                    continue
+                if words:
+                    found.append((document.name, words))
+    return found
+
+
+def _unique(commands: list[DocCommand]) -> list[DocCommand]:
+    return list(dict.fromkeys(commands))
+
+
+def documented_commands() -> list[DocCommand]:
+    """The deeplab_ros console-tool commands shown in the README and the docs."""
+    scripts = console_scripts()
+    found: list[DocCommand] = []
+    for source, words in _documented_lines():
+        if words[:3] == ['ros2', 'run', 'deeplab_ros']:
+            words = words[3:]
+        if words and words[0] in scripts and words[0] != 'segmentation_node':
+            found.append(DocCommand(source, tuple(words)))
+    return _unique(found)
+
+
+def documented_node_commands() -> list[DocCommand]:
+    """``ros2 run deeplab_ros segmentation_node`` and ``ros2 launch`` lines of the documents."""
+    return _unique([DocCommand(source, tuple(words)) for source, words in _documented_lines()
+                    if words[:3] in (['ros2', 'run', 'deeplab_ros'],
+                                     ['ros2', 'launch', 'deeplab_ros'])
+                    and (words[3:4] == ['segmentation_node']
+                         or words[3:4] == [LAUNCH_FILE.name])])
+
+
+class _Parsed(Exception):
+    """Raised right after a successful parse, so the tool itself never runs."""
+
+
+def parse_only(entry: Callable[[list[str]], object], argv: list[str],
+               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``entry(argv)`` up to the end of its ``parse_args``; argparse errors propagate."""
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self: argparse.ArgumentParser, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise _Parsed()
+
+    monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', parse_then_stop)
+    with pytest.raises(_Parsed):
+        entry(argv)
+
+
+COMMANDS = documented_commands()
+
+
+def test_the_documents_show_commands() -> None:
+    tools = {command.argv[0] for command in COMMANDS}
+    assert {'deeplab-ros-eval', 'deeplab-ros-train', 'deeplab-ros-bench'} <= tools, tools
+
+
+@pytest.mark.parametrize('command', COMMANDS, ids=str)
+def test_documented_command_parses(command: DocCommand,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    module_name, function = console_scripts()[command.argv[0]].split(':')
+    entry = getattr(importlib.import_module(module_name), function)
+    try:
+        parse_only(entry, list(command.argv[1:]), monkeypatch)
+    except SystemExit as error:
+        pytest.fail(f'{command} is rejected by its parser (exit {error.code})')
+
+
+def test_a_wrong_option_is_caught(monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The check itself can fail: an option the tool does not have is reported."""
+    module_name, function = console_scripts()['deeplab-ros-eval'].split(':')
+    entry = getattr(importlib.import_module(module_name), function)
+    with pytest.raises(SystemExit):
+        parse_only(entry, ['--no-such-option', 'x'], monkeypatch)
+    assert 'unrecognized arguments' in capsys.readouterr().err
+
+
+NODE_COMMANDS = documented_node_commands()
+
+
+def test_the_documents_show_node_commands() -> None:
+    kinds = {command.argv[1] for command in NODE_COMMANDS}
+    assert kinds == {'run', 'launch'}, NODE_COMMANDS
+
+
+def _assignments(words: tuple[str, ...]) -> list[str]:
+    """Names assigned with ``name:=value`` (launch arguments, ``-p`` parameters, remaps)."""
+    return [word.split(':=', 1)[0] for word in words if ':=' in word]
+
+
+@pytest.mark.parametrize('command', NODE_COMMANDS, ids=str)
+def test_documented_node_command_names_real_arguments(command: DocCommand) -> None:
+    """Launch arguments exist in the launch file; ``-p`` names are declared parameters."""
+    words = command.argv
+    if words[1] == 'launch':
+        from launch.launch_description_sources import (
+            get_launch_description_from_python_launch_file)
+        description = get_launch_description_from_python_launch_file(str(LAUNCH_FILE))
+        declared = {argument.name for argument in description.get_launch_arguments()}
+        unknown = set(_assignments(words[4:])) - declared
+        assert not unknown, f'{command}: no such launch arguments {sorted(unknown)}'
+        return
+    from deeplab_ros.ros.parameters import SPEC_BY_NAME
+    parameters = [words[i + 1] for i, word in enumerate(words[:-1]) if word == '-p']
+    unknown = set(_assignments(tuple(parameters))) - set(SPEC_BY_NAME)
+    assert not unknown, f'{command}: no such parameters {sorted(unknown)}'
