@@ -12,7 +12,7 @@ import torch
 
 from deeplab_ros.core.training.data import epoch_permutation, EpochBatchSampler
 from deeplab_ros.core.training.schedule import PolyLR
-from deeplab_ros.core.training.transforms import EvalTransform, sample_generator, TrainTransform
+from deeplab_ros.core.training.transforms import sample_generator, TrainTransform
 
 # ---------------------------------------------------------------------------------------------
 # Augmentations, sampling and schedule (no model needed)
@@ -71,13 +71,6 @@ def test_augmentation_depends_only_on_seed_epoch_and_index() -> None:
     other = transform(image, target, sample_generator(7, 3, 5))
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
     assert not torch.equal(first[0], other[0])
-
-
-def test_eval_transform_resizes_image_and_keeps_mask() -> None:
-    image, target = _pair(40, 80)
-    pixels, mask = EvalTransform(size=20)(image, target)
-    assert pixels.shape == (3, 10, 20)
-    assert torch.equal(mask, torch.from_numpy(target).long())
 
 
 def test_epoch_batches_are_seeded_and_skippable() -> None:
@@ -162,6 +155,10 @@ def _hand_made_samples() -> tuple[list[HandMadeSample], list[np.ndarray], list[n
                   [0, 255, 0, 0],
                   [0, 2, 0, 3]], np.uint8),
     ]
+    # Each hand-made pixel becomes an 8x8 block, so the images are 24x32 (the segmenter's
+    # smallest input is 17); ratios, and so every score, are those of the 3x4 arrays.
+    predictions = [np.kron(array, np.ones((8, 8), np.uint8)) for array in predictions]
+    targets = [np.kron(array, np.ones((8, 8), np.uint8)) for array in targets]
     samples = []
     for number, (prediction, target) in enumerate(zip(predictions, targets)):
         image = np.zeros(prediction.shape + (3,), np.uint8)
@@ -194,19 +191,28 @@ def _independent_scores(predictions: list, targets: list,
     return ious, sum(present) / len(present), correct / total
 
 
-def test_validation_scores_match_independent_computation_with_ignore_pixels() -> None:
-    from deeplab_ros.core.training.validation import evaluate_model
+def test_scores_match_independent_computation_with_ignore_pixels() -> None:
+    from deeplab_ros.core.checkpoint import CheckpointMetadata
+    from deeplab_ros.core.evaluation import evaluate
+    from deeplab_ros.core.segmenter import Segmenter
 
     samples, predictions, targets = _hand_made_samples()
-    transform = EvalTransform(size=0)
-    model = RedChannelOracle(4, transform.mean, transform.std)
-    result = evaluate_model(model, samples, num_classes=4, device=torch.device('cpu'),
-                            transform=transform)
+    metadata = CheckpointMetadata(variant='oracle', num_classes=4,
+                                  class_names=('a', 'b', 'c', 'd'),
+                                  palette=((0, 0, 0), (1, 1, 1), (2, 2, 2), (3, 3, 3)),
+                                  input_size=32)
+    model = RedChannelOracle(4, metadata.mean, metadata.std)
+    # Input size 32 = the images' longer side: the letterbox neither resizes nor crops.
+    seen = []
+    result = evaluate(Segmenter(model, metadata, device='cpu'), samples,
+                      on_image=lambda sample, _result, single: seen.append(
+                          (sample.name, single.pixel_accuracy())))
     ious, mean_iou, accuracy = _independent_scores(predictions, targets, 4)
-    # Hand check of one class: class 2 is predicted on 5 valid pixels, true on 4, both on 3.
+    # Hand check of one class: class 2 is predicted on 5 valid blocks, true on 4, both on 3.
     assert ious[2] == pytest.approx(3 / 6)
     assert ious[3] == 0.0  # in the truth once, never predicted
     assert result.images == 2
+    assert [name for name, _ in seen] == ['hand0', 'hand1']
     assert result.iou == pytest.approx(ious, nan_ok=True)
     assert result.mean_iou == pytest.approx(mean_iou)
     assert result.pixel_accuracy == pytest.approx(accuracy)
@@ -233,7 +239,7 @@ def _config(dataset, output: Path, **overrides):
                   labels=str(dataset.labels_file), variant='deeplabv3plus_mobilenetv2',
                   init='backbone', epochs=8, batch_size=4, crop_size=CROP,
                   scale_range=(0.75, 1.25), lr=0.02, backbone_lr_factor=0.1, device='cpu',
-                  workers=0, seed=11, val_size=0, progress=False)
+                  workers=0, seed=11, val_size=0, input_size=CROP, progress=False)
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -263,6 +269,23 @@ def test_fine_tune_lowers_loss_and_raises_train_miou(fine_tuned: dict) -> None:
     assert [record['epoch'] for record in result.validations] == list(range(1, 9))
     assert all(0.0 <= record['mean_iou'] <= 1.0 for record in result.validations)
     assert result.best_model is not None and result.best_model.is_file()
+
+
+def test_validation_score_is_what_the_exported_checkpoint_scores(fine_tuned: dict) -> None:
+    """The trainer's validation and ``deeplab-ros-eval`` share one scoring path."""
+    from deeplab_ros.core.evaluation import evaluate
+    from deeplab_ros.core.segmenter import Segmenter
+
+    trainer, result = fine_tuned['trainer'], fine_tuned['result']
+    segmenter = Segmenter.from_checkpoint(result.last_model, device='cpu')
+    try:
+        exported = evaluate(segmenter, trainer.val_samples)
+    finally:
+        segmenter.close()
+    assert exported.images == len(trainer.val_samples)
+    assert exported.mean_iou == pytest.approx(result.validations[-1]['mean_iou'], abs=1e-6)
+    assert exported.pixel_accuracy == pytest.approx(result.validations[-1]['pixel_accuracy'],
+                                                    abs=1e-6)
 
 
 def test_exported_checkpoint_runs_in_the_segmenter_unchanged(fine_tuned: dict,

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--nondeterministic', dest='deterministic', action='store_false',
                      help='allow non-deterministic (faster) kernels')
     run.add_argument('--val-size', type=int, default=DEFAULTS.val_size,
-                     help='resize validation images to this longer side (0: as stored)')
+                     help="network input side for validation (0: the checkpoint's input size)")
     run.add_argument('--val-every', type=int, default=DEFAULTS.val_every,
                      help='validate every N epochs (0: only at the end)')
     run.add_argument('--save-every', type=int, default=DEFAULTS.save_every,

@@ -7,6 +7,6 @@ augmentation and schedule helpers import without the model code.
 
 from deeplab_ros.core.training.config import TrainConfig
 from deeplab_ros.core.training.schedule import PolyLR
-from deeplab_ros.core.training.transforms import EvalTransform, TrainTransform
+from deeplab_ros.core.training.transforms import TrainTransform
 
-__all__ = ['EvalTransform', 'PolyLR', 'TrainConfig', 'TrainTransform']
+__all__ = ['PolyLR', 'TrainConfig', 'TrainTransform']

@@ -37,7 +37,8 @@ class TrainConfig:
         deterministic: Ask PyTorch for deterministic algorithms.
         train_split: Name of the training list under ``ImageSets/Segmentation``.
         val_split: Name of the validation list (empty = no validation).
-        val_size: Resize validation images to this longer side (0 = as stored).
+        val_size: Network input side for validation (0 = the exported checkpoint's
+            ``input_size``, as the node runs it).
         val_every: Validate every this many epochs (0 = only at the end).
         save_every: Also save a resumable state every this many steps (0 = per epoch only).
         input_size: Recommended inference input side written to the checkpoint (0 = 513).

@@ -16,9 +16,10 @@ import torch.nn.functional as F
 
 from deeplab_ros.core.checkpoint import CheckpointError, CheckpointMetadata, save_checkpoint
 from deeplab_ros.core.datasets import VocLayoutDataset
+from deeplab_ros.core.evaluation import evaluate, EvaluationResult
 from deeplab_ros.core.labels import LabelSet, resolve_labels
 from deeplab_ros.core.models import build_model
-from deeplab_ros.core.segmenter import resolve_device
+from deeplab_ros.core.segmenter import resolve_device, Segmenter
 from deeplab_ros.core.training.config import TrainConfig
 from deeplab_ros.core.training.data import AugmentedDataset, make_train_loader, SampleLike
 from deeplab_ros.core.training.initialization import initialize_model
@@ -26,8 +27,7 @@ from deeplab_ros.core.training.progress import ProgressLine
 from deeplab_ros.core.training.schedule import PolyLR
 from deeplab_ros.core.training.state import (
     atomic_save, capture_rng_state, restore_rng_state, seed_everything)
-from deeplab_ros.core.training.transforms import EvalTransform, TrainTransform
-from deeplab_ros.core.training.validation import evaluate_model, ValidationResult
+from deeplab_ros.core.training.transforms import TrainTransform
 
 #: File names inside the output folder.
 STATE_FILE = 'train_state.pt'
@@ -101,7 +101,6 @@ class Trainer:
         self.train_transform = TrainTransform(
             crop_size=config.crop_size, scale_range=config.scale_range,
             flip_probability=config.flip_probability, ignore_index=self.labels.ignore_index)
-        self.eval_transform = EvalTransform(size=config.val_size)
         self.dataset = AugmentedDataset(self.train_samples, self.train_transform, config.seed)
 
         self.model = build_model(config.variant, num_classes=len(self.labels),
@@ -271,14 +270,22 @@ class Trainer:
         self.scheduler.step()
         return float(loss.detach())
 
-    def validate(self, samples: Sequence[SampleLike] | None = None) -> ValidationResult:
-        """Score the current model on ``samples`` (default: the validation split)."""
+    def validate(self, samples: Sequence[SampleLike] | None = None) -> EvaluationResult:
+        """Score the current model on ``samples`` (default: the validation split).
+
+        The model runs inside a :class:`Segmenter` built from the metadata it will be
+        exported with, so the score is the one ``deeplab-ros-eval`` and the node reproduce.
+        """
         samples = self.val_samples if samples is None else samples
         if samples is None:
             raise ValueError('No validation split is configured.')
-        return evaluate_model(self.model, samples, num_classes=len(self.labels),
-                              device=self.device, transform=self.eval_transform,
-                              ignore_index=self.labels.ignore_index)
+        was_training = self.model.training
+        segmenter = Segmenter(self.model, self.metadata(), device=self.device,
+                              input_size=self.config.val_size or None, half=False)
+        try:
+            return evaluate(segmenter, samples)
+        finally:
+            self.model.train(was_training)
 
     def _validate_and_export(self, output: Path, result: TrainResult) -> None:
         result.last_model = self.export(output / LAST_MODEL_FILE)

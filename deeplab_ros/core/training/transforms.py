@@ -123,28 +123,3 @@ class TrainTransform:
                                     fill=self.fill_color(), ignore_index=self.ignore_index)
         image, target = random_flip(image, target, rng, self.flip_probability)
         return to_tensors(image, target, self.mean, self.std)
-
-
-@dataclass(frozen=True)
-class EvalTransform:
-    """Validation preprocessing: optional resize (longer side), then normalise.
-
-    The mask is kept at its own resolution; the trainer resizes logits back to it, so the
-    score is always measured against the original annotation.
-    """
-
-    size: int = 0
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-    def __call__(self, image: np.ndarray, target: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the normalised (possibly resized) image and the untouched mask."""
-        _check_pair(image, target)
-        if self.size > 0:
-            height, width = target.shape
-            factor = self.size / max(height, width)
-            shape = (max(1, round(width * factor)), max(1, round(height * factor)))
-            if shape != (width, height):
-                image = cv2.resize(image, shape, interpolation=cv2.INTER_LINEAR)
-        pixels, _ = to_tensors(image, np.zeros(image.shape[:2], np.uint8), self.mean, self.std)
-        return pixels, torch.from_numpy(np.ascontiguousarray(target)).long()
