@@ -16,7 +16,7 @@ from deeplab_ros.core.backends import (
 from deeplab_ros.core.checkpoint import CheckpointMetadata, load_model
 from deeplab_ros.core.models import available_models, build_model, model_spec
 from deeplab_ros.core.onnx_export import (
-    cached_onnx, ExportSettings, KEY_PROPERTY, read_onnx_metadata)
+    cached_onnx, ExportSettings, KEY_PROPERTY, OnnxExportError, read_onnx_metadata)
 from deeplab_ros.core.pretrained import available_pretrained, pretrained_checkpoint
 from deeplab_ros.core.segmenter import Segmenter
 from deeplab_ros.tools import export as export_tool
@@ -198,3 +198,21 @@ def test_every_registered_model_exports_and_runs_in_onnxruntime(tmp_path: Path,
     logits = session.run(None, {'input': batch.numpy()})[0]
     assert logits.shape == expected.shape == (2, 3, 65, 65)
     assert np.abs(logits - expected).max() <= 1e-3 * max(1.0, np.abs(expected).max())
+
+
+@needs_onnxruntime
+def test_auto_runs_with_torch_when_the_export_fails(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise RuntimeError('an operator ONNX cannot express')
+
+    weights = pretrained_checkpoint()
+    monkeypatch.setenv('DEEPLAB_ROS_CACHE', str(tmp_path))  # no export cached: one is needed
+    monkeypatch.setattr(torch.onnx, 'export', refuse)
+    segmenter = Segmenter.from_checkpoint(str(weights), device='cpu', input_size=65)
+    assert segmenter.backend == 'torch'
+    assert 'an operator ONNX cannot express' in segmenter.backend_note
+    assert segmenter.segment(np.zeros((20, 30, 3), np.uint8)).labels.shape == (20, 30)
+    with pytest.raises(OnnxExportError, match='ONNX export of deeplabv3_mobilenetv2 failed'):
+        Segmenter.from_checkpoint(str(weights), device='cpu', input_size=65,
+                                  backend='onnxruntime')

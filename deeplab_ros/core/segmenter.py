@@ -26,6 +26,7 @@ from deeplab_ros.core.assets import cache_dir
 from deeplab_ros.core.backends import (
     Forward, OnnxRuntimeForward, resolve_backend, TorchForward)
 from deeplab_ros.core.checkpoint import CheckpointError, CheckpointMetadata, load_model
+from deeplab_ros.core.onnx_export import OnnxExportError
 from deeplab_ros.core.labels import LabelSet
 from deeplab_ros.core.postprocess import (
     blend, class_counts, colorize, fractions_from_counts, labels_and_confidence,
@@ -139,23 +140,32 @@ class Segmenter:
                                         self.device)
         self.half = bool(on_cuda if half is None else half) and on_cuda
         self.backend, self.backend_note = resolve_backend(backend, self.device)
-        self._forward: Forward
-        if self.backend == 'onnxruntime':
-            self._forward = OnnxRuntimeForward(
-                model, metadata, device=self.device, input_size=self.input_size,
-                half=self.half, max_batch=batch_size, cache_folder=cache_dir(),
-                cache_stem=onnx_cache_stem(weights_path, metadata))
-            # The PyTorch module stays on the CPU in float32, as a reference only.
-            self.model: torch.nn.Module | None = model.float().eval()
-        else:
-            self._forward = TorchForward(model, self.device, self.half)
-            self.model = self._forward.model
+        self._forward = self._make_forward(model, backend, batch_size, weights_path)
+        # With onnxruntime the PyTorch module stays on the CPU in float32, as a reference.
+        self.model: torch.nn.Module | None = self._forward.model \
+            if isinstance(self._forward, TorchForward) else model.float().eval()
         self._preprocess.dtype = self._forward.input_dtype
         self._preprocess.channels_last = on_cuda and self.backend == 'torch'
         self._palette = torch.from_numpy(self.labels.palette_lut()).to(self.device)
         # The background class (id 0 in VOC-style label sets) stays unpainted in overlays.
         self._background_first = self.labels.class_names[0].lower() in ('background', 'bg')
         self._lock = threading.Lock()
+
+    def _make_forward(self, model: torch.nn.Module, requested: str, batch_size: int,
+                      weights_path: Path | None) -> Forward:
+        """The forward of ``self.backend``; ``auto`` falls back to torch if export fails."""
+        if self.backend == 'onnxruntime':
+            try:
+                return OnnxRuntimeForward(
+                    model, self.metadata, device=self.device, input_size=self.input_size,
+                    half=self.half, max_batch=batch_size, cache_folder=cache_dir(),
+                    cache_stem=onnx_cache_stem(weights_path, self.metadata))
+            except OnnxExportError as error:
+                if (requested or 'auto').strip().lower() != 'auto':
+                    raise
+                # A model ONNX cannot represent still runs, with PyTorch.
+                self.backend, self.backend_note = 'torch', f'backend auto: {error}; using torch'
+        return TorchForward(model, self.device, self.half)
 
     @classmethod
     def from_checkpoint(cls, weights: str | Path = 'pretrained', *,
