@@ -18,7 +18,7 @@ setup(
          + glob('config/*.xml')),
     ],
     install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'pyyaml'],
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest'], 'onnx': ['onnx', 'onnxruntime']},
     zip_safe=True,
     maintainer='deeplab_ros maintainers',
     maintainer_email='maintainers@deeplab-ros.dev',
@@ -33,6 +33,7 @@ setup(
             'deeplab-ros-bag = deeplab_ros.tools.bag:main',
             'deeplab-ros-demo = deeplab_ros.tools.demo:main',
             'deeplab-ros-train = deeplab_ros.tools.train:main',
+            'deeplab-ros-export = deeplab_ros.tools.export:main',
         ],
     },
 )

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from deeplab_ros.tools.bench import RESOLUTIONS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -86,12 +88,23 @@ def test_bench_command_writes_its_table_and_json(shared: Path, tmp_path: Path) -
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr
     report = json.loads((tmp_path / 'bench.json').read_text())
-    assert [(row['width'], row['height'], row['input_size']) for row in report['core']] == \
-        [(320, 240, 129), (640, 480, 129)]
+    backends = report['backends']
+    assert backends[0] == 'torch' and set(backends) <= {'torch', 'onnxruntime'}
+    assert [(row['width'], row['height'], row['input_size'], row['backend'].split()[0])
+            for row in report['core']] == \
+        [(w, h, 129, backend) for w, h in ((320, 240), (640, 480)) for backend in backends]
     for row in report['core']:
         assert row['model_ms'] > 0 and row['segmenter_ms'] > 0
         assert row['ratio'] == pytest.approx(row['segmenter_ms'] / row['model_ms'], abs=1e-3)
     assert 'overhead' in completed.stdout
+    # One speed-up row per case and backend after the first, from the same medians.
+    assert len(report['backend_speedups']) == 2 * (len(backends) - 1)
+    for speedup in report['backend_speedups']:
+        pair = [row for row in report['core'] if row['input_size'] == 129
+                and row['width'] == RESOLUTIONS[speedup['resolution']][0]]
+        assert speedup['segmenter_speedup'] == pytest.approx(
+            pair[0]['segmenter_ms'] / pair[1]['segmenter_ms'], rel=1e-3)
+    assert report['node_backend'] == 'auto'
     # The node part: its own process over DDS, every frame accounted for.
     node_cases = [(row['width'], row['input_size']) for row in report['node']]
     assert node_cases == [(320, 129), (640, 129)]
@@ -106,7 +119,7 @@ def test_bench_command_writes_its_table_and_json(shared: Path, tmp_path: Path) -
         assert row['ratio'] == pytest.approx(row['output_fps'] / row['segmenter_fps'], rel=1e-3)
     assert report['node_over_segmenter'] == [row['ratio'] for row in report['node']]
     assert report['node_block_frames'] == 4
-    assert 'node end to end' in completed.stdout
+    assert 'node end to end with backend auto' in completed.stdout
 
 
 def test_node_frames_split_into_blocks_of_at_least_two() -> None:

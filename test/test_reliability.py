@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import sys
 import threading
 import time
 
@@ -20,6 +21,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 import torch
 
+from deeplab_ros.core.backends import onnxruntime_available
 from deeplab_ros.core.checkpoint import CheckpointMetadata, save_checkpoint
 from deeplab_ros.core.models import build_model
 from deeplab_ros.ros.image_codec import encode_image
@@ -134,9 +136,12 @@ def test_fuzz_malformed_images_are_counted_and_valid_frames_still_processed(
         node.close()
 
 
-def test_churn_leaves_no_threads_memory_or_graph_entities(full_size: bool) -> None:
+@pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
+def test_churn_leaves_no_threads_memory_or_graph_entities(full_size: bool, backend: str) -> None:
+    if backend == 'onnxruntime' and not onnxruntime_available():
+        pytest.skip('onnxruntime is not installed')
     cycles = 50 if full_size else 20
-    node = InProcessNode({'input_size': 65})
+    node = InProcessNode({'input_size': 65, 'backend': backend})
     tester = RosTester()
     topics = ('/segmentation/labels', '/segmentation/classes', '/segmentation/label_info')
     try:
@@ -151,7 +156,7 @@ def test_churn_leaves_no_threads_memory_or_graph_entities(full_size: bool) -> No
                           and tester.node.count_subscribers('/image') == 0, 10.0)
         assert node.node._segmenter is None  # noqa: SLF001 - the model is released
         warm = min(3, cycles - 1)
-        print(f'\nchurn: {cycles} cycles; threads {threads[warm]} -> {threads[-1]}; '
+        print(f'\nchurn ({backend}): {cycles} cycles; threads {threads[warm]} -> {threads[-1]}; '
               f'RSS {rss[warm]:.0f} -> {rss[-1]:.0f} MB')
         assert threads[-1] <= threads[warm]
         assert rss[-1] - rss[warm] < 50.0
@@ -272,6 +277,28 @@ def test_auto_device_falls_back_to_cpu_and_says_so_once_per_configure(
         assert capfd.readouterr().err.count('CUDA is not available, running on the CPU') == 1
         assert life.change('cleanup') and life.change('configure')
         assert capfd.readouterr().err.count('CUDA is not available, running on the CPU') == 1
+    finally:
+        tester.close()
+        node.close()
+
+
+def test_missing_onnxruntime_fails_configure_with_the_hint_and_auto_falls_back(
+        capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # as if it were not installed
+    node = InProcessNode({'input_size': 65, 'backend': 'onnxruntime', 'device': 'cpu'})
+    tester = RosTester()
+    try:
+        life = tester.lifecycle
+        assert not life.change('configure')
+        assert 'pip install onnx onnxruntime' in capfd.readouterr().err
+        assert tester.set_parameters({'backend': 'auto'})[0].successful
+        for _ in range(2):
+            assert life.change('configure')
+            err = capfd.readouterr().err
+            assert err.count('backend auto: onnxruntime is not installed, using torch') == 1
+            assert 'backend torch' in err
+            assert life.change('cleanup')
+        assert not tester.set_parameters({'backend': 'tensorrt'})[0].successful
     finally:
         tester.close()
         node.close()

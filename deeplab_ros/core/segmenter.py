@@ -14,6 +14,7 @@ counts) come back: copied into pinned host memory without blocking, with one wai
 from __future__ import annotations
 
 from dataclasses import dataclass
+import hashlib
 from pathlib import Path
 import threading
 from typing import Sequence
@@ -21,7 +22,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from deeplab_ros.core.assets import cache_dir
+from deeplab_ros.core.backends import (
+    Forward, OnnxRuntimeForward, resolve_backend, TorchForward)
 from deeplab_ros.core.checkpoint import CheckpointError, CheckpointMetadata, load_model
+from deeplab_ros.core.onnx_export import OnnxExportError
 from deeplab_ros.core.labels import LabelSet
 from deeplab_ros.core.postprocess import (
     blend, class_counts, colorize, fractions_from_counts, labels_and_confidence,
@@ -90,13 +95,35 @@ class _HostDownload:
             self._stream.synchronize()
 
 
+def onnx_cache_stem(weights_path: Path | None, metadata: CheckpointMetadata) -> str:
+    """File-name stem of a model's cached ONNX exports (its checkpoint's, made unique).
+
+    Checkpoints in the cache folder (the converted pretrained models) keep their own stem;
+    others get a short digest of their absolute path, so two ``model.pt`` files in different
+    folders do not take turns overwriting one export. Models without a file use the variant.
+    """
+    if weights_path is None:
+        return f'{metadata.variant}-unsaved'
+    path = Path(weights_path).resolve()
+    if path.parent == cache_dir().resolve():
+        return path.stem
+    return f'{path.stem}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}'
+
+
 class Segmenter:
     """Runs a segmentation model on RGB frames; thread-safe (one inference at a time)."""
 
     def __init__(self, model: torch.nn.Module, metadata: CheckpointMetadata, *,
                  device: str | torch.device = 'auto', input_size: int | None = None,
                  half: bool | None = None, labels: LabelSet | None = None,
-                 upsample: str = 'labels') -> None:
+                 upsample: str = 'labels', backend: str = 'auto', batch_size: int = 1,
+                 weights_path: Path | None = None) -> None:
+        """Wrap ``model``; ``backend`` is ``'auto'``, ``'torch'`` or ``'onnxruntime'``.
+
+        ``batch_size`` is the most frames one forward usually gets (e.g. the number of
+        cameras; ONNX Runtime's TensorRT provider builds its engines for it), and
+        ``weights_path`` names the ONNX export cached for ONNX Runtime.
+        """
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.metadata = metadata
         self.input_size = int(input_size or metadata.input_size)
@@ -108,35 +135,57 @@ class Segmenter:
             raise ValueError(f'upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}')
         self.upsample = upsample
         on_cuda = self.device.type == 'cuda'
-        self.half = bool(on_cuda if half is None else half) and on_cuda
-        dtype = torch.float16 if self.half else torch.float32
-        self.model: torch.nn.Module | None = model.to(self.device, dtype).eval()
-        if on_cuda:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        # Checks the input size before any export; its dtype and layout follow the backend.
         self._preprocess = Preprocessor(self.input_size, metadata.mean, metadata.std,
-                                        self.device, dtype, channels_last=on_cuda)
+                                        self.device)
+        self.half = bool(on_cuda if half is None else half) and on_cuda
+        self.backend, self.backend_note = resolve_backend(backend, self.device)
+        self._forward = self._make_forward(model, backend, batch_size, weights_path)
+        # With onnxruntime the PyTorch module stays on the CPU in float32, as a reference.
+        self.model: torch.nn.Module | None = self._forward.model \
+            if isinstance(self._forward, TorchForward) else model.float().eval()
+        self._preprocess.dtype = self._forward.input_dtype
+        self._preprocess.channels_last = on_cuda and self.backend == 'torch'
         self._palette = torch.from_numpy(self.labels.palette_lut()).to(self.device)
         # The background class (id 0 in VOC-style label sets) stays unpainted in overlays.
         self._background_first = self.labels.class_names[0].lower() in ('background', 'bg')
         self._lock = threading.Lock()
+
+    def _make_forward(self, model: torch.nn.Module, requested: str, batch_size: int,
+                      weights_path: Path | None) -> Forward:
+        """The forward of ``self.backend``; ``auto`` falls back to torch if export fails."""
+        if self.backend == 'onnxruntime':
+            try:
+                return OnnxRuntimeForward(
+                    model, self.metadata, device=self.device, input_size=self.input_size,
+                    half=self.half, max_batch=batch_size, cache_folder=cache_dir(),
+                    cache_stem=onnx_cache_stem(weights_path, self.metadata))
+            except OnnxExportError as error:
+                if (requested or 'auto').strip().lower() != 'auto':
+                    raise
+                # A model ONNX cannot represent still runs, with PyTorch.
+                self.backend, self.backend_note = 'torch', f'backend auto: {error}; using torch'
+        return TorchForward(model, self.device, self.half)
 
     @classmethod
     def from_checkpoint(cls, weights: str | Path = 'pretrained', *,
                         device: str | torch.device = 'auto', input_size: int | None = None,
                         half: bool | None = None, labels: LabelSet | None = None,
                         variant: str | None = None, num_classes: int | None = None,
-                        output_stride: int | None = None,
-                        upsample: str = 'labels') -> 'Segmenter':
+                        output_stride: int | None = None, upsample: str = 'labels',
+                        backend: str = 'auto', batch_size: int = 1) -> 'Segmenter':
         """Build from ``'pretrained'``, ``'pretrained:NAME'`` or a checkpoint path."""
         from deeplab_ros.core.pretrained import resolve_weights
 
         resolved_device = device if isinstance(device, torch.device) else \
             resolve_device(device)
-        model, metadata = load_model(resolve_weights(weights), variant=variant or None,
+        path = resolve_weights(weights)
+        model, metadata = load_model(path, variant=variant or None,
                                      num_classes=num_classes or None,
                                      output_stride=output_stride or None)
         return cls(model, metadata, device=resolved_device, input_size=input_size, half=half,
-                   labels=labels, upsample=upsample)
+                   labels=labels, upsample=upsample, backend=backend, batch_size=batch_size,
+                   weights_path=path)
 
     @property
     def num_classes(self) -> int:
@@ -161,7 +210,7 @@ class Segmenter:
             if self.model is None:
                 raise RuntimeError('this segmenter was closed')
             batch, placements, uploaded = self._preprocess(frames)
-            logits = self.model(batch)
+            logits = self._forward(batch)
             download = _HostDownload(self.device)
             pending = []
             for index, place in enumerate(placements):
@@ -193,11 +242,15 @@ class Segmenter:
             return self._preprocess(frames)[0]
 
     def forward_only(self, batch: torch.Tensor) -> torch.Tensor:
-        """The bare model on an already-normalised batch (for benchmarks)."""
+        """The bare forward of this segmenter's backend on a normalised batch (benchmarks)."""
         with self._lock, torch.inference_mode():
             if self.model is None:
                 raise RuntimeError('this segmenter was closed')
-            return self.model(batch)
+            return self._forward(batch)
+
+    def describe_backend(self) -> str:
+        """Backend and execution details, e.g. ``'onnxruntime CPU'`` or ``'torch fp16'``."""
+        return self._forward.describe()
 
     def warmup(self, iterations: int = 1) -> None:
         """Run the model on a blank frame so the first real frame is not slow."""
@@ -210,6 +263,7 @@ class Segmenter:
     def close(self) -> None:
         """Release the model (and cached GPU memory)."""
         with self._lock:
+            self._forward.close()
             self.model = None
             self._palette = None  # type: ignore[assignment]
         if self.device.type == 'cuda':

@@ -16,6 +16,7 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from deeplab_ros.core.backends import BACKENDS
 from deeplab_ros.core.postprocess import UPSAMPLE_MODES
 
 _DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
@@ -78,6 +79,9 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('diagnostics_period', 1.0,
                   'Seconds between /diagnostics reports; 0 = off. Read at configure.',
                   minimum=0.0, maximum=3600.0),
+    ParameterSpec('backend', 'auto',
+                  "Network forward: 'auto' (onnxruntime on the CPU when installed, else "
+                  "torch), 'torch' or 'onnxruntime'. Read at configure."),
 )
 
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
@@ -128,6 +132,8 @@ def validate(parameter: Parameter) -> str:
     name, new = parameter.name, parameter.value
     if name == 'device' and not _DEVICE.match(str(new).strip().lower()):
         return f"device must be auto, cpu, cuda or cuda:N, got {new!r}"
+    if name == 'backend' and new not in BACKENDS:
+        return f'backend must be one of {", ".join(BACKENDS)}, got {new!r}'
     if name == 'upsample' and new not in UPSAMPLE_MODES:
         return f'upsample must be one of {", ".join(UPSAMPLE_MODES)}, got {new!r}'
     if name == 'input_size' and new not in (0,) and int(new) < 17:

@@ -139,7 +139,10 @@ class SegmentationNode(LifecycleNode):
             segmenter = Segmenter.from_checkpoint(
                 value('weights'), device=device, input_size=value('input_size') or None,
                 half=bool(value('half')), labels=labels, variant=value('variant') or None,
-                upsample=value('upsample'))
+                upsample=value('upsample'), backend=str(value('backend')),
+                batch_size=max(1, len(value('cameras') or [])))
+            if segmenter.backend_note:
+                logger.warning(segmenter.backend_note)
             segmenter.warmup()
         except (CheckpointError, MissingAssetError, DeviceUnavailableError, LabelFileError,
                 ValueError, RuntimeError) as error:
@@ -177,6 +180,7 @@ class SegmentationNode(LifecycleNode):
         logger.info(f'configured: {meta.variant} ({meta.source or value("weights")}), '
                     f'{meta.num_classes} classes, input {segmenter.input_size}, '
                     f'device {segmenter.device}{" fp16" if segmenter.half else ""}, '
+                    f'backend {segmenter.describe_backend()}, '
                     f'cameras {[c.name or "(default)" for c in self._cameras]}')
         return TransitionCallbackReturn.SUCCESS
 
@@ -403,6 +407,7 @@ class SegmentationNode(LifecycleNode):
             'weights': meta.source,
             'input_size': self._segmenter.input_size,
             'cameras': ','.join(c.name or '(default)' for c in self._cameras),
+            'backend': self._segmenter.describe_backend(),
         }
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics_publisher.publish(diagnostic_array(

@@ -1,18 +1,20 @@
-"""``deeplab-ros-bench``: how much the segmenter's pre/post-processing adds to the model.
+"""``deeplab-ros-bench``: backends, and what pre/post-processing and the node add to the model.
 
     deeplab-ros-bench                                         # CPU/GPU auto, VGA, input 513
     deeplab-ros-bench --input-sizes 321,513 --resolutions vga,1080p --iterations 20
-    deeplab-ros-bench --device cuda --json bench.json
+    deeplab-ros-bench --device cuda --backends torch --json bench.json
 
-For every (frame resolution, input size) pair it times, after warm-up, the median of:
+For every (frame resolution, input size) pair and every backend (``--backends``, default
+``torch,onnxruntime`` where onnxruntime is installed) it times, after warm-up, the median of:
 
-- ``model``: the bare network forward on a pre-made, normalised input tensor;
+- ``model``: the bare network forward of the backend on a pre-made, normalised input tensor;
 - ``segmenter``: the full per-frame path, RGB uint8 frame in -> uint8 labels out
   (upload, resize, normalise, pad, forward, crop, arg-max, resize back, class fractions);
 
-and prints a table with their ratio and the pre/post-processing overhead in percent. The
-two measurements alternate inside one loop so that load from other processes affects both
-alike. Frames are a real photo resized to the resolution.
+and prints a table with their ratio and the pre/post-processing overhead in percent, then
+how many times faster each backend is than the first one listed. All measurements of a case
+(every backend's model and segmenter) alternate inside one loop so that load from other
+processes affects them alike. Frames are a real photo resized to the resolution.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from pathlib import Path
 import statistics
 import sys
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
+
+from deeplab_ros.core.backends import BACKENDS
 
 RESOLUTIONS: dict[str, tuple[int, int]] = {  # name -> (width, height)
     'qvga': (320, 240),
@@ -48,6 +52,7 @@ class CoreTiming:
     input_size: int
     model_ms: float
     segmenter_ms: float
+    backend: str = 'torch'
 
     @property
     def ratio(self) -> float:
@@ -85,6 +90,22 @@ def _resolution_list(text: str) -> list[str]:
     return names
 
 
+def _backend_list(text: str) -> list[str]:
+    names = [item.strip().lower() for item in text.split(',') if item.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f'expected distinct backends from {", ".join(BACKENDS)}, got {text!r}')
+    return names
+
+
+def default_backends() -> list[str]:
+    """torch and onnxruntime, or torch alone where onnxruntime is not installed."""
+    from deeplab_ros.core.backends import onnxruntime_available
+
+    return ['torch', 'onnxruntime'] if onnxruntime_available() else ['torch']
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='deeplab-ros-bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--threads', type=int, default=0,
                         help='torch CPU threads (default: torch\'s choice)')
     parser.add_argument('--json', type=Path, help='also write the results to this JSON file')
+    parser.add_argument('--backends', type=_backend_list, default=None,
+                        help='comma-separated backends to compare, the first is the reference '
+                             '(default: torch,onnxruntime, or torch without onnxruntime)')
+    parser.add_argument('--node-backend', default='auto', choices=BACKENDS,
+                        help='backend of the node and of the segmenter it is compared with '
+                             '(default auto, the node\'s default)')
     parser.add_argument('--node-frames', type=int, default=100,
                         help='frames per case through the node process (0 = skip the node '
                              'part; default 100)')
@@ -127,31 +154,39 @@ def bench_frame(width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(resized[..., ::-1])
 
 
-def alternating_medians(first: Callable[[], object], second: Callable[[], object], *,
-                        iterations: int, warmup: int,
-                        synchronize: Callable[[], None]) -> tuple[float, float]:
-    """Median milliseconds of two callables timed in alternation after ``warmup`` rounds."""
+def alternating_medians(functions: Sequence[Callable[[], object]], *, iterations: int,
+                        warmup: int, synchronize: Callable[[], None]) -> list[float]:
+    """Median milliseconds of each callable, all timed in turn after ``warmup`` rounds.
+
+    The order rotates from one iteration to the next, so none always runs first (after an
+    idle moment) or right after a particular other one.
+    """
     for _ in range(warmup):
-        first()
-        second()
-    synchronize()
-    first_times, second_times = [], []
-    for _ in range(iterations):
-        for function, times in ((first, first_times), (second, second_times)):
-            start = time.perf_counter()
+        for function in functions:
             function()
+    synchronize()
+    times: list[list[float]] = [[] for _ in functions]
+    for iteration in range(iterations):
+        for offset in range(len(functions)):
+            index = (iteration + offset) % len(functions)
+            start = time.perf_counter()
+            functions[index]()
             synchronize()
-            times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(first_times), statistics.median(second_times)
+            times[index].append((time.perf_counter() - start) * 1000.0)
+    return [statistics.median(values) for values in times]
 
 
-def _build_segmenter(args: argparse.Namespace, input_size: int):
-    """The segmenter the command line asks for, at ``input_size``."""
+def _build_segmenter(args: argparse.Namespace, input_size: int, backend: str):
+    """The segmenter the command line asks for, at ``input_size``, with ``backend``."""
+    from deeplab_ros.core.backends import report_fallback_once
     from deeplab_ros.core.segmenter import Segmenter
 
-    return Segmenter.from_checkpoint(args.weights, device=args.device, input_size=input_size,
-                                     half=None if args.half == 'auto' else args.half == 'on',
-                                     variant=args.variant or None, upsample=args.upsample)
+    segmenter = Segmenter.from_checkpoint(
+        args.weights, device=args.device, input_size=input_size,
+        half=None if args.half == 'auto' else args.half == 'on', variant=args.variant or None,
+        upsample=args.upsample, backend=backend)
+    report_fallback_once(segmenter.backend_note)
+    return segmenter
 
 
 def _synchronizer(segmenter) -> Callable[[], None]:
@@ -171,18 +206,24 @@ def run_core(args: argparse.Namespace) -> list[CoreTiming]:
         torch.set_num_threads(args.threads)
     timings = []
     for input_size in args.input_sizes:
-        segmenter = _build_segmenter(args, input_size)
-        synchronize = _synchronizer(segmenter)
+        segmenters = [_build_segmenter(args, input_size, backend) for backend in args.backends]
+        synchronize = _synchronizer(segmenters[0])
         for name in args.resolutions:
             width, height = RESOLUTIONS[name]
             frame = bench_frame(width, height)
-            batch = segmenter.prepare_batch([frame])
-            model_ms, segmenter_ms = alternating_medians(
-                lambda: segmenter.forward_only(batch), lambda: segmenter.segment(frame),
-                iterations=args.iterations, warmup=args.warmup, synchronize=synchronize)
-            timings.append(CoreTiming(name, width, height, input_size, model_ms,
-                                      segmenter_ms))
-        segmenter.close()
+            functions: list[Callable[[], object]] = []
+            for segmenter in segmenters:
+                batch = segmenter.prepare_batch([frame])
+                functions += [lambda s=segmenter, b=batch: s.forward_only(b),
+                              lambda s=segmenter: s.segment(frame)]
+            medians = alternating_medians(functions, iterations=args.iterations,
+                                          warmup=args.warmup, synchronize=synchronize)
+            for index, segmenter in enumerate(segmenters):
+                timings.append(CoreTiming(name, width, height, input_size,
+                                          medians[2 * index], medians[2 * index + 1],
+                                          segmenter.describe_backend()))
+        for segmenter in segmenters:
+            segmenter.close()
     return timings
 
 
@@ -202,33 +243,64 @@ def run_node(args: argparse.Namespace, timings: list[CoreTiming]) -> dict:
 
     node_timings = []
     for input_size in dict.fromkeys(t.input_size for t in timings):
-        segmenter = _build_segmenter(args, input_size)
-        for timing in (t for t in timings if t.input_size == input_size):
-            frame = bench_frame(timing.width, timing.height)
+        segmenter = _build_segmenter(args, input_size, args.node_backend)
+        cases = dict.fromkeys((t.resolution, t.width, t.height) for t in timings
+                              if t.input_size == input_size)
+        for resolution, width, height in cases:
+            frame = bench_frame(width, height)
             node_timings.append(run_node_case(
-                frame, timing.resolution, input_size, frames=args.node_frames,
+                frame, resolution, input_size, frames=args.node_frames,
                 segment=_segment_call(segmenter, frame), block_frames=args.node_block,
-                weights=args.weights, device=args.device))
+                weights=args.weights, device=args.device, backend=args.node_backend))
+        node_backend = segmenter.describe_backend()
         segmenter.close()
-    print(f'\nnode end to end (own process, DDS, Fast DDS profile {profile_path().name}; '
+    print(f'\nnode end to end with backend {args.node_backend} ({node_backend}; own process, '
+          f'DDS, Fast DDS profile {profile_path().name}; '
           f'{args.node_frames} frames per case in blocks of {args.node_block}, one frame waiting '
           'behind the one being inferred; every block followed by as many frames through the '
           'segmenter in this process):')
     print(format_node_table(node_timings))
-    return {'node': [t.to_dict() for t in node_timings],
+    return {'node_backend': args.node_backend,
+            'node': [t.to_dict() for t in node_timings],
             'node_over_segmenter': [round(t.ratio, 4) for t in node_timings],
             'node_block_frames': args.node_block}
 
 
 def format_core_table(timings: list[CoreTiming]) -> str:
     """Human-readable table of the core timings."""
-    lines = [f'{"frame":<16} {"input":>5} {"model ms":>9} {"segmenter ms":>13} '
-             f'{"ratio":>6} {"overhead":>9}']
+    lines = [f'{"frame":<16} {"input":>5} {"backend":<18} {"model ms":>9} '
+             f'{"segmenter ms":>13} {"ratio":>6} {"overhead":>9}']
     for timing in timings:
         lines.append(f'{timing.resolution + f" {timing.width}x{timing.height}":<16} '
-                     f'{timing.input_size:>5} {timing.model_ms:>9.1f} '
+                     f'{timing.input_size:>5} {timing.backend:<18} {timing.model_ms:>9.1f} '
                      f'{timing.segmenter_ms:>13.1f} {timing.ratio:>6.3f} '
                      f'{timing.overhead_percent:>8.1f}%')
+    return '\n'.join(lines)
+
+
+def backend_speedups(timings: list[CoreTiming]) -> list[dict]:
+    """Per case, how many times faster each backend is than the first one timed."""
+    rows = []
+    for case in dict.fromkeys((t.resolution, t.input_size) for t in timings):
+        same = [t for t in timings if (t.resolution, t.input_size) == case]
+        reference = same[0]
+        for other in same[1:]:
+            rows.append({'resolution': case[0], 'input_size': case[1],
+                         'backend': other.backend, 'reference': reference.backend,
+                         'model_speedup': round(reference.model_ms / other.model_ms, 4),
+                         'segmenter_speedup': round(reference.segmenter_ms /
+                                                    other.segmenter_ms, 4)})
+    return rows
+
+
+def format_speedups(rows: list[dict]) -> str:
+    """Table of :func:`backend_speedups` (reference time / backend time)."""
+    lines = [f'{"frame":<8} {"input":>5} {"backend":<18} {"vs":<18} {"model x":>8} '
+             f'{"segmenter x":>12}']
+    for row in rows:
+        lines.append(f'{row["resolution"]:<8} {row["input_size"]:>5} {row["backend"]:<18} '
+                     f'{row["reference"]:<18} {row["model_speedup"]:>8.3f} '
+                     f'{row["segmenter_speedup"]:>12.3f}')
     return '\n'.join(lines)
 
 
@@ -245,19 +317,25 @@ def main(argv: list[str] | None = None) -> int:
     from deeplab_ros.core.checkpoint import CheckpointError
     from deeplab_ros.core.segmenter import DeviceUnavailableError
 
+    args.backends = args.backends or default_backends()
     try:
         timings = run_core(args)
     except (MissingAssetError, CheckpointError, DeviceUnavailableError, ValueError,
-            OSError) as error:
+            OSError, RuntimeError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
     print(f'weights: {args.weights}  device: {args.device}  torch threads: '
           f'{torch.get_num_threads()}  iterations: {args.iterations} (median)  '
           f'upsample: {args.upsample}')
     print(format_core_table(timings))
+    speedups = backend_speedups(timings)
+    if speedups:
+        print('\nbackend speed-up (reference median / backend median, same loop):')
+        print(format_speedups(speedups))
     report = {'weights': args.weights, 'device': args.device, 'upsample': args.upsample,
               'torch': torch.__version__, 'threads': torch.get_num_threads(),
-              'iterations': args.iterations, 'core': [t.to_dict() for t in timings]}
+              'iterations': args.iterations, 'backends': args.backends,
+              'core': [t.to_dict() for t in timings], 'backend_speedups': speedups}
     if args.node_frames > 0:
         report.update(run_node(args, timings))
     if args.json:

@@ -192,7 +192,7 @@ def _time_segmenter(segment: Callable[[], object], frames: int) -> float:
 
 def run_node_case(frame: np.ndarray, resolution: str, input_size: int, *, frames: int,
                   segment: Callable[[], object], weights: str, device: str, block_frames: int = 10,
-                  log_path: Path | None = None) -> NodeTiming:
+                  log_path: Path | None = None, backend: str = 'auto') -> NodeTiming:
     """Start the node process and alternate blocks of node and segmenter frames.
 
     Args:
@@ -205,12 +205,14 @@ def run_node_case(frame: np.ndarray, resolution: str, input_size: int, *, frames
         device: The node's ``device`` parameter.
         block_frames: Frames per block: node and segmenter blocks alternate.
         log_path: Where the node's output goes (discarded when None).
+        backend: The node's ``backend`` parameter.
     """
     from deeplab_ros.bagtools.pipeline import (
         default_params_file, LifecycleClient, node_command, NodeProcess, SpunNode)
 
     env = use_large_image_profile()
     parameters = {'input_size': input_size, 'weights': weights, 'device': device,
+                  'backend': backend,
                   'publish_color': False, 'publish_overlay': False,
                   'diagnostics_period': 0.0}
     process = NodeProcess(node_command(default_params_file(), parameters=parameters), env=env,

@@ -33,6 +33,7 @@ from deeplab_ros.bagtools.info import read_messages
 from deeplab_ros.bagtools.writer import add_typed_connection, CAMERA_INFO_TYPE, IMAGE_TYPE
 from deeplab_ros.bagtools.writer import ImageBagSpec, open_writer, write_image_bag
 from deeplab_ros.core.assets import MissingAssetError, shared_path
+from deeplab_ros.core.backends import BACKEND_HELP, BACKENDS
 
 PEDESTRIANS = 'data/video/vtest.avi'
 TRAFFIC = 'data/video/traffic_frames.mp4'
@@ -323,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
                              'the default model finds vtest.avi\'s small pedestrians at 513, '
                              'not at its native 257)')
     parser.add_argument('--device', default='', help='device override (default: params file)')
+    parser.add_argument('--backend', default='', choices=('',) + BACKENDS,
+                        help='backend override (default: params file); ' + BACKEND_HELP)
     parser.add_argument('--params-file', type=Path, default=None,
                         help='node parameters file (default: config/segment.yaml)')
     parser.add_argument('--no-fastdds-profile', action='store_true',
@@ -361,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parameters['input_size'] = args.input_size
     if args.device:
         parameters['device'] = args.device
+    if args.backend:
+        parameters['backend'] = args.backend
     run = run_bag_through_node(directory / 'input_bag', directory / 'output_bag',
                                params_file=args.params_file, parameters=parameters,
                                log_path=directory / 'node.log')

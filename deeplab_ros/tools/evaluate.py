@@ -19,6 +19,8 @@ import sys
 import cv2
 import numpy as np
 
+from deeplab_ros.core.backends import BACKEND_HELP, BACKENDS, report_fallback_once
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='deeplab-ros-eval', description=__doc__,
@@ -36,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--upsample', default='labels', choices=('labels', 'logits'),
                         help='how predictions return to full resolution')
+    parser.add_argument('--backend', default='auto', choices=BACKENDS, help=BACKEND_HELP)
     parser.add_argument('--confusion-csv', type=Path, help='write the confusion matrix here')
     parser.add_argument('--overlays', type=Path, help='write overlay images to this folder')
     return parser
@@ -56,16 +59,18 @@ def main(argv: list[str] | None = None) -> int:
         labels = resolve_labels(args.labels) if args.labels else None
         segmenter = Segmenter.from_checkpoint(
             args.weights, device=args.device, input_size=args.input_size or None,
-            labels=labels, variant=args.variant or None, upsample=args.upsample)
+            labels=labels, variant=args.variant or None, upsample=args.upsample,
+            backend=args.backend)
+        report_fallback_once(segmenter.backend_note)
         dataset = open_dataset(data, segmenter.labels, args.split)
     except (MissingAssetError, CheckpointError, DatasetError, LabelFileError,
-            DeviceUnavailableError, ValueError) as error:
+            DeviceUnavailableError, ValueError, RuntimeError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
     names = segmenter.labels.class_names
     print(f'model: {segmenter.metadata.variant} ({segmenter.metadata.source or args.weights})')
     print(f'data: {data}  input size: {segmenter.input_size}  device: {segmenter.device}  '
-          f'upsample: {segmenter.upsample}')
+          f'upsample: {segmenter.upsample}  backend: {segmenter.describe_backend()}')
     total = ConfusionMatrix(segmenter.num_classes, segmenter.labels.ignore_index)
     if args.overlays:
         args.overlays.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,72 @@
+"""``deeplab-ros-export``: write a model as an ONNX file with its metadata.
+
+    deeplab-ros-export --output deeplab.onnx                     # default model, its input size
+    deeplab-ros-export --weights pretrained:deeplabv3_mnv2_dm10_dequant --input-size 513 \\
+        --batch-size 2 --output voc_dm10.onnx
+    deeplab-ros-export --weights mine.pt --dynamic-batch --output mine.onnx
+    trtexec --onnx=deeplab.onnx --fp16 --saveEngine=deeplab.plan  # TensorRT engine from it
+
+The graph's input ``input`` is float32 ``[N, 3, S, S]``: RGB scaled to [0, 1], then
+``(x - mean) / std`` per channel; its output ``logits`` is ``[N, classes, S, S]`` (arg-max over
+the channels gives the class ids). The file's metadata (``metadata_props``) lists the class
+names, palette, mean, std, input size, output stride, precision and batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import sys
+
+from deeplab_ros.core.assets import MissingAssetError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='deeplab-ros-export', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--weights', default='pretrained',
+                        help="'pretrained', 'pretrained:NAME' or a checkpoint path")
+    parser.add_argument('--variant', default='', help='model variant for plain state dicts')
+    parser.add_argument('--output', type=Path, required=True, help='ONNX file to write')
+    parser.add_argument('--input-size', type=int, default=0,
+                        help="square input side (default: the checkpoint's recommendation)")
+    parser.add_argument('--batch-size', type=int, default=1,
+                        help='batch size of the graph (default 1; e.g. one per camera)')
+    parser.add_argument('--dynamic-batch', action='store_true',
+                        help='leave the batch dimension dynamic (named "batch")')
+    parser.add_argument('--half', action='store_true',
+                        help='float16 graph (traced on CUDA when present); for TensorRT prefer '
+                             'a float32 file and trtexec --fp16')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.batch_size < 1 or (args.input_size and args.input_size < 17):
+        print('error: --batch-size must be >= 1 and --input-size 0 or >= 17', file=sys.stderr)
+        return 2
+    import torch
+
+    from deeplab_ros.core.checkpoint import CheckpointError, load_model
+    from deeplab_ros.core.onnx_export import (
+        describe, export_onnx, ExportSettings, OnnxExportError, read_onnx_metadata)
+    from deeplab_ros.core.pretrained import resolve_weights
+
+    try:
+        model, metadata = load_model(resolve_weights(args.weights),
+                                     variant=args.variant or None)
+        settings = ExportSettings(input_size=args.input_size or metadata.input_size,
+                                  batch_size=args.batch_size,
+                                  dynamic_batch=args.dynamic_batch, half=args.half)
+        device = torch.device('cuda' if args.half and torch.cuda.is_available() else 'cpu')
+        path = export_onnx(model, metadata, args.output, settings=settings, device=device)
+    except (MissingAssetError, CheckpointError, OnnxExportError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    print(f'{path}: {describe(read_onnx_metadata(path))}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
