@@ -84,7 +84,10 @@ def _node_actions(context: LaunchContext) -> list:
     node_arguments = dict(
         package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=value('namespace'),
         parameters=[params_file, overrides], remappings=remappings, output='screen',
-        emulate_tty=True)
+        emulate_tty=True,
+        # The node stops cleanly with the launch process, even when that is terminated by a
+        # signal launch does not forward (SIGTERM to `ros2 launch`).
+        additional_env={'DEEPLAB_ROS_STOP_WITH_PARENT': '1'})
     if lifecycle_autostart_supported():
         return [LifecycleNode(autostart=True, **node_arguments)]
 

@@ -135,8 +135,8 @@ def test_named_package_executable_and_files_exist_and_are_installed() -> None:
 def test_params_file_documents_every_parameter_with_its_default() -> None:
     text = PARAMS_FILE.read_text()
     document = yaml.safe_load(text)
-    assert list(document) == ['deeplab_segmentation']
-    parameters = document['deeplab_segmentation']['ros__parameters']
+    assert list(document) == ['/**']  # any namespace / node name
+    parameters = document['/**']['ros__parameters']
     assert parameters == NODE_PARAMETERS
     for name, value in parameters.items():
         assert type(value) is type(NODE_PARAMETERS[name]), name  # 0 stays int, 0.0 float
@@ -157,8 +157,7 @@ def test_node_declares_exactly_the_params_file_parameters(tmp_path: Path) -> Non
 
     from deeplab_ros.bagtools.pipeline import node_command, NodeProcess  # noqa: PLC0415
 
-    expected = yaml.safe_load(PARAMS_FILE.read_text())['deeplab_segmentation'][
-        'ros__parameters']
+    expected = yaml.safe_load(PARAMS_FILE.read_text())['/**']['ros__parameters']
     env = ros_environment({'FASTRTPS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE),
                            'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE)})
     node = NodeProcess(node_command(PARAMS_FILE), env=env, log_path=tmp_path / 'node.log')

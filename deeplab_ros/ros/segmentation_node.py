@@ -16,7 +16,10 @@ The executor only receives frames and serves parameter and lifecycle services.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, field
+import os
+import signal
 import sys
 import threading
 import time
@@ -415,9 +418,36 @@ class SegmentationNode(LifecycleNode):
         return self._stats
 
 
+def _ignore_further_interrupts() -> None:
+    """Once shutting down, a second SIGINT must not abort the teardown: Ctrl-C in a terminal
+    under ``ros2 launch`` reaches the node twice (from the terminal and from launch)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+#: Set (to 1) by the launch file: the node shuts down cleanly when its parent process exits.
+STOP_WITH_PARENT_ENV = 'DEEPLAB_ROS_STOP_WITH_PARENT'
+
+
+def _stop_with_parent() -> None:
+    """Linux: receive SIGINT when the parent process exits (PR_SET_PDEATHSIG).
+
+    ``ros2 launch`` terminated by SIGTERM does not stop its processes (upstream launch logs
+    "using SIGTERM can result in orphaned processes"); with this the node still shuts down
+    cleanly instead of being left behind.
+    """
+    if os.environ.get(STOP_WITH_PARENT_ENV) != '1' or not sys.platform.startswith('linux'):
+        return
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGINT), 0, 0, 0)
+    if os.getppid() != parent:  # the parent exited before the request took effect
+        os.kill(os.getpid(), signal.SIGINT)
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of the ``segmentation_node`` executable; exits 0 on SIGINT/SIGTERM."""
     rclpy.init(args=args if args is not None else sys.argv)
+    _stop_with_parent()
     node = SegmentationNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -426,10 +456,12 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        _ignore_further_interrupts()
         node._release()  # noqa: SLF001 - stop the worker before the context goes away
         executor.remove_node(node)
         node.destroy_node()
         rclpy.try_shutdown()
+        _ignore_further_interrupts()  # rclpy's shutdown restored the previous handler
     return 0
 
 
