@@ -83,13 +83,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Launch:
     """``ros2 launch`` started from a sourced shell in its own process group."""
 
-    def __init__(self, workspace: Path, arguments: str, log_path: Path) -> None:
+    def __init__(self, workspace: Path, command: str, log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open('w')
         self.process = subprocess.Popen(
-            _sourced(workspace, f'ros2 launch deeplab_ros segment.launch.py {arguments}'),
-            cwd=workspace, env=_shell_env(), stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            _sourced(workspace, command), cwd=workspace, env=_shell_env(), stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True)
 
     def text(self) -> str:
         return self.log_path.read_text(errors='replace')
@@ -135,7 +134,8 @@ def params_file(tmp_path: Path) -> Path:
 
 
 def _launch(workspace: Path, tmp_path: Path, params_file: Path) -> Iterator[Launch]:
-    launch = Launch(workspace, f'namespace:={NAMESPACE} image:={CAMERA_TOPIC} '
+    launch = Launch(workspace, f'ros2 launch deeplab_ros segment.launch.py '
+                               f'namespace:={NAMESPACE} image:={CAMERA_TOPIC} '
                                f'params_file:={params_file}', tmp_path / 'launch.log')
     try:
         yield launch
@@ -143,11 +143,12 @@ def _launch(workspace: Path, tmp_path: Path, params_file: Path) -> Iterator[Laun
         launch.kill()
 
 
-def _wait_active(workspace: Path, launch: Launch, timeout: float = 180.0) -> str:
+def _wait_active(workspace: Path, launch: Launch, node: str = NODE,
+                 timeout: float = 180.0) -> str:
     deadline = time.monotonic() + timeout
     state = ''
     while time.monotonic() < deadline and launch.process.poll() is None:
-        result = _run(workspace, f'ros2 lifecycle get {NODE} {CLI_OPTIONS}')
+        result = _run(workspace, f'ros2 lifecycle get {node} {CLI_OPTIONS}')
         state = result.stdout.strip()
         if state.startswith('active'):
             return state
@@ -199,15 +200,19 @@ def test_colcon_install_launches_with_namespace_remap_and_params_file(
         assert {(m.width, m.height, m.encoding) for m in labels} == {(320, 240, 'mono8')}
         assert all(m.results for m in classes)
 
-        # Ctrl-C in the terminal: SIGINT to the whole process group.
-        node_pid = launch.node_pid()
-        os.killpg(launch.process.pid, signal.SIGINT)
-        assert launch.wait(60.0) == 0, launch.text()[-3000:]
-        log = launch.text()
-        assert 'process has died' not in log, log[-3000:]
-        assert re.search(r'segmentation_node-\d+\]: process has finished cleanly', log), log
-        assert wait_until(lambda: not Path(f'/proc/{node_pid}').exists()
-                          and not launch.group_members(), 10.0), launch.group_members()
+        _ctrl_c(launch)
+
+
+def _ctrl_c(launch: Launch) -> None:
+    """Ctrl-C in the terminal (SIGINT to the whole process group): everything exits 0."""
+    node_pid = launch.node_pid()
+    os.killpg(launch.process.pid, signal.SIGINT)
+    assert launch.wait(60.0) == 0, launch.text()[-3000:]
+    log = launch.text()
+    assert 'process has died' not in log, log[-3000:]
+    assert re.search(r'segmentation_node-\d+\]: process has finished cleanly', log), log
+    assert wait_until(lambda: not Path(f'/proc/{node_pid}').exists()
+                      and not launch.group_members(), 10.0), launch.group_members()
 
 
 def test_sigterm_to_ros2_launch_alone_stops_the_node(workspace: Path, tmp_path: Path,
@@ -230,3 +235,32 @@ def test_models_command_runs_from_the_install_space(workspace: Path) -> None:
     listed = _run(workspace, 'ros2 run deeplab_ros deeplab-ros-models list')
     assert listed.returncode == 0, listed.stderr
     assert 'deeplabv3_mnv2_dm05_float (default) [cached]' in listed.stdout, listed.stdout
+
+
+README_SECTION = '## In a ROS 2 workspace'
+# Steps the test environment replaces: the checkout is copied, packages come from its venv.
+NOT_RUNNABLE_HERE = ('git clone', 'apt install', 'pip install')
+
+
+def test_readme_workspace_steps_work_as_written(workspace: Path, tmp_path: Path) -> None:
+    text = (REPO_ROOT / 'README.md').read_text()
+    block = text[text.index(README_SECTION):].split('```bash\n', 1)[1].split('```', 1)[0]
+    steps = [line.split('  #')[0].strip() for line in block.splitlines() if line.strip()]
+    runnable = [step for step in steps if not any(m in step for m in NOT_RUNNABLE_HERE)]
+    assert len(steps) - len(runnable) == len(NOT_RUNNABLE_HERE), steps
+    *preparation, launch_step = runnable
+    assert launch_step.startswith('ros2 launch deeplab_ros segment.launch.py'), launch_step
+
+    script = ' && '.join(preparation).replace('~/ros2_ws', shlex.quote(str(workspace)))
+    prepared = subprocess.run(['bash', '-c', script], cwd=tmp_path, env=_shell_env(),
+                              capture_output=True, text=True, timeout=600)
+    assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
+    assert 'deeplabv3_mnv2_dm05_float: ' in prepared.stdout, prepared.stdout
+
+    launch = Launch(workspace, launch_step, tmp_path / 'launch.log')
+    try:
+        state = _wait_active(workspace, launch, node='/deeplab_segmentation')
+        assert state.startswith('active [3]'), state
+        _ctrl_c(launch)
+    finally:
+        launch.kill()

@@ -1,10 +1,11 @@
 """The launch file and the shipped configuration files.
 
-ROS 2 launch / launch_ros cannot be installed here (no wheels), so the launch file is checked
-statically (it compiles; the package, executable and files it names exist and setup.py
-installs them; its arguments are the documented ones) and its node-building logic is run
-against small stand-ins of the launch classes that record what the file asks for. The real
-thing runs in test/launch/test_segment_launch.py on a ROS 2 install.
+The launch file is checked statically (it compiles; the package, executable and files it names
+exist and setup.py installs them; its arguments are the documented ones) and its node-building
+logic is run against small stand-ins of the launch classes that record what the file asks for
+(both the autostart and the Humble event-chain paths, whichever launch_ros is installed). The
+real launch runs in test/launch/test_segment_launch.py (launch_testing) and test_install.py
+(colcon install space, ``ros2 launch``).
 """
 
 from __future__ import annotations
