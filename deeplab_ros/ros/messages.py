@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, LabelInfo, ObjectHypothesis, VisionClass
 
@@ -38,3 +40,17 @@ def diagnostic_array(header: Header, name: str, hardware_id: str, level: int, su
                               values=[KeyValue(key=key, value=str(value))
                                       for key, value in values.items()])
     return DiagnosticArray(header=header, status=[status])
+
+
+def camera_info_for_frame(info: CameraInfo, header: Header, width: int,
+                          height: int) -> CameraInfo | None:
+    """A copy of ``info`` carrying the processed frame's header, or None when ``info``
+    describes another image size (its width/height set and different from the frame's).
+
+    The received message is never modified: it may be used again for the next frame.
+    """
+    if (info.width or info.height) and (info.width, info.height) != (width, height):
+        return None
+    result = copy.deepcopy(info)
+    result.header = header
+    return result

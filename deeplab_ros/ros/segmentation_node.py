@@ -16,6 +16,7 @@ The executor only receives frames and serves parameter and lifecycle services.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 from dataclasses import dataclass, field
 import os
@@ -42,14 +43,27 @@ from vision_msgs.msg import Classification, LabelInfo
 from deeplab_ros.ros import parameters as params
 from deeplab_ros.ros.image_codec import (
     decode_image_msg, encode_mono8, encode_rgb8, ImageDecodeError)
-from deeplab_ros.ros.messages import classification, diagnostic_array, label_info
-from deeplab_ros.ros.statistics import NodeStatistics
+from deeplab_ros.ros.messages import camera_info_for_frame, classification, \
+    diagnostic_array, label_info
+from deeplab_ros.ros.statistics import BAD_INPUT_WINDOW_S, NodeStatistics
 
 NODE_NAME = 'deeplab_segmentation'
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ERROR_THROTTLE_SECONDS = 5.0
+#: An active camera that sent no image for this long turns /diagnostics to WARN (seconds).
+NO_IMAGE_WARN_S = 5.0
+#: Per-frame outputs: (name under segmentation/, message type).
+OUTPUTS = (('labels', Image), ('color', Image), ('overlay', Image), ('confidence', Image),
+           ('classes', Classification), ('camera_info', CameraInfo))
+
+
+def own_qos(template: QoSProfile) -> QoSProfile:
+    """A profile object of the endpoint's own: rclpy applies QoS override parameters to
+    the profile passed in, in place, so a shared one would carry an override of one topic to
+    every other endpoint created with it (and to rclpy's module-level presets)."""
+    return copy.copy(template)
 
 
 @dataclass
@@ -72,6 +86,7 @@ class CameraStream:
     pending: PendingFrame | None = None
     camera_info: CameraInfo | None = None
     last_processed: float = 0.0
+    last_received: float = 0.0  # time.monotonic() of the newest frame (0 = none yet)
 
     def topic(self, suffix: str) -> str:
         """Relative topic name of this camera."""
@@ -92,6 +107,7 @@ class SegmentationNode(LifecycleNode):
         self._diagnostics_publisher: Any = None
         self._diagnostics_timer: Any = None
         self._configured_model: dict[str, Any] = {}
+        self._activated_at = 0.0
         super().__init__(node_name, **kwargs)
         params.declare_parameters(self)
         self._live = params.LiveSettings.from_node(self)
@@ -156,21 +172,11 @@ class SegmentationNode(LifecycleNode):
         for camera in self._cameras:
             make = self.create_lifecycle_publisher
             camera.publishers = {
-                'labels': make(Image, camera.topic('segmentation/labels'), OUTPUT_QOS,
-                               qos_overriding_options=overriding),
-                'color': make(Image, camera.topic('segmentation/color'), OUTPUT_QOS,
-                              qos_overriding_options=overriding),
-                'overlay': make(Image, camera.topic('segmentation/overlay'), OUTPUT_QOS,
-                                qos_overriding_options=overriding),
-                'confidence': make(Image, camera.topic('segmentation/confidence'), OUTPUT_QOS,
-                                   qos_overriding_options=overriding),
-                'classes': make(Classification, camera.topic('segmentation/classes'),
-                                OUTPUT_QOS, qos_overriding_options=overriding),
-                'camera_info': make(CameraInfo, camera.topic('segmentation/camera_info'),
-                                    OUTPUT_QOS, qos_overriding_options=overriding),
-                'label_info': make(LabelInfo, camera.topic('segmentation/label_info'),
-                                   LATCHED_QOS),
-            }
+                output: make(message_type, camera.topic(f'segmentation/{output}'),
+                             own_qos(OUTPUT_QOS), qos_overriding_options=overriding)
+                for output, message_type in OUTPUTS}
+            camera.publishers['label_info'] = make(
+                LabelInfo, camera.topic('segmentation/label_info'), own_qos(LATCHED_QOS))
         period = float(value('diagnostics_period'))
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         if period > 0:
@@ -193,16 +199,17 @@ class SegmentationNode(LifecycleNode):
                     self.create_subscription(
                         Image, camera.topic('image'),
                         lambda msg, cam=camera: self._on_image(cam, msg),
-                        qos_profile_sensor_data, qos_overriding_options=overriding),
+                        own_qos(qos_profile_sensor_data), qos_overriding_options=overriding),
                     self.create_subscription(
                         CameraInfo, camera.topic('camera_info'),
                         lambda msg, cam=camera: setattr(cam, 'camera_info', msg),
-                        qos_profile_sensor_data),
+                        own_qos(qos_profile_sensor_data)),
                 ]
                 header = Header(stamp=self.get_clock().now().to_msg())
                 camera.publishers['label_info'].publish(label_info(
                     header, self._segmenter.labels, self._live.presence_min_fraction))
             self._running = True
+            self._activated_at = time.monotonic()
             self._worker = threading.Thread(target=self._work, name='deeplab_inference',
                                             daemon=True)
             self._worker.start()
@@ -281,10 +288,12 @@ class SegmentationNode(LifecycleNode):
         stats = self._stats
         stats.count('received')
         stats.input_rate.tick()
+        camera.last_received = time.monotonic()
         try:
             rgb = decode_image_msg(message)
         except ImageDecodeError as error:
             stats.count('bad_inputs')
+            stats.recent_bad_inputs.tick()
             topic = self.resolve_topic_name(camera.topic('image'))
             self.get_logger().error(f'bad image on {topic}: {error} '
                                     f'({stats.bad_inputs} bad so far)',
@@ -362,9 +371,7 @@ class SegmentationNode(LifecycleNode):
             publishers['classes'].publish(classification(
                 header, result.class_fractions, labels, live.presence_min_fraction))
             if camera.camera_info is not None:
-                info = camera.camera_info
-                info.header = header
-                publishers['camera_info'].publish(info)
+                self._publish_camera_info(camera, header, result.labels.shape)
             done = time.monotonic()
             self._stats.count('processed')
             self._stats.output_rate.tick(done)
@@ -373,6 +380,21 @@ class SegmentationNode(LifecycleNode):
             if stamp > 0:
                 now = self.get_clock().now().nanoseconds * 1e-9
                 self._stats.end_to_end.add(max(0.0, now - stamp))
+
+    def _publish_camera_info(self, camera: CameraStream, header: Header,
+                             shape: tuple[int, ...]) -> None:
+        received = camera.camera_info
+        info = camera_info_for_frame(received, header, width=shape[1], height=shape[0])
+        if info is None:
+            self._stats.count('camera_info_mismatches')
+            topic = self.resolve_topic_name(camera.topic('camera_info'))
+            self.get_logger().warning(
+                f'camera_info on {topic} is for {received.width}x{received.height} images, '
+                f'the frame is {shape[1]}x{shape[0]}: not republished '
+                f'({self._stats.camera_info_mismatches} so far)',
+                throttle_duration_sec=ERROR_THROTTLE_SECONDS)
+            return
+        camera.publishers['camera_info'].publish(info)
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
@@ -383,10 +405,19 @@ class SegmentationNode(LifecycleNode):
         node = stats.node_latency.percentiles(50, 99)
         end_to_end = stats.end_to_end.percentiles(50, 99)
         active = self._running
-        level = DiagnosticStatus.OK
-        summary = 'active' if active else 'inactive'
-        if stats.bad_inputs:
-            level, summary = DiagnosticStatus.WARN, f'{summary}; {stats.bad_inputs} bad inputs'
+        problems = []
+        recent_bad = stats.recent_bad_inputs.recent()
+        if recent_bad:
+            problems.append(f'{recent_bad} bad inputs in the last {BAD_INPUT_WINDOW_S:g} s')
+        if active:
+            now = time.monotonic()
+            silent = [camera.name or camera.topic('image') for camera in self._cameras
+                      if now - (camera.last_received or self._activated_at) > NO_IMAGE_WARN_S]
+            if silent:
+                problems.append(f'no image for over {NO_IMAGE_WARN_S:g} s: '
+                                f'{", ".join(silent)}')
+        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        summary = '; '.join(['active' if active else 'inactive', *problems])
         meta = self._segmenter.metadata
         values = {
             'input_rate_hz': f'{stats.input_rate.rate():.2f}',
@@ -395,6 +426,8 @@ class SegmentationNode(LifecycleNode):
             'frames_processed': stats.processed,
             'frames_skipped': stats.skipped,
             'bad_inputs': stats.bad_inputs,
+            'bad_inputs_recent': recent_bad,
+            'camera_info_mismatches': stats.camera_info_mismatches,
             'inference_ms_p50': f'{inference[0]:.1f}',
             'inference_ms_p99': f'{inference[1]:.1f}',
             'node_latency_ms_p50': f'{node[0]:.1f}',
@@ -409,8 +442,13 @@ class SegmentationNode(LifecycleNode):
         }
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics_publisher.publish(diagnostic_array(
-            header, f'{self.get_name()}: segmentation', str(self._segmenter.device), level,
+            header, self.diagnostic_name(), str(self._segmenter.device), level,
             summary, values))
+
+    def diagnostic_name(self) -> str:
+        """The status name on /diagnostics, unique per node: ``<namespace>/<name>:
+        segmentation`` (e.g. ``front/deeplab_segmentation: segmentation``)."""
+        return f'{self.get_fully_qualified_name().lstrip("/")}: segmentation'
 
     @property
     def statistics(self) -> NodeStatistics:
