@@ -264,3 +264,15 @@ def test_readme_workspace_steps_work_as_written(workspace: Path, tmp_path: Path)
         _ctrl_c(launch)
     finally:
         launch.kill()
+
+
+def test_colcon_test_runs_the_package_tests_with_the_declared_plugins(workspace: Path) -> None:
+    """`colcon test` runs pytest with setup.cfg's options (--timeout needs pytest-timeout, a
+    declared test dependency); a small selection keeps it quick."""
+    tested = _run(workspace, 'colcon test --packages-select deeplab_ros --pytest-args '
+                             'test/test_ros_toolchain.py test/test_metrics.py', timeout=600)
+    assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
+    result = _run(workspace, 'colcon test-result --all')
+    assert result.returncode == 0, result.stdout
+    match = re.search(r'(\d+) tests, 0 errors, 0 failures, 0 skipped', result.stdout)
+    assert match and int(match.group(1)) > 20, result.stdout
