@@ -15,17 +15,27 @@ from deeplab_ros.core.labels import LabelSet
 
 def classification(header: Header, fractions: Mapping[int, float], labels: LabelSet,
                    min_fraction: float) -> Classification:
-    """One hypothesis per class present (class_id = class name, score = pixel fraction)."""
+    """One hypothesis per class present, largest first.
+
+    ``class_id`` is the class's id as a decimal string: the value of its pixels in the labels
+    image and the ``VisionClass.class_id`` of :func:`label_info`'s class map, where consumers
+    look its name up (vision_msgs' convention). ``score`` is the fraction of the frame's pixels
+    labelled with the class (0..1), not a detection confidence; classes under
+    ``min_fraction`` are left out.
+    """
     message = Classification(header=header)
     for index, fraction in sorted(fractions.items(), key=lambda item: -item[1]):
         if fraction >= min_fraction and fraction > 0.0 and index < len(labels):
-            message.results.append(ObjectHypothesis(class_id=labels.class_names[index],
-                                                    score=float(fraction)))
+            message.results.append(ObjectHypothesis(class_id=str(index), score=float(fraction)))
     return message
 
 
 def label_info(header: Header, labels: LabelSet, threshold: float) -> LabelInfo:
-    """The class map: id -> name, for the label images."""
+    """The class map (id -> name) of the labels image and of :func:`classification`'s ids.
+
+    ``threshold`` is the minimum pixel fraction for a class to be listed in the classes
+    message (``presence_min_fraction``).
+    """
     return LabelInfo(header=header, threshold=float(threshold),
                      class_map=[VisionClass(class_id=index, class_name=name)
                                 for index, name in enumerate(labels.class_names)])
