@@ -134,3 +134,51 @@ def test_diagnostics_window_silent_camera_and_namespaced_name(
         stop.set()
         tester.close()
         node.close()
+
+
+def test_teardown_never_destroys_what_a_busy_worker_uses(
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(segmentation_node, 'WORKER_JOIN_TIMEOUT_S', 0.5)
+    node = InProcessNode({'input_size': 65})
+    tester = RosTester()
+    inside, release = threading.Event(), threading.Event()
+    try:
+        labels = tester.collect('/segmentation/labels', Image)
+        _up(tester, '/image')
+        segmenter = node.node._segmenter  # noqa: SLF001
+        segment_batch = segmenter.segment_batch
+
+        def busy(*args, **kwargs):
+            inside.set()
+            release.wait(30.0)
+            return segment_batch(*args, **kwargs)
+
+        monkeypatch.setattr(segmenter, 'segment_batch', busy)
+        tester.publisher('/image').publish(
+            image_message(np.zeros((48, 64, 3), np.uint8), stamp_ns=5))
+        assert inside.wait(30.0)
+        assert tester.lifecycle.change('deactivate') is False
+        assert 'did not stop within 0.5 s' in capfd.readouterr().err
+        assert node.node._segmenter is segmenter  # noqa: SLF001 - the model is kept
+        release.set()
+        assert labels.wait_for(1, 30.0), 'the batch finished on live publishers'
+        assert tester.lifecycle.change('deactivate') and tester.lifecycle.change('cleanup')
+    finally:
+        release.set()
+        tester.close()
+        node.close()
+
+
+def test_lifecycle_publishers_are_released_through_the_lifecycle_api() -> None:
+    node = InProcessNode({'input_size': 65})
+    tester = RosTester()
+    try:
+        for _ in range(3):
+            assert tester.lifecycle.change('configure') and tester.lifecycle.change('cleanup')
+        assert tester.lifecycle.change('configure')
+        managed = node.node._managed_entities  # noqa: SLF001 - rclpy's lifecycle registry
+        publishers = node.node._cameras[0].publishers.values()  # noqa: SLF001
+        assert len(managed) == len(publishers) and set(publishers) <= managed
+    finally:
+        tester.close()
+        node.close()

@@ -52,6 +52,8 @@ OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ERROR_THROTTLE_SECONDS = 5.0
+#: How long teardown waits for the inference worker to finish its batch (seconds).
+WORKER_JOIN_TIMEOUT_S = 30.0
 #: An active camera that sent no image for this long turns /diagnostics to WARN (seconds).
 NO_IMAGE_WARN_S = 5.0
 #: Per-frame outputs: (name under segmentation/, message type).
@@ -64,6 +66,10 @@ def own_qos(template: QoSProfile) -> QoSProfile:
     the profile passed in, in place, so a shared one would carry an override of one topic to
     every other endpoint created with it (and to rclpy's module-level presets)."""
     return copy.copy(template)
+
+
+class WorkerStuckError(RuntimeError):
+    """The inference worker did not stop in time; what it uses was left in place."""
 
 
 @dataclass
@@ -247,7 +253,10 @@ class SegmentationNode(LifecycleNode):
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Recover to unconfigured after an error in a transition."""
-        self._release()
+        try:
+            self._release()
+        except WorkerStuckError:
+            return TransitionCallbackReturn.FAILURE  # logged; cannot recover safely
         return TransitionCallbackReturn.SUCCESS
 
     def _unsubscribe(self) -> None:
@@ -258,11 +267,17 @@ class SegmentationNode(LifecycleNode):
             camera.pending = None
 
     def _release(self) -> None:
+        """Stop the worker, then destroy what it uses: subscriptions, publishers, the model.
+
+        Raises:
+            WorkerStuckError: the worker did not stop in time; nothing it may still use was
+                destroyed (the next teardown tries again).
+        """
         self._stop_worker()
         self._unsubscribe()
         for camera in self._cameras:
             for publisher in camera.publishers.values():
-                self.destroy_publisher(publisher)
+                self.destroy_lifecycle_publisher(publisher)
             camera.publishers = {}
         self._cameras = []
         if self._diagnostics_timer is not None:
@@ -280,7 +295,13 @@ class SegmentationNode(LifecycleNode):
             self._running = False
             self._condition.notify_all()
         if self._worker is not None:
-            self._worker.join(timeout=30.0)
+            self._worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
+            if self._worker.is_alive():
+                message = (f'the inference worker did not stop within '
+                           f'{WORKER_JOIN_TIMEOUT_S:g} s (a batch is still running); the '
+                           'model and publishers are kept until it does')
+                self.get_logger().error(message)
+                raise WorkerStuckError(message)
             self._worker = None
 
     # ---------------------------------------------------------------- frames in
@@ -495,7 +516,12 @@ def main(args: list[str] | None = None) -> int:
         pass
     finally:
         _ignore_further_interrupts()
-        node._release()  # noqa: SLF001 - stop the worker before the context goes away
+        try:
+            node._release()  # noqa: SLF001 - stop the worker before the context goes away
+        except WorkerStuckError:
+            # Logged. Destroying the node or the context under the running worker would race
+            # it: leave both to the process exit.
+            return 1
         executor.remove_node(node)
         node.destroy_node()
         rclpy.try_shutdown()
