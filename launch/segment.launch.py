@@ -115,8 +115,12 @@ def generate_launch_description() -> LaunchDescription:
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile, condition=use_profile),
         SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', profile, condition=use_profile),
     ]
+    # In the node's namespace, with the input remapped like the node's: the relative topics of
+    # config/segment.rviz then name the node's outputs whatever the namespace.
     rviz = Node(
         package='rviz2', executable='rviz2', name='deeplab_rviz', output='screen',
+        namespace=LaunchConfiguration('namespace'),
+        remappings=[('image', LaunchConfiguration('image'))],
         arguments=['-d', PathJoinSubstitution([get_package_share_directory(PACKAGE), 'config',
                                                RVIZ_CONFIG])],
         parameters=[{'use_sim_time': LaunchConfiguration('use_sim_time')}],

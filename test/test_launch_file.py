@@ -201,8 +201,10 @@ def test_rviz_config_shows_overlay_and_colour_mask() -> None:
     displays = config['Visualization Manager']['Displays']
     images = {d['Topic']['Value']: d for d in displays
               if d['Class'] == 'rviz_default_plugins/Image'}
-    assert images['/segmentation/overlay']['Enabled'] is True
-    assert images['/segmentation/color']['Enabled'] is True
+    # Relative names: RViz runs in the node's namespace (see the launch test below).
+    assert images['segmentation/overlay']['Enabled'] is True
+    assert images['segmentation/color']['Enabled'] is True
+    assert images['image']['Enabled'] is False
 
 
 def test_fastdds_profile_is_well_formed_and_configures_shm_and_localhost_udp() -> None:
@@ -324,6 +326,9 @@ def test_launch_with_defaults_passes_only_the_params_file(monkeypatch: pytest.Mo
     assert (rviz.kwargs['package'], rviz.kwargs['executable']) == ('rviz2', 'rviz2')
     assert rviz.kwargs['condition'].args[0].args[0] == 'rviz'
     assert rviz.kwargs['arguments'][1].args[0][-1] == 'segment.rviz'
+    assert rviz.kwargs['namespace'].args[0] == 'namespace'
+    assert [(name, value.args[0]) for name, value in rviz.kwargs['remappings']] == [
+        ('image', 'image')]
 
     opaque = next(e for e in entities if type(e).__name__ == 'OpaqueFunction')
     actions = opaque.kwargs['function'](_Context(_argument_values()))
