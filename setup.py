@@ -18,7 +18,7 @@ setup(
          + glob('config/*.xml')),
     ],
     install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'pyyaml'],
-    extras_require={'test': ['pytest'], 'onnx': ['onnx', 'onnxruntime']},
+    extras_require={'test': ['pytest', 'pytest-timeout'], 'onnx': ['onnx', 'onnxruntime']},
     zip_safe=True,
     maintainer='deeplab_ros maintainers',
     maintainer_email='maintainers@deeplab-ros.dev',
@@ -28,6 +28,7 @@ setup(
         'console_scripts': [
             'segmentation_node = deeplab_ros.ros.segmentation_node:main',
             'deeplab-ros-convert = deeplab_ros.tools.convert:main',
+            'deeplab-ros-models = deeplab_ros.tools.models:main',
             'deeplab-ros-eval = deeplab_ros.tools.evaluate:main',
             'deeplab-ros-bench = deeplab_ros.tools.bench:main',
             'deeplab-ros-bag = deeplab_ros.tools.bag:main',
