@@ -218,28 +218,28 @@ class OnnxRuntimeForward:
             provider_options=[provider for _, provider in providers])
         self.providers = tuple(self.session.get_providers())
         self.half = half and on_cuda
+        self._outputs: dict[int, torch.Tensor] = {}  # batch size -> reused logits buffer
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """Logits for ``batch``, in a buffer this forward reuses: valid until its next call."""
         if self.session is None:
             raise RuntimeError('this segmenter was closed')
         if batch.shape[0] > self.max_batch:  # more frames than the graph was built for
-            return torch.cat([self(part) for part in batch.split(self.max_batch)])
+            return torch.cat([self(part).clone() for part in batch.split(self.max_batch)])
         batch = batch.to(self.input_dtype).contiguous()
-        if self.device.type != 'cuda':
-            logits = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
-            return torch.from_numpy(logits)
-        return self._run_bound(batch)
-
-    def _run_bound(self, batch: torch.Tensor) -> torch.Tensor:
-        """Run on CUDA with input and output bound to torch's device memory (no copies)."""
+        # Input and output are bound to torch's memory (host or device): no copies, and the
+        # output buffer is reused, so no fresh 20 MB of logits is paged in at every frame.
+        output = self._outputs.get(batch.shape[0])
+        if output is None:
+            output = torch.empty((batch.shape[0], self.num_classes, self.input_size,
+                                  self.input_size), dtype=self.input_dtype, device=self.device)
+            self._outputs[batch.shape[0]] = output
         element = np.float16 if self.input_dtype == torch.float16 else np.float32
-        output = torch.empty((batch.shape[0], self.num_classes, self.input_size,
-                              self.input_size), dtype=self.input_dtype, device=self.device)
+        kind, index = self.device.type, self.device.index or 0
         binding = self.session.io_binding()
-        index = self.device.index or 0
-        binding.bind_input(INPUT_NAME, 'cuda', index, element, tuple(batch.shape),
+        binding.bind_input(INPUT_NAME, kind, index, element, tuple(batch.shape),
                            batch.data_ptr())
-        binding.bind_output(OUTPUT_NAME, 'cuda', index, element, tuple(output.shape),
+        binding.bind_output(OUTPUT_NAME, kind, index, element, tuple(output.shape),
                             output.data_ptr())
         self.session.run_with_iobinding(binding)
         return output
@@ -250,3 +250,4 @@ class OnnxRuntimeForward:
 
     def close(self) -> None:
         self.session = None
+        self._outputs.clear()
