@@ -124,11 +124,20 @@ class InvertedResidual(nn.Module):
         if batch_norm:
             layers.append(nn.BatchNorm2d(out_channels))
         self.conv = nn.Sequential(*layers)
+        #: ``self.conv[:depthwise_end]`` ends with the depthwise conv's activation.
+        self.depthwise_end = 2 if expand_ratio != 1 else 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block (with the identity shortcut when shapes allow)."""
         out = self.conv(x if self.input_padding is None else F.pad(x, self.input_padding))
         return x + out if self.use_residual else out
+
+    def forward_with_depthwise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The block's output and its depthwise conv's activation (a decoder's tap)."""
+        depthwise = self.conv[:self.depthwise_end](
+            x if self.input_padding is None else F.pad(x, self.input_padding))
+        out = self.conv[self.depthwise_end:](depthwise)
+        return (x + out if self.use_residual else out), depthwise
 
 
 def mobilenetv2_features(*, width_mult: float = 1.0, round_nearest: int = 8,
