@@ -224,6 +224,17 @@ def _guess_variant(state: Mapping[str, torch.Tensor]) -> str | None:
     return best if best_overlap > 0.9 else None
 
 
+def _supported_stride(path: Path, variant: str, output_stride: int) -> int:
+    """``output_stride`` if ``variant`` runs at it (the weights do not depend on it)."""
+    from deeplab_ros.core.models.registry import model_spec
+    strides = model_spec(variant).output_strides
+    if output_stride not in strides:
+        choices = ' or '.join(str(stride) for stride in strides)
+        raise CheckpointError(f'{path}: model variant {variant!r} runs at output stride '
+                              f'{choices}, not {output_stride}.')
+    return output_stride
+
+
 def _default_stride(name: str) -> int:
     from deeplab_ros.core.models.registry import model_spec
     strides = model_spec(name).output_strides
@@ -236,18 +247,20 @@ def load_model(path: str | Path, *, variant: str | None = None, num_classes: int
     """Build the right model for a checkpoint and load its weights (eval mode).
 
     Metadata stored in the file wins; explicit arguments fill its gaps (plain state dicts)
-    and must agree with it when both are given.
+    and must agree with it when both are given, except ``output_stride``: the weights do not
+    depend on it, so any stride the variant supports may be chosen at load.
     """
     from deeplab_ros.core.models import build_model
     path = Path(path)
     state, metadata = read_checkpoint(path)
     if metadata is not None:
         for name, given, stored in (('variant', variant, metadata.variant),
-                                    ('num_classes', num_classes, metadata.num_classes),
-                                    ('output_stride', output_stride, metadata.output_stride)):
+                                    ('num_classes', num_classes, metadata.num_classes)):
             if given not in (None, '', 0) and given != stored:
                 raise CheckpointError(f'{path} is a {name}={stored!r} checkpoint, but '
                                       f'{name}={given!r} was asked for.')
+        if output_stride:
+            metadata.output_stride = _supported_stride(path, metadata.variant, output_stride)
         if options:
             metadata.model_options = {**metadata.model_options, **options}
     else:

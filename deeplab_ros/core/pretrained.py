@@ -1,4 +1,7 @@
-"""Pretrained PASCAL VOC models: Google's DeepLab MobileNetV2 TFLite releases, converted once.
+"""Pretrained models: Google's DeepLab MobileNetV2 TFLite releases, converted once.
+
+ADE20K (150 scene classes + "other"; the default) and ADE20K-32 with DeepLabV3+, PASCAL VOC
+(21 classes) with DeepLabV3.
 
 The TFLite files live in ``<shared>/weights``; their converted checkpoints are cached in
 :func:`~deeplab_ros.core.assets.cache_dir` and rebuilt when the source is newer or the cached
@@ -23,7 +26,15 @@ class PretrainedSpec:
     name: str
     tflite_file: str
     summary: str
+    sha256: str = ''
+    input_size: int = 513
+    output_stride: int | None = None
 
+
+#: Run settings of the ADE20K DeepLabV3+ (exported at 513, output stride 8), chosen from mIoU
+#: on the shared ADE20K images against CPU latency (README, "Models and accuracy").
+ADE20K_INPUT_SIZE = 385
+ADE20K_OUTPUT_STRIDE = 16
 
 PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
     PretrainedSpec('deeplabv3_mnv2_dm05_float', 'deeplabv3_257_mv_gpu.tflite',
@@ -34,12 +45,23 @@ PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
                    '(mobilenetv2_coco_voc_trainaug)'),
     PretrainedSpec('deeplabv3_mnv2_dm05_dequant', 'deeplabv3_mnv2_dm05_pascal_quant.tflite',
                    'DeepLabV3 MobileNetV2 dm0.5, output stride 16, dequantized from uint8'),
+    PretrainedSpec('deeplabv3plus_mnv2_ade20k',
+                   'lite-model_deeplabv3-mobilenetv2-ade20k_1_default_1.tflite',
+                   'DeepLabV3+ MobileNetV2, ADE20K 150 classes + other, exported at output '
+                   'stride 8, int8 weights dequantized (deeplabv3_mnv2_ade20k_train_2018_12_03)',
+                   sha256='9476784566f88bf0bdc3169f0012fb7d08857b325811d8c1aaf5ada1c0d4e4f9',
+                   input_size=ADE20K_INPUT_SIZE, output_stride=ADE20K_OUTPUT_STRIDE),
+    PretrainedSpec('deeplabv3plus_mnv2_ade20k32_dequant', 'deeplabv3_mnv2_ade20k_uint8.tflite',
+                   'DeepLabV3+ MobileNetV2, ADE20K-32 (MLPerf Mobile), output stride 16, '
+                   'dequantized from uint8',
+                   sha256='2d58c681d81b5e181816b81cc815b82edf3daad905b4d7d35afade80aee93b5f',
+                   input_size=512),
 )}
 
-#: The default: the most accurate converted model on the shared VOC images at input 513
-#: (mIoU 0.809, vs 0.777 for dm1.0 dequantized and 0.774 for dm0.5 dequantized) and also
-#: faster on the CPU than dm1.0 (about 180 ms vs 215 ms a 513x513 forward on two cores).
-DEFAULT_PRETRAINED = 'deeplabv3_mnv2_dm05_float'
+#: The default: MobileNetV2 DeepLabV3+ on ADE20K, whose scene classes (road, sidewalk, floor,
+#: wall, table, person, car, ...) are what robots need. Of the VOC models the most accurate on
+#: the shared VOC images at input 513 is ``deeplabv3_mnv2_dm05_float`` (mIoU 0.809).
+DEFAULT_PRETRAINED = 'deeplabv3plus_mnv2_ade20k'
 
 PRETRAINED_PREFIX = 'pretrained'
 
@@ -73,7 +95,8 @@ def pretrained_checkpoint(name: str = DEFAULT_PRETRAINED) -> Path:
     handle, temporary = tempfile.mkstemp(prefix=f'.{name}.', suffix='.pt', dir=target.parent)
     os.close(handle)
     try:
-        convert_tflite_file(source, temporary)
+        convert_tflite_file(source, temporary, expected_sha256=spec.sha256 or None,
+                            input_size=spec.input_size, output_stride=spec.output_stride)
         os.replace(temporary, target)
     finally:
         if os.path.exists(temporary):

@@ -116,8 +116,10 @@ class Segmenter:
         self._preprocess = Preprocessor(self.input_size, metadata.mean, metadata.std,
                                         self.device, dtype, channels_last=on_cuda)
         self._palette = torch.from_numpy(self.labels.palette_lut()).to(self.device)
-        # The background class (id 0 in VOC-style label sets) stays unpainted in overlays.
-        self._background_first = self.labels.class_names[0].lower() in ('background', 'bg')
+        # The background class (id 0 in VOC-style label sets, ADE20K's "other") stays
+        # unpainted in overlays.
+        self._background_first = self.labels.class_names[0].lower() in (
+            'background', 'bg', 'other')
         self._lock = threading.Lock()
 
     @classmethod
