@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from deeplab_ros.core.checkpoint import CheckpointError, load_model
+from deeplab_ros.core.checkpoint import CheckpointError, device_defaults, load_model
 from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.core.pretrained import pretrained_checkpoint
+from deeplab_ros.core.segmenter import Segmenter
 from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
 
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
@@ -138,3 +139,13 @@ def test_eval_reads_ade20k_pairs_in_both_layouts(shared: Path, tmp_path: Path) -
     assert len(results[0]) == 3 and list(results[1]) == ['image ADE_val_00000003']
     assert results[1]['image ADE_val_00000003'] == results[0]['image ADE_val_00000003']
     assert 'road' in results[0]['image ADE_val_00000001']
+
+
+def test_run_settings_follow_the_device() -> None:
+    path = pretrained_checkpoint('deeplabv3plus_mnv2_ade20k')
+    _, metadata = load_model(path)
+    assert device_defaults(metadata, torch.device('cpu')) == (385, None)
+    assert metadata.output_stride == 16
+    assert device_defaults(metadata, torch.device('cuda', 0)) == (513, 8)
+    segmenter = Segmenter.from_checkpoint('pretrained', device='cpu')
+    assert segmenter.input_size == 385 and segmenter.metadata.output_stride == 16

@@ -43,6 +43,9 @@ class CheckpointMetadata:
     std: tuple[float, float, float] = IMAGENET_STD
     input_size: int = 513
     source: str = ''
+    #: Run settings recommended on CUDA devices (0: as on the CPU).
+    cuda_input_size: int = 0
+    cuda_output_stride: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-types form stored in the checkpoint (lists, not tuples)."""
@@ -70,6 +73,8 @@ class CheckpointMetadata:
         values['num_classes'] = int(values['num_classes'])
         values['output_stride'] = int(values.get('output_stride', 16))
         values['input_size'] = int(values.get('input_size', 513))
+        for key in ('cuda_input_size', 'cuda_output_stride'):
+            values[key] = int(values.get(key) or 0)
         return cls(**values)
 
     def label_set(self) -> LabelSet:
@@ -222,6 +227,15 @@ def _guess_variant(state: Mapping[str, torch.Tensor]) -> str | None:
         if overlap > best_overlap:
             best, best_overlap = name, overlap
     return best if best_overlap > 0.9 else None
+
+
+def device_defaults(metadata: CheckpointMetadata, device: torch.device
+                    ) -> tuple[int, int | None]:
+    """Recommended (input size, output stride or None = the checkpoint's) on ``device``."""
+    if device.type == 'cuda':
+        return (metadata.cuda_input_size or metadata.input_size,
+                metadata.cuda_output_stride or None)
+    return metadata.input_size, None
 
 
 def _supported_stride(path: Path, variant: str, output_stride: int) -> int:

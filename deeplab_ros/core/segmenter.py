@@ -21,7 +21,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from deeplab_ros.core.checkpoint import CheckpointError, CheckpointMetadata, load_model
+from deeplab_ros.core.checkpoint import (
+    CheckpointError, CheckpointMetadata, device_defaults, load_model)
 from deeplab_ros.core.labels import LabelSet
 from deeplab_ros.core.postprocess import (
     blend, class_counts, colorize, fractions_from_counts, labels_and_confidence,
@@ -129,16 +130,27 @@ class Segmenter:
                         variant: str | None = None, num_classes: int | None = None,
                         output_stride: int | None = None,
                         upsample: str = 'labels') -> 'Segmenter':
-        """Build from ``'pretrained'``, ``'pretrained:NAME'`` or a checkpoint path."""
+        """Build from ``'pretrained'``, ``'pretrained:NAME'`` or a checkpoint path.
+
+        Input size and output stride not given follow the checkpoint's recommendation for
+        the device (:func:`~deeplab_ros.core.checkpoint.device_defaults`).
+        """
         from deeplab_ros.core.pretrained import resolve_weights
 
         resolved_device = device if isinstance(device, torch.device) else \
             resolve_device(device)
-        model, metadata = load_model(resolve_weights(weights), variant=variant or None,
+        path = resolve_weights(weights)
+        model, metadata = load_model(path, variant=variant or None,
                                      num_classes=num_classes or None,
                                      output_stride=output_stride or None)
-        return cls(model, metadata, device=resolved_device, input_size=input_size, half=half,
-                   labels=labels, upsample=upsample)
+        device_size, device_stride = device_defaults(metadata, resolved_device)
+        if not output_stride and device_stride and device_stride != metadata.output_stride:
+            model, metadata = load_model(path, variant=variant or None,
+                                         num_classes=num_classes or None,
+                                         output_stride=device_stride)
+        return cls(model, metadata, device=resolved_device,
+                   input_size=input_size or device_size, half=half, labels=labels,
+                   upsample=upsample)
 
     @property
     def num_classes(self) -> int:

@@ -394,7 +394,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
-                   output_stride: int | None = None, input_size: int = 513
+                   output_stride: int | None = None, input_size: int = 513,
+                   cuda_settings: tuple[int, int] = (0, 0)
                    ) -> tuple[nn.Module, CheckpointMetadata]:
     """Convert a DeepLab MobileNetV2 TFLite model into a model and its metadata.
 
@@ -404,6 +405,7 @@ def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
         output_stride: Stride the checkpoint runs at by default (the export's when None); the
             weights do not depend on it, so ``load_model(output_stride=...)`` can change it.
         input_size: Recommended input size stored in the metadata.
+        cuda_settings: Recommended (input size, output stride) on CUDA (0: as on the CPU).
     """
     path = Path(path)
     if expected_sha256 is not None and file_sha256(path) != expected_sha256:
@@ -490,6 +492,7 @@ def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
         class_names=labels.class_names if labels else (),
         palette=labels.palette if labels else (),
         mean=TFLITE_MEAN, std=TFLITE_STD, input_size=input_size,
+        cuda_input_size=cuda_settings[0], cuda_output_stride=cuda_settings[1],
         source=f'{path.name} ({kind}; exported at {input_side}x{graph.input_shape[2]}, '
                f'output stride {export_stride}, depth multiplier {depth_multiplier})')
     return model.eval(), metadata
