@@ -183,8 +183,10 @@ def test_close_releases_the_model() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_cuda_half_precision_agrees_with_cpu(shared: Path) -> None:
     frame = _photo(shared, 'pets.jpg')
-    cpu = Segmenter.from_checkpoint('pretrained', device='cpu')
-    gpu = Segmenter.from_checkpoint('pretrained', device='cuda', half=True)
+    settings = dict(input_size=513, output_stride=8)  # the default model's CUDA settings
+    cpu = Segmenter.from_checkpoint('pretrained', device='cpu', **settings)
+    gpu = Segmenter.from_checkpoint('pretrained', device='cuda', half=True, **settings)
+    assert Segmenter.from_checkpoint('pretrained', device='cuda').input_size == 513
     assert (cpu.segment(frame).labels == gpu.segment(frame).labels).mean() > 0.99
     # Every output comes back (pinned, non-blocking copies, one wait) for a mixed-size batch.
     small = frame[::2, ::3].copy()
