@@ -45,11 +45,11 @@ def test_default_model_finds_scene_classes_in_a_street(shared: Path) -> None:
     default = Segmenter.from_checkpoint('pretrained', device='cpu')
     assert default.metadata.variant == 'deeplabv3plus_mobilenetv2_tf'
     frame = np.ascontiguousarray(cv2.imread(
-        str(shared / 'data/ade20k/ADE_val_00000001.jpg'))[..., ::-1])
+        str(shared / 'data/ade20k/ADE_val_00000003.jpg'))[..., ::-1])
     result = default.segment(frame)
     found = {default.labels.class_names[index] for index, fraction in
-             result.class_fractions.items() if fraction > 0.05}
-    assert {'road', 'sky', 'tree'} <= found, found
+             result.class_fractions.items() if fraction > 0.01}
+    assert {'road', 'sidewalk', 'sky', 'building', 'car'} <= found, found
 
 
 def test_fractions_match_the_label_image(shared: Path, segmenter: Segmenter) -> None:

@@ -98,7 +98,8 @@ def iter_pair_folder(path: str | Path, labels: LabelSet) -> Iterator[Segmentatio
         suffixes = tuple(suffix for suffix in IMAGE_SUFFIXES if suffix != '.png')
     images = sorted(item for item in image_dir.iterdir() if item.suffix.lower() in suffixes)
     if not images:
-        raise DatasetError(f'no images ({", ".join(suffixes)}) in {image_dir}')
+        raise DatasetError(f'no *_image.png files, no NAME.jpg + NAME.png pairs and no '
+                           f'images/ + annotations/ folders in {root}')
     for image_path in images:
         mask_path = mask_dir / f'{image_path.stem}.png'
         if not mask_path.is_file():
