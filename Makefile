@@ -13,7 +13,7 @@ help:
 	@echo 'make demo   - run the node on a recorded bag of real footage; writes demo_output/'
 	@echo 'make test   - run the whole test suite'
 	@echo 'make bench  - benchmark model vs segmenter vs node (prints a table, writes JSON)'
-	@echo 'make eval   - mIoU of the default pretrained model on the shared VOC images'
+	@echo 'make eval   - mIoU of the default pretrained model on the shared ADE20K images'
 
 setup:
 	@bash scripts/setup_env.sh

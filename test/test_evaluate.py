@@ -63,7 +63,8 @@ def test_voc_layout_dataset_and_split(shared: Path, tmp_path: Path) -> None:
         shutil.copy(shared / f'data/voc_val/{name}_target.png',
                     root / 'SegmentationClass' / f'{name}.png')
     (root / 'ImageSets/Segmentation/mini.txt').write_text('0\n8\n')
-    completed = _evaluate('--data', str(root), '--split', 'mini', '--input-size', '257',
+    completed = _evaluate('--weights', 'pretrained:deeplabv3_mnv2_dm05_float',
+                          '--data', str(root), '--split', 'mini', '--input-size', '257',
                           '--upsample', 'logits')
     assert 0.5 < _miou(completed) <= 1.0
     assert 'upsample: logits' in completed.stdout

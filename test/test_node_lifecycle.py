@@ -33,7 +33,8 @@ def frame(shared: Path) -> np.ndarray:
 @pytest.fixture()
 def harness(request: pytest.FixtureRequest):
     parameters = getattr(request, 'param', {})
-    node = InProcessNode({'input_size': 257, **parameters})
+    node = InProcessNode({'weights': 'pretrained:deeplabv3_mnv2_dm05_float', 'input_size': 257,
+                          **parameters})
     tester = RosTester()
     yield node, tester
     tester.close()

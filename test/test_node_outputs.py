@@ -29,7 +29,7 @@ def _bring_up(tester: RosTester, *inputs: str) -> None:
 
 
 def test_real_photos_labels_classes_colour_and_overlay(shared: Path) -> None:
-    node = InProcessNode({'input_size': 321})
+    node = InProcessNode({'weights': 'pretrained:deeplabv3_mnv2_dm05_float', 'input_size': 321})
     tester = RosTester()
     try:
         outputs = {name: tester.collect(f'/segmentation/{name}', Image)

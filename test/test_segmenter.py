@@ -17,11 +17,13 @@ from deeplab_ros.core.preprocess import FrameError
 from deeplab_ros.core.segmenter import (
     DeviceUnavailableError, resolve_device, Segmenter)
 
+VOC_MODEL = 'pretrained:deeplabv3_mnv2_dm05_float'
+
 
 @pytest.fixture(scope='module')
 def segmenter() -> Segmenter:
-    """The pretrained default model at its own input size, on the CPU."""
-    return Segmenter.from_checkpoint('pretrained', device='cpu')
+    """The pretrained PASCAL VOC model at its own input size, on the CPU."""
+    return Segmenter.from_checkpoint(VOC_MODEL, device='cpu')
 
 
 def _photo(shared: Path, name: str) -> np.ndarray:
@@ -37,6 +39,17 @@ def test_finds_the_subject_of_real_photos(shared: Path, segmenter: Segmenter, na
     assert result.labels.shape == frame.shape[:2] and result.labels.dtype == np.uint8
     index = voc_labels().class_names.index(expected)
     assert result.class_fractions.get(index, 0.0) > 0.05, result.class_fractions
+
+
+def test_default_model_finds_scene_classes_in_a_street(shared: Path) -> None:
+    default = Segmenter.from_checkpoint('pretrained', device='cpu')
+    assert default.metadata.variant == 'deeplabv3plus_mobilenetv2_tf'
+    frame = np.ascontiguousarray(cv2.imread(
+        str(shared / 'data/ade20k/ADE_val_00000003.jpg'))[..., ::-1])
+    result = default.segment(frame)
+    found = {default.labels.class_names[index] for index, fraction in
+             result.class_fractions.items() if fraction > 0.01}
+    assert {'road', 'sidewalk', 'sky', 'building', 'car'} <= found, found
 
 
 def test_fractions_match_the_label_image(shared: Path, segmenter: Segmenter) -> None:
@@ -92,8 +105,8 @@ def test_colour_overlay_and_confidence_agree_with_labels(shared: Path,
 
 def test_logits_upsampling_matches_labels_upsampling_closely(shared: Path) -> None:
     frame = _photo(shared, 'pets.jpg')
-    fast = Segmenter.from_checkpoint('pretrained', device='cpu', input_size=257)
-    smooth = Segmenter.from_checkpoint('pretrained', device='cpu', input_size=257,
+    fast = Segmenter.from_checkpoint(VOC_MODEL, device='cpu', input_size=257)
+    smooth = Segmenter.from_checkpoint(VOC_MODEL, device='cpu', input_size=257,
                                        upsample='logits')
     agreement = (fast.segment(frame).labels == smooth.segment(frame).labels).mean()
     assert agreement > 0.98
@@ -170,8 +183,10 @@ def test_close_releases_the_model() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_cuda_half_precision_agrees_with_cpu(shared: Path) -> None:
     frame = _photo(shared, 'pets.jpg')
-    cpu = Segmenter.from_checkpoint('pretrained', device='cpu')
-    gpu = Segmenter.from_checkpoint('pretrained', device='cuda', half=True)
+    settings = dict(input_size=513, output_stride=8)  # the default model's CUDA settings
+    cpu = Segmenter.from_checkpoint('pretrained', device='cpu', **settings)
+    gpu = Segmenter.from_checkpoint('pretrained', device='cuda', half=True, **settings)
+    assert Segmenter.from_checkpoint('pretrained', device='cuda').input_size == 513
     assert (cpu.segment(frame).labels == gpu.segment(frame).labels).mean() > 0.99
     # Every output comes back (pinned, non-blocking copies, one wait) for a mixed-size batch.
     small = frame[::2, ::3].copy()

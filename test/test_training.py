@@ -345,10 +345,17 @@ def test_pretrained_backbone_transfer_reproduces_the_original_features() -> None
     from deeplab_ros.core.training.initialization import (
         backbone_of, iter_backbone_convs, transfer_folded_backbone)
 
+    from deeplab_ros.core.models.mobilenetv2 import mobilenetv2_features
+
     source, _ = load_model(pretrained_checkpoint('deeplabv3_mnv2_dm10_dequant'))
-    target = build_model('deeplabv3plus_mobilenetv2', num_classes=4, output_stride=16).eval()
-    count = transfer_folded_backbone(backbone_of(source), backbone_of(target))
+    vainf = build_model('deeplabv3plus_mobilenetv2', num_classes=4, output_stride=16).eval()
+    count = transfer_folded_backbone(backbone_of(source), backbone_of(vainf))
     assert count == 51  # stem + block 1 (2 convolutions) + 16 blocks of 3 convolutions
+    # VainF's model pads differently from TensorFlow (see models.mobilenetv2), so the
+    # features are compared on a conv + BatchNorm backbone that pads as the source does.
+    target = mobilenetv2_features(output_stride=16, include_last_conv=False,
+                                  padding='tf_same').eval()
+    assert transfer_folded_backbone(backbone_of(source), target) == 51
 
     captured: dict[str, torch.Tensor] = {}
 
@@ -359,7 +366,7 @@ def test_pretrained_backbone_transfer_reproduces_the_original_features() -> None
 
     # The last convolution's output (source: conv with folded bias; target: conv then BN).
     source_last = list(iter_backbone_convs(source))[-1]
-    target_modules = [m for m in backbone_of(target).modules()
+    target_modules = [m for m in target.modules()
                       if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d))]
     source_last.register_forward_hook(keep('source'))
     target_modules[-1].register_forward_hook(keep('target'))

@@ -45,6 +45,9 @@ class CheckpointMetadata:
     source: str = ''
     #: sha256 of the file the checkpoint was converted from ('' when not converted).
     source_sha256: str = ''
+    #: Run settings recommended on CUDA devices (0: as on the CPU).
+    cuda_input_size: int = 0
+    cuda_output_stride: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-types form stored in the checkpoint (lists, not tuples)."""
@@ -72,6 +75,8 @@ class CheckpointMetadata:
         values['num_classes'] = int(values['num_classes'])
         values['output_stride'] = int(values.get('output_stride', 16))
         values['input_size'] = int(values.get('input_size', 513))
+        for key in ('cuda_input_size', 'cuda_output_stride'):
+            values[key] = int(values.get(key) or 0)
         return cls(**values)
 
     def label_set(self) -> LabelSet:
@@ -226,6 +231,26 @@ def _guess_variant(state: Mapping[str, torch.Tensor]) -> str | None:
     return best if best_overlap > 0.9 else None
 
 
+def device_defaults(metadata: CheckpointMetadata, device: torch.device
+                    ) -> tuple[int, int | None]:
+    """Recommended (input size, output stride or None = the checkpoint's) on ``device``."""
+    if device.type == 'cuda':
+        return (metadata.cuda_input_size or metadata.input_size,
+                metadata.cuda_output_stride or None)
+    return metadata.input_size, None
+
+
+def _supported_stride(path: Path, variant: str, output_stride: int) -> int:
+    """``output_stride`` if ``variant`` runs at it (the weights do not depend on it)."""
+    from deeplab_ros.core.models.registry import model_spec
+    strides = model_spec(variant).output_strides
+    if output_stride not in strides:
+        choices = ' or '.join(str(stride) for stride in strides)
+        raise CheckpointError(f'{path}: model variant {variant!r} runs at output stride '
+                              f'{choices}, not {output_stride}.')
+    return output_stride
+
+
 def _default_stride(name: str) -> int:
     from deeplab_ros.core.models.registry import model_spec
     strides = model_spec(name).output_strides
@@ -238,18 +263,20 @@ def load_model(path: str | Path, *, variant: str | None = None, num_classes: int
     """Build the right model for a checkpoint and load its weights (eval mode).
 
     Metadata stored in the file wins; explicit arguments fill its gaps (plain state dicts)
-    and must agree with it when both are given.
+    and must agree with it when both are given, except ``output_stride``: the weights do not
+    depend on it, so any stride the variant supports may be chosen at load.
     """
     from deeplab_ros.core.models import build_model
     path = Path(path)
     state, metadata = read_checkpoint(path)
     if metadata is not None:
         for name, given, stored in (('variant', variant, metadata.variant),
-                                    ('num_classes', num_classes, metadata.num_classes),
-                                    ('output_stride', output_stride, metadata.output_stride)):
+                                    ('num_classes', num_classes, metadata.num_classes)):
             if given not in (None, '', 0) and given != stored:
                 raise CheckpointError(f'{path} is a {name}={stored!r} checkpoint, but '
                                       f'{name}={given!r} was asked for.')
+        if output_stride:
+            metadata.output_stride = _supported_stride(path, metadata.variant, output_stride)
         if options:
             metadata.model_options = {**metadata.model_options, **options}
     else:

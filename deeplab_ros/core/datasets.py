@@ -1,10 +1,14 @@
-"""Readers for labelled image folders: flat ``N_image.png``/``N_target.png`` and VOC layout.
+"""Readers for labelled image folders: flat ``N_image.png``/``N_target.png``, VOC layout and
+ADE20K-style image/annotation pairs.
 
 VOC layout::
 
     root/JPEGImages/<id>.jpg
     root/SegmentationClass/<id>.png      # palette PNG (VOC colours) or index PNG (class ids)
     root/ImageSets/Segmentation/<split>.txt
+
+ADE20K style (SceneParsing): ``root/NAME.jpg`` + ``root/NAME.png``, or ``root/images/NAME.*``
++ ``root/annotations/NAME.png``; the PNG holds class ids and 0 means "ignore".
 
 Targets come back as HxW uint8 class ids with ``labels.ignore_index`` for ignored pixels.
 """
@@ -77,6 +81,34 @@ def iter_flat_folder(path: str | Path, labels: LabelSet) -> Iterator[Segmentatio
         yield SegmentationSample(name, read_rgb(image_path), read_target(target_path, labels))
 
 
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+
+
+def iter_pair_folder(path: str | Path, labels: LabelSet) -> Iterator[SegmentationSample]:
+    """Samples of ADE20K-style pairs (see the module docstring), in name order.
+
+    Mask id 0 becomes ``labels.ignore_index``; other ids are the model's class ids.
+    """
+    root = Path(path)
+    if (root / 'images').is_dir() and (root / 'annotations').is_dir():
+        image_dir, mask_dir = root / 'images', root / 'annotations'
+        suffixes = IMAGE_SUFFIXES
+    else:
+        image_dir = mask_dir = root
+        suffixes = tuple(suffix for suffix in IMAGE_SUFFIXES if suffix != '.png')
+    images = sorted(item for item in image_dir.iterdir() if item.suffix.lower() in suffixes)
+    if not images:
+        raise DatasetError(f'no *_image.png files, no NAME.jpg + NAME.png pairs and no '
+                           f'images/ + annotations/ folders in {root}')
+    for image_path in images:
+        mask_path = mask_dir / f'{image_path.stem}.png'
+        if not mask_path.is_file():
+            raise DatasetError(f'{image_path} has no annotation {mask_path}')
+        target = read_target(mask_path, labels)
+        target = np.where(target == 0, labels.ignore_index, target).astype(np.uint8)
+        yield SegmentationSample(image_path.stem, read_rgb(image_path), target)
+
+
 class VocLayoutDataset:
     """A PASCAL VOC-layout dataset split: indexable, iterable, with a length."""
 
@@ -116,10 +148,13 @@ class VocLayoutDataset:
 
 def open_dataset(path: str | Path, labels: LabelSet, split: str = 'val'
                  ) -> VocLayoutDataset | list[SegmentationSample]:
-    """VOC layout when ``path`` has ImageSets/, else the flat ``N_image.png`` layout."""
+    """VOC layout when ``path`` has ImageSets/, the flat ``N_image.png`` layout when it has
+    such files, else ADE20K-style image/annotation pairs."""
     root = Path(path)
     if not root.is_dir():
         raise DatasetError(f'dataset folder not found: {root}')
     if (root / 'ImageSets').is_dir():
         return VocLayoutDataset(root, split, labels)
-    return list(iter_flat_folder(root, labels))
+    if any(root.glob('*_image.png')):
+        return list(iter_flat_folder(root, labels))
+    return list(iter_pair_folder(root, labels))

@@ -1,4 +1,4 @@
-"""Class names and colour palettes: PASCAL VOC, Cityscapes and custom YAML label files.
+"""Class names and colour palettes: PASCAL VOC, Cityscapes, ADE20K and custom YAML files.
 
 A custom label file is YAML::
 
@@ -34,6 +34,33 @@ CITYSCAPES_PALETTE: tuple[tuple[int, int, int], ...] = (
     (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
     (0, 80, 100), (0, 0, 230), (119, 11, 32),
 )
+
+#: The 150 ADE20K SceneParsing classes (objectInfo150 order, first name of each), ids 1..150.
+ADE20K_CLASS_NAMES: tuple[str, ...] = (
+    'wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road', 'bed', 'windowpane', 'grass',
+    'cabinet', 'sidewalk', 'person', 'earth', 'door', 'table', 'mountain', 'plant', 'curtain',
+    'chair', 'car', 'water', 'painting', 'sofa', 'shelf', 'house', 'sea', 'mirror', 'rug',
+    'field', 'armchair', 'seat', 'fence', 'desk', 'rock', 'wardrobe', 'lamp', 'bathtub',
+    'railing', 'cushion', 'base', 'box', 'column', 'signboard', 'chest', 'counter', 'sand',
+    'sink', 'skyscraper', 'fireplace', 'refrigerator', 'grandstand', 'path', 'stairs', 'runway',
+    'case', 'pool', 'pillow', 'screen', 'stairway', 'river', 'bridge', 'bookcase', 'blind',
+    'coffee', 'toilet', 'flower', 'book', 'hill', 'bench', 'countertop', 'stove', 'palm',
+    'kitchen', 'computer', 'swivel', 'boat', 'bar', 'arcade', 'hovel', 'bus', 'towel', 'light',
+    'truck', 'tower', 'chandelier', 'awning', 'streetlight', 'booth', 'television', 'airplane',
+    'dirt', 'apparel', 'pole', 'land', 'bannister', 'escalator', 'ottoman', 'bottle', 'buffet',
+    'poster', 'stage', 'van', 'ship', 'fountain', 'conveyer', 'canopy', 'washer', 'plaything',
+    'swimming', 'stool', 'barrel', 'basket', 'waterfall', 'tent', 'bag', 'minibike', 'cradle',
+    'oven', 'ball', 'food', 'step', 'tank', 'trade', 'microwave', 'pot', 'animal', 'bicycle',
+    'lake', 'dishwasher', 'screen', 'blanket', 'sculpture', 'hood', 'sconce', 'vase', 'traffic',
+    'tray', 'ashcan', 'fan', 'pier', 'crt', 'plate', 'monitor', 'bulletin', 'shower',
+    'radiator', 'glass', 'clock', 'flag',
+)
+
+#: Name of id 0 in ADE20K models: pixels of none of the classes (never trained, ignored).
+ADE20K_OTHER = 'other'
+
+#: Classes of the MLPerf ADE20K-32 model: 'other' plus the first 31 ADE20K classes.
+ADE20K32_CLASSES = 31
 
 #: Colour of the "ignore" pixels in PASCAL VOC ground-truth masks (the object borders).
 VOC_IGNORE_COLOR: tuple[int, int, int] = (224, 224, 192)
@@ -116,6 +143,18 @@ def cityscapes_labels() -> LabelSet:
     return LabelSet('cityscapes', CITYSCAPES_CLASS_NAMES, CITYSCAPES_PALETTE)
 
 
+def ade20k_labels() -> LabelSet:
+    """ADE20K: 'other' (id 0, ignored when scoring) and the 150 classes, VOC-style palette."""
+    names = (ADE20K_OTHER, *ADE20K_CLASS_NAMES)
+    return LabelSet('ade20k', names, voc_palette(len(names)), ignore_index=0)
+
+
+def ade20k32_labels() -> LabelSet:
+    """ADE20K-32 (MLPerf): 'other' (id 0) and ADE20K's first 31 classes (wall ... armchair)."""
+    names = (ADE20K_OTHER, *ADE20K_CLASS_NAMES[:ADE20K32_CLASSES])
+    return LabelSet('ade20k32', names, voc_palette(len(names)), ignore_index=0)
+
+
 def labels_from_names(names: tuple[str, ...] | list[str], *, name: str = 'custom',
                       palette: Any = None, ignore_index: int = 255) -> LabelSet:
     """Build a label set from names, colouring with the VOC palette when none is given."""
@@ -152,12 +191,17 @@ def load_label_file(path: str | Path) -> LabelSet:
 
 
 def resolve_labels(spec: str) -> LabelSet:
-    """Return the label set named by ``spec``: ``'voc'``, ``'cityscapes'`` or a YAML path."""
+    """The label set named by ``spec``: ``'voc'``, ``'cityscapes'``, ``'ade20k'``,
+    ``'ade20k32'`` or a YAML path."""
     key = spec.strip().lower()
     if key in ('voc', 'pascal_voc', 'pascal'):
         return voc_labels()
     if key == 'cityscapes':
         return cityscapes_labels()
+    if key in ('ade20k', 'ade20k150', 'ade20k_150'):
+        return ade20k_labels()
+    if key in ('ade20k32', 'ade20k_32'):
+        return ade20k32_labels()
     return load_label_file(spec)
 
 

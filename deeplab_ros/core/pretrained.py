@@ -1,5 +1,8 @@
 """Pretrained models: published TFLite files, converted once into self-sufficient checkpoints.
 
+ADE20K (150 scene classes + "other"; the default) and ADE20K-32 with DeepLabV3+, PASCAL VOC
+(21 classes) with DeepLabV3.
+
 The registry :data:`PRETRAINED` is a table: each row names the published file, its URL, its
 sha256 and the converter that turns it into a PyTorch model with metadata. Preparing a model
 (:func:`pretrained_checkpoint`) looks, in order:
@@ -32,6 +35,8 @@ from deeplab_ros.core.download import download, DownloadError, ProgressCallback,
 TFLITE_CONVERTER = 'deeplab_ros.core.tflite_convert:convert_tflite'
 _TF_GPU_MODELS = 'https://storage.googleapis.com/download.tensorflow.org/models/tflite/gpu/'
 _CORAL_TEST_DATA = 'https://github.com/google-coral/test_data/raw/master/'
+_TF_HUB_LITE = 'https://tfhub.dev/sayakpaul/lite-model/'
+_MLPERF_MOBILE = 'https://github.com/mlcommons/mobile_models/raw/main/v0_7/tflite/'
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,11 @@ class PretrainedSpec:
         summary: One line for listings.
         url: Where the publisher serves the file ('' = no download source).
         sha256: Hex sha256 of the published file ('' = not checked).
-        converter: ``'module:function'`` taking the source path and returning
-            ``(model, CheckpointMetadata)``.
+        converter: ``'module:function'`` taking the source path (and the keyword run
+            settings below) and returning ``(model, CheckpointMetadata)``.
+        input_size: Recommended input side on the CPU, stored in the metadata.
+        output_stride: Output stride the checkpoint runs at (None: the export's).
+        cuda_settings: Recommended (input size, output stride) on CUDA (0: as on the CPU).
     """
 
     name: str
@@ -54,6 +62,16 @@ class PretrainedSpec:
     url: str = ''
     sha256: str = ''
     converter: str = TFLITE_CONVERTER
+    input_size: int = 513
+    output_stride: int | None = None
+    cuda_settings: tuple[int, int] = (0, 0)
+
+
+#: CPU run settings of the ADE20K DeepLabV3+ (exported at 513, output stride 8), chosen from
+#: mIoU on the shared ADE20K images against CPU cost (README, "Models and accuracy"); on CUDA
+#: it runs at its export setting.
+ADE20K_INPUT_SIZE = 385
+ADE20K_OUTPUT_STRIDE = 16
 
 
 PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
@@ -71,12 +89,26 @@ PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
                    'DeepLabV3 MobileNetV2 dm0.5, output stride 16, dequantized from uint8',
                    _CORAL_TEST_DATA + 'deeplabv3_mnv2_dm05_pascal_quant.tflite',
                    '0470d2a782aa54eeeb99d32e7b6b3fb7722905c7c4f5d26bd957ec861366d48b'),
+    PretrainedSpec('deeplabv3plus_mnv2_ade20k',
+                   'lite-model_deeplabv3-mobilenetv2-ade20k_1_default_1.tflite',
+                   'DeepLabV3+ MobileNetV2, ADE20K 150 classes + other, exported at output '
+                   'stride 8, int8 weights dequantized (deeplabv3_mnv2_ade20k_train_2018_12_03)',
+                   _TF_HUB_LITE + 'deeplabv3-mobilenetv2-ade20k/1/default/1?lite-format=tflite',
+                   '9476784566f88bf0bdc3169f0012fb7d08857b325811d8c1aaf5ada1c0d4e4f9',
+                   input_size=ADE20K_INPUT_SIZE, output_stride=ADE20K_OUTPUT_STRIDE,
+                   cuda_settings=(513, 8)),
+    PretrainedSpec('deeplabv3plus_mnv2_ade20k32_dequant', 'deeplabv3_mnv2_ade20k_uint8.tflite',
+                   'DeepLabV3+ MobileNetV2, ADE20K-32 (MLPerf Mobile), output stride 16, '
+                   'dequantized from uint8',
+                   _MLPERF_MOBILE + 'deeplabv3_mnv2_ade20k_uint8.tflite',
+                   '2d58c681d81b5e181816b81cc815b82edf3daad905b4d7d35afade80aee93b5f',
+                   input_size=512),
 )}
 
-#: The default: the most accurate converted model on the shared VOC images at input 513
-#: (mIoU 0.809, vs 0.777 for dm1.0 dequantized and 0.774 for dm0.5 dequantized) and also
-#: faster on the CPU than dm1.0 (about 180 ms vs 215 ms a 513x513 forward on two cores).
-DEFAULT_PRETRAINED = 'deeplabv3_mnv2_dm05_float'
+#: The default: MobileNetV2 DeepLabV3+ on ADE20K, whose scene classes (road, sidewalk, floor,
+#: wall, table, person, car, ...) are what robots need. Of the VOC models the most accurate on
+#: the shared VOC images at input 513 is ``deeplabv3_mnv2_dm05_float`` (mIoU 0.809).
+DEFAULT_PRETRAINED = 'deeplabv3plus_mnv2_ade20k'
 
 PRETRAINED_PREFIX = 'pretrained'
 
@@ -131,7 +163,9 @@ def _converter(spec: PretrainedSpec) -> Callable[[Path], tuple[Any, Any]]:
 
 
 def _convert_into_cache(spec: PretrainedSpec, source: Path, digest: str) -> Path:
-    model, metadata = _converter(spec)(source)
+    model, metadata = _converter(spec)(source, input_size=spec.input_size,
+                                       output_stride=spec.output_stride,
+                                       cuda_settings=spec.cuda_settings)
     metadata.source_sha256 = digest
     return save_checkpoint(cached_checkpoint_path(spec.name), model, metadata)
 

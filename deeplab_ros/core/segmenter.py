@@ -25,7 +25,8 @@ import torch
 from deeplab_ros.core.assets import cache_dir
 from deeplab_ros.core.backends import (
     Forward, OnnxRuntimeForward, resolve_backend, TorchForward)
-from deeplab_ros.core.checkpoint import CheckpointError, CheckpointMetadata, load_model
+from deeplab_ros.core.checkpoint import (
+    CheckpointError, CheckpointMetadata, device_defaults, load_model)
 from deeplab_ros.core.onnx_export import OnnxExportError
 from deeplab_ros.core.labels import LabelSet
 from deeplab_ros.core.postprocess import (
@@ -147,8 +148,10 @@ class Segmenter:
         self._preprocess.dtype = self._forward.input_dtype
         self._preprocess.channels_last = on_cuda and self.backend == 'torch'
         self._palette = torch.from_numpy(self.labels.palette_lut()).to(self.device)
-        # The background class (id 0 in VOC-style label sets) stays unpainted in overlays.
-        self._background_first = self.labels.class_names[0].lower() in ('background', 'bg')
+        # The background class (id 0 in VOC-style label sets, ADE20K's "other") stays
+        # unpainted in overlays.
+        self._background_first = self.labels.class_names[0].lower() in (
+            'background', 'bg', 'other')
         self._lock = threading.Lock()
 
     def _make_forward(self, model: torch.nn.Module, requested: str, batch_size: int,
@@ -174,7 +177,11 @@ class Segmenter:
                         variant: str | None = None, num_classes: int | None = None,
                         output_stride: int | None = None, upsample: str = 'labels',
                         backend: str = 'auto', batch_size: int = 1) -> 'Segmenter':
-        """Build from ``'pretrained'``, ``'pretrained:NAME'`` or a checkpoint path."""
+        """Build from ``'pretrained'``, ``'pretrained:NAME'`` or a checkpoint path.
+
+        Input size and output stride not given follow the checkpoint's recommendation for
+        the device (:func:`~deeplab_ros.core.checkpoint.device_defaults`).
+        """
         from deeplab_ros.core.pretrained import resolve_weights
 
         resolved_device = device if isinstance(device, torch.device) else \
@@ -183,8 +190,14 @@ class Segmenter:
         model, metadata = load_model(path, variant=variant or None,
                                      num_classes=num_classes or None,
                                      output_stride=output_stride or None)
-        return cls(model, metadata, device=resolved_device, input_size=input_size, half=half,
-                   labels=labels, upsample=upsample, backend=backend, batch_size=batch_size,
+        device_size, device_stride = device_defaults(metadata, resolved_device)
+        if not output_stride and device_stride and device_stride != metadata.output_stride:
+            model, metadata = load_model(path, variant=variant or None,
+                                         num_classes=num_classes or None,
+                                         output_stride=device_stride)
+        return cls(model, metadata, device=resolved_device,
+                   input_size=input_size or device_size, half=half, labels=labels,
+                   upsample=upsample, backend=backend, batch_size=batch_size,
                    weights_path=path)
 
     @property

@@ -319,10 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                              'keep up with)')
     parser.add_argument('--resize-width', type=int, default=0,
                         help='resize the footage to this width (0 = keep)')
-    parser.add_argument('--input-size', type=int, default=513,
-                        help='network input side (0 = the params file / checkpoint default; '
-                             'the default model finds vtest.avi\'s small pedestrians at 513, '
-                             'not at its native 257)')
+    parser.add_argument('--input-size', type=int, default=0,
+                        help='network input side (0 = the params file / checkpoint default: '
+                             '385 for the default ADE20K model on the CPU)')
     parser.add_argument('--device', default='', help='device override (default: params file)')
     parser.add_argument('--backend', default='', choices=('',) + BACKENDS,
                         help='backend override (default: params file); ' + BACKEND_HELP)

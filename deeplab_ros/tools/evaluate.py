@@ -1,8 +1,13 @@
-"""``deeplab-ros-eval``: mIoU of a model on a labelled folder (flat or PASCAL VOC layout).
+"""``deeplab-ros-eval``: mIoU of a model on a labelled folder (flat, PASCAL VOC or ADE20K).
 
-    deeplab-ros-eval                          # default pretrained model, shared VOC images
+    deeplab-ros-eval --weights pretrained:deeplabv3_mnv2_dm05_float   # shared VOC images
     deeplab-ros-eval --weights pretrained:deeplabv3_mnv2_dm10_dequant --input-size 513
     deeplab-ros-eval --weights mine.pt --data ~/data/MyVOC --split val --labels classes.yaml
+    deeplab-ros-eval --data ../shared/data/ade20k --output-stride 16   # NAME.jpg + NAME.png
+
+Without ``--data`` the shared images that match the model's classes are used (PASCAL VOC
+for 21-class models, ADE20K otherwise). ADE20K-style masks hold class ids with 0 = ignore;
+ids the model does not predict (beyond its class count) are left out of the scores.
 
 Prints per-image and per-class IoU and pixel accuracy; the last line is ``mIoU <value>``.
 mIoU: for each class present in the ground truth, intersection / union summed over all
@@ -35,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--split', default='val', help='split of a VOC-layout dataset')
     parser.add_argument('--input-size', type=int, default=0,
                         help="network input side (default: the checkpoint's)")
+    parser.add_argument('--output-stride', type=int, default=0,
+                        help="output stride, e.g. 8 or 16 (default: the checkpoint's)")
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--upsample', default='labels', choices=('labels', 'logits'),
                         help='how predictions return to full resolution')
@@ -55,13 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     from deeplab_ros.core.segmenter import DeviceUnavailableError, Segmenter
 
     try:
-        data = args.data or shared_path('data/voc_val')
         labels = resolve_labels(args.labels) if args.labels else None
         segmenter = Segmenter.from_checkpoint(
             args.weights, device=args.device, input_size=args.input_size or None,
             labels=labels, variant=args.variant or None, upsample=args.upsample,
-            backend=args.backend)
+            backend=args.backend, output_stride=args.output_stride or None)
         report_fallback_once(segmenter.backend_note)
+        data = args.data or shared_path('data/voc_val' if segmenter.num_classes == 21
+                                        else 'data/ade20k')
         dataset = open_dataset(data, segmenter.labels, args.split)
     except (MissingAssetError, CheckpointError, DatasetError, LabelFileError,
             DeviceUnavailableError, ValueError, RuntimeError) as error:
@@ -69,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     names = segmenter.labels.class_names
     print(f'model: {segmenter.metadata.variant} ({segmenter.metadata.source or args.weights})')
-    print(f'data: {data}  input size: {segmenter.input_size}  device: {segmenter.device}  '
+    print(f'data: {data}  input size: {segmenter.input_size}  output stride: '
+          f'{segmenter.metadata.output_stride}  device: {segmenter.device}  '
           f'upsample: {segmenter.upsample}  backend: {segmenter.describe_backend()}')
     total = ConfusionMatrix(segmenter.num_classes, segmenter.labels.ignore_index)
     if args.overlays:

@@ -5,8 +5,9 @@ What the three shared TFLite files contain (read from their graphs):
 - backbone: MobileNetV2 without the final 1x1 conv; batch norm folded into conv biases;
   ReLU6 after the stem, expansion and depthwise convs, linear projections; residual adds.
   Depth multiplier 0.5 keeps DeepLab's unrounded channel counts (stem 16; 8, 12, 16, 32, 48,
-  80, 160), 1.0 is the usual 32 ... 320. All convs use "SAME" padding, which equals symmetric
-  padding for inputs of the form 8k+1 (257, 321, 513, ...).
+  80, 160), 1.0 is the usual 32 ... 320. All convs use TensorFlow's "SAME" padding
+  (``padding='tf_same'``), which equals symmetric padding for inputs of the form 8k+1 (257,
+  321, 513, ...).
 - output stride 8 (float 257 model): the strides of the 4th and 6th stages become dilation 2
   and 4; output stride 16 (the quantized models): only the 6th stage's, dilation 2.
 - head: image pooling (global average -> 1x1 conv to 256 + ReLU -> bilinear back) and a
@@ -29,26 +30,33 @@ from deeplab_ros.core.models.registry import register_model
 DEPTH_MULTIPLIERS = (0.5, 1.0)
 
 
-def _conv_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+def conv_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """1x1 conv with bias + ReLU (a DeepLab head layer with batch norm folded)."""
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True))
 
 
 class MobileNetV2Head(nn.Module):
-    """DeepLab's MobileNetV2 head: image pooling + 1x1 branch, projection, logits."""
+    """DeepLab's MobileNetV2 head: image pooling + 1x1 branch, projection, logits.
 
-    def __init__(self, in_channels: int, num_classes: int, channels: int = 256) -> None:
+    With ``num_classes=None`` there is no logits layer and the head returns the projected
+    256-channel features (what DeepLabV3+'s decoder takes).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int | None, channels: int = 256
+                 ) -> None:
         super().__init__()
-        self.image_pooling = _conv_relu(in_channels, channels)
-        self.aspp0 = _conv_relu(in_channels, channels)
-        self.concat_projection = _conv_relu(2 * channels, channels)
-        self.logits = nn.Conv2d(channels, num_classes, 1)
+        self.image_pooling = conv_relu(in_channels, channels)
+        self.aspp0 = conv_relu(in_channels, channels)
+        self.concat_projection = conv_relu(2 * channels, channels)
+        self.logits = nn.Conv2d(channels, num_classes, 1) if num_classes else None
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits at the features' resolution."""
+        """Logits (or projected features) at the features' resolution."""
         pooled = self.image_pooling(features.mean(dim=(2, 3), keepdim=True))
         pooled = pooled.expand(-1, -1, features.shape[2], features.shape[3])
         merged = torch.cat([pooled, self.aspp0(features)], dim=1)
-        return self.logits(self.concat_projection(merged))
+        projected = self.concat_projection(merged)
+        return projected if self.logits is None else self.logits(projected)
 
 
 class DeepLabV3MobileNetV2(nn.Module):
@@ -60,7 +68,8 @@ class DeepLabV3MobileNetV2(nn.Module):
         round_nearest = 8 if depth_multiplier >= 1.0 else 1
         self.backbone = mobilenetv2_features(
             width_mult=depth_multiplier, round_nearest=round_nearest,
-            output_stride=output_stride, include_last_conv=False, batch_norm=False)
+            output_stride=output_stride, include_last_conv=False, batch_norm=False,
+            padding='tf_same')
         self.head = MobileNetV2Head(feature_channels(self.backbone, len(self.backbone) - 1),
                                     num_classes)
 

@@ -3,7 +3,10 @@
 State-dict keys and shapes equal VainF's ``deeplabv3plus_mobilenet`` (``backbone.low_level_
 features.*``, ``backbone.high_level_features.*``, ``classifier.project.*``,
 ``classifier.aspp.*``, ``classifier.classifier.*``), so its checkpoints
-(``torch.load(f)['model_state']``) load unchanged and give the same outputs.
+(``torch.load(f)['model_state']``) load unchanged and give the same outputs: the backbone
+pads the way VainF's does (no padding in the stem, each block's input zero-padded before the
+expansion, see :mod:`~deeplab_ros.core.models.mobilenetv2`), the ASPP pooling branch and both
+resizes are bilinear with ``align_corners=False``.
 """
 
 from __future__ import annotations
@@ -105,7 +108,8 @@ class MobileNetV2Backbone(nn.Module):
 
     def __init__(self, output_stride: int, width_mult: float = 1.0) -> None:
         super().__init__()
-        features = mobilenetv2_features(width_mult=width_mult, output_stride=output_stride)
+        features = mobilenetv2_features(width_mult=width_mult, output_stride=output_stride,
+                                        padding='vainf', output_channels_rounded=False)
         # Slicing keeps the original indices in the keys (high_level_features.4 ... .17).
         self.low_level_features = features[0:4]
         self.high_level_features = features[4:-1]
