@@ -20,7 +20,7 @@ import numpy as np
 
 from deeplab_ros.core.geometry import (
     depth_in_metres, IntrinsicsError, PinholeIntrinsics, same_aspect)
-from deeplab_ros.ros.image_codec import decode_depth_msg, ImageDecodeError
+from deeplab_ros.ros.image_codec import DEPTH_ENCODINGS, decode_depth_msg, ImageDecodeError
 
 Item = TypeVar('Item')
 
@@ -84,23 +84,26 @@ class StampMatcher(Generic[Item]):
 
 
 class DepthInputError(ValueError):
-    """A depth image (or the camera_info it needs) cannot be used; ``kind`` names the counter.
+    """A depth image (or the camera_info it needs) cannot be used.
 
-    Kinds: ``'bad_depth'`` (encoding, size, data) and ``'bad_camera_info'`` (no camera_info,
-    zero focal length, ...).
+    ``kind`` names the counter: ``'bad_depth'`` (encoding, size, data) or
+    ``'bad_camera_info'`` (none received, zero focal length, ...); ``problem`` is a short tag
+    of what is wrong (errors are throttled per problem).
     """
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, problem: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+        self.problem = problem
 
 
 def check_depth_message(message: Any) -> None:
     """Raise DepthInputError('bad_depth') when a depth Image cannot be decoded."""
+    problem = 'data' if message.encoding in DEPTH_ENCODINGS else 'encoding'
     try:
         decode_depth_msg(message)
     except ImageDecodeError as error:
-        raise DepthInputError('bad_depth', str(error)) from None
+        raise DepthInputError('bad_depth', problem, str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -127,21 +130,23 @@ def depth_for_frame(depth_message: Any, camera_info: Any | None,
     try:
         depth = decode_depth_msg(depth_message)
     except ImageDecodeError as error:
-        raise DepthInputError('bad_depth', str(error)) from None
+        raise DepthInputError('bad_depth', 'data', str(error)) from None
     if not same_aspect(frame_size, depth.shape):
         raise DepthInputError(
-            'bad_depth', f'depth image is {depth.shape[1]}x{depth.shape[0]} but the colour '
-            f'frame is {frame_size[1]}x{frame_size[0]}: a registered depth image must have '
-            'the colour image\'s size or a scaled version of it')
+            'bad_depth', 'size',
+            f'depth image is {depth.shape[1]}x{depth.shape[0]} but the colour frame is {frame_size[1]}x{frame_size[0]}: a '
+            'registered depth image must have the colour image\'s size or a scaled version of it')
     if camera_info is None:
         raise DepthInputError(
-            'bad_camera_info', 'depth arrived but no camera_info for the colour camera did: '
-            'the point cloud and 3D detections need its intrinsics')
+            'bad_camera_info', 'no camera_info',
+            'depth arrived but no camera_info for the colour camera did: the point cloud and '
+            '3D detections need its intrinsics')
     width = int(camera_info.width) or frame_size[1]
     height = int(camera_info.height) or frame_size[0]
     try:
         intrinsics = PinholeIntrinsics.from_matrix(camera_info.k, width, height)
     except IntrinsicsError as error:
-        raise DepthInputError('bad_camera_info', f'camera_info is unusable: {error}') from None
+        raise DepthInputError('bad_camera_info', 'intrinsics',
+                              f'camera_info is unusable: {error}') from None
     return FrameDepth(metres=depth_in_metres(depth),
                       intrinsics=intrinsics.scaled(depth.shape[1], depth.shape[0]))

@@ -149,6 +149,10 @@ def decode_image_msg(message: Any) -> np.ndarray:
                         message.is_bigendian, message.data)
 
 
+_JPEG_START = b'\xff\xd8'
+_JPEG_END = b'\xff\xd9'
+
+
 def decode_compressed_image(data: Any, image_format: str = '') -> np.ndarray:
     """Decode sensor_msgs/CompressedImage data (JPEG or PNG) into HxWx3 uint8 RGB.
 
@@ -163,6 +167,10 @@ def decode_compressed_image(data: Any, image_format: str = '') -> np.ndarray:
     described = f'{image_format!r} ' if image_format else ''
     if buffer.size == 0:
         raise ImageDecodeError(f'empty {described}compressed image (0 bytes of data)')
+    if buffer[:2].tobytes() == _JPEG_START and _JPEG_END not in buffer[-64:].tobytes():
+        # libjpeg decodes a cut-off JPEG with a warning, grey where data is missing.
+        raise ImageDecodeError(
+            f'truncated {described}JPEG: {buffer.size} bytes without the end-of-image marker')
     bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if bgr is None or bgr.size == 0:
         raise ImageDecodeError(

@@ -100,6 +100,7 @@ class SegmentationNode(LifecycleNode):
         self._diagnostics_publisher: Any = None
         self._diagnostics_timer: Any = None
         self._configured_model: dict[str, Any] = {}
+        self._error_logged: dict[tuple[str, str, str], float] = {}
         super().__init__(node_name, **kwargs)
         params.declare_parameters(self)
         self._live = params.LiveSettings.from_node(self)
@@ -338,18 +339,30 @@ class SegmentationNode(LifecycleNode):
         try:
             check_depth_message(message)
         except DepthInputError as error:
-            self._report_bad_input(error.kind, 'depth image', camera.topic('depth'), error)
+            self._report_bad_input(error.kind, 'depth image', camera.topic('depth'), error,
+                                   error.problem)
             return
         if camera.depth is not None:
             camera.depth.add(stamp_ns(message.header), message)
 
-    def _report_bad_input(self, counter: str, what: str, topic: str, error: Exception) -> None:
-        """Count a bad input and say what is wrong (throttled); the node carries on."""
+    def _report_bad_input(self, counter: str, what: str, topic: str, error: Exception,
+                          problem: str = '') -> None:
+        """Count a bad input and say what is wrong; the node carries on.
+
+        The error is logged at most once per ERROR_THROTTLE_SECONDS for each topic, kind of
+        input and ``problem``, so different problems are each reported.
+        """
         self._stats.count(counter)
+        key = (topic, what, problem)
+        now = time.monotonic()
+        with self._condition:
+            if now - self._error_logged.get(key, -ERROR_THROTTLE_SECONDS) < \
+                    ERROR_THROTTLE_SECONDS:
+                return
+            self._error_logged[key] = now
         self.get_logger().error(
             f'bad {what} on {self.resolve_topic_name(topic)}: {error} '
-            f'({getattr(self._stats, counter)} {counter.replace("_", " ")} so far)',
-            throttle_duration_sec=ERROR_THROTTLE_SECONDS)
+            f'({getattr(self._stats, counter)} {counter.replace("_", " ")} so far)')
 
     def _queue_frame(self, camera: CameraStream, frame: PendingFrame) -> None:
         stats = self._stats
@@ -482,7 +495,7 @@ class SegmentationNode(LifecycleNode):
                     depth = depth_for_frame(message, camera.camera_info, result.labels.shape)
                 except DepthInputError as error:
                     self._report_bad_input(error.kind, 'depth input', camera.topic('depth'),
-                                           error)
+                                           error, error.problem)
         if not wanted:
             return
         messages = spatial_messages(frame.header, result.labels, result.confidence, depth,
