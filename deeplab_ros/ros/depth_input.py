@@ -134,8 +134,9 @@ def depth_for_frame(depth_message: Any, camera_info: Any | None,
     if not same_aspect(frame_size, depth.shape):
         raise DepthInputError(
             'bad_depth', 'size',
-            f'depth image is {depth.shape[1]}x{depth.shape[0]} but the colour frame is {frame_size[1]}x{frame_size[0]}: a '
-            'registered depth image must have the colour image\'s size or a scaled version of it')
+            f'depth image is {depth.shape[1]}x{depth.shape[0]} but the colour frame is '
+            f'{frame_size[1]}x{frame_size[0]}: a registered depth image must have the colour '
+            'image\'s size or a scaled version of it')
     if camera_info is None:
         raise DepthInputError(
             'bad_camera_info', 'no camera_info',
