@@ -236,7 +236,7 @@ class SegmentationNode(LifecycleNode):
                     camera.subscriptions.append(self.create_subscription(
                         Image, camera.topic('depth'),
                         lambda msg, cam=camera: self._on_depth(cam, msg),
-                        qos_profile_sensor_data))
+                        qos_profile_sensor_data, qos_overriding_options=overriding))
                 header = Header(stamp=self.get_clock().now().to_msg())
                 camera.publishers['label_info'].publish(label_info(
                     header, self._segmenter.labels, self._live.presence_min_fraction))
@@ -490,6 +490,12 @@ class SegmentationNode(LifecycleNode):
                                          wait_s=DEPTH_WAIT_SECONDS)
             if message is None:
                 self._stats.count('depth_unmatched')
+                self.get_logger().warning(
+                    f'no depth image within {self._live.depth_tolerance:g} s of the frame '
+                    f'stamped {stamp_ns(frame.header)} ns on '
+                    f'{self.resolve_topic_name(camera.topic("depth"))} '
+                    f'({self._stats.depth_unmatched} unmatched frames so far)',
+                    throttle_duration_sec=ERROR_THROTTLE_SECONDS)
             elif 'points' in wanted or 'detections_3d' in wanted:
                 try:
                     depth = depth_for_frame(message, camera.camera_info, result.labels.shape)
