@@ -13,6 +13,9 @@ For every (frame resolution, input size) pair it times, after warm-up, the media
 and prints a table with their ratio and the pre/post-processing overhead in percent. The
 two measurements alternate inside one loop so that load from other processes affects both
 alike. Frames are a real photo resized to the resolution.
+
+``--spatial`` (default on) also times the spatial outputs at VGA on a real RGB-D frame:
+confidence, regions, back-projection, labelled cloud, 3D boxes and the node's whole step.
 """
 
 from __future__ import annotations
@@ -110,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--node-frames', type=int, default=100,
                         help='frames per case through the node process (0 = skip the node '
                              'part; default 100)')
+    parser.add_argument('--spatial', action=argparse.BooleanOptionalAction, default=True,
+                        help='time the spatial outputs (cloud, regions, 3D boxes) at VGA on a '
+                             'real RGB-D frame (default on)')
     parser.add_argument('--node-block', type=int, default=10,
                         help='node frames per block; every block is followed by as many '
                              'frames through the segmenter in this process (default 10)')
@@ -258,6 +264,16 @@ def main(argv: list[str] | None = None) -> int:
     report = {'weights': args.weights, 'device': args.device, 'upsample': args.upsample,
               'torch': torch.__version__, 'threads': torch.get_num_threads(),
               'iterations': args.iterations, 'core': [t.to_dict() for t in timings]}
+    if args.spatial:
+        from deeplab_ros.tools.bench_spatial import format_spatial_table, run_spatial
+
+        segmenter = _build_segmenter(args, args.input_sizes[0])
+        spatial = run_spatial(segmenter, iterations=args.iterations, warmup=args.warmup)
+        segmenter.close()
+        print(f'\nspatial outputs at VGA (shared RGB-D frame 1, input {args.input_sizes[0]}, '
+              'median ms):')
+        print(format_spatial_table(spatial))
+        report['spatial'] = [t.to_dict() for t in spatial]
     if args.node_frames > 0:
         report.update(run_node(args, timings))
     if args.json:
