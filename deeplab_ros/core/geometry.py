@@ -182,17 +182,13 @@ def labelled_points(points: np.ndarray, labels: np.ndarray, palette_lut: np.ndar
         class_kept[keep[(keep >= 0) & (keep < 256)]] = True
         valid &= class_kept[labels]
     if dense:
-        cloud = np.empty(int(valid.sum()), dtype=POINT_DTYPE)
-        selected = points[valid]
-        cloud['x'], cloud['y'], cloud['z'] = selected[:, 0], selected[:, 1], selected[:, 2]
-        kept_labels = labels[valid]
-    else:
-        cloud = np.empty(labels.shape, dtype=POINT_DTYPE)
-        cloud['x'], cloud['y'], cloud['z'] = points[..., 0], points[..., 1], points[..., 2]
-        if keep.size:
-            for axis in ('x', 'y', 'z'):
-                cloud[axis][~valid] = np.nan
-        kept_labels = labels
-    cloud['label'] = kept_labels
-    cloud['rgb'] = pack_rgb(palette_lut[kept_labels])
-    return cloud
+        points, labels = points[valid], labels[valid]
+    # Five little-endian 4-byte words per point: x, y, z, rgb and the label in the lowest
+    # byte of the last one (its other three bytes zero), viewed as POINT_DTYPE.
+    words = np.empty(labels.shape + (5,), dtype='<f4')
+    words[..., :3] = points
+    if keep.size and not dense:
+        np.copyto(words[..., :3], np.float32(np.nan), where=~valid[..., None])
+    words[..., 3] = pack_rgb(palette_lut)[labels]
+    words[..., 4] = labels.astype('<u4').view('<f4')
+    return words.view(POINT_DTYPE)[..., 0]
