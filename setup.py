@@ -28,6 +28,7 @@ setup(
         'console_scripts': [
             'segmentation_node = deeplab_ros.ros.segmentation_node:main',
             'deeplab-ros-convert = deeplab_ros.tools.convert:main',
+            'deeplab-ros-models = deeplab_ros.tools.models:main',
             'deeplab-ros-eval = deeplab_ros.tools.evaluate:main',
             'deeplab-ros-bench = deeplab_ros.tools.bench:main',
             'deeplab-ros-bag = deeplab_ros.tools.bag:main',

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Create or update the local environment in .venv: ROS 2 Jazzy wheels, PyTorch, the
-# vision_msgs interfaces, this package, and the pretrained checkpoints converted from the
-# shared TFLite models. Idempotent: a second run only checks and returns in seconds.
+# Create or update the local environment in .venv: ROS 2 Jazzy wheels, PyTorch, the upstream
+# ROS 2 launch system, ros2 CLI and interface packages (vision_msgs, composition_interfaces)
+# built from ../shared/ros2, colcon, this package, and the pretrained checkpoints converted
+# from the shared TFLite models. Idempotent: a second run only checks and returns in seconds.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,8 +37,9 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$wanted" ]; then
   echo "$wanted" > "$STAMP"
 fi
 
-# vision_msgs: from the distro on a real ROS install; built from its definitions here.
-bash "$ROOT/scripts/build_vision_msgs.sh" "$VENV"
+# launch, launch_testing, ros2cli, vision_msgs, ...: from the distro on a real ROS install;
+# from the upstream source archives here.
+bash "$ROOT/scripts/install_ros_toolchain.sh" "$VENV"
 
 # The package itself, with its launch/config files and ament index marker in $VENV/share.
 log "installing deeplab_ros into $VENV"
@@ -46,6 +48,30 @@ trap 'rm -rf "$tmp_build"' EXIT
 cp -r "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml" "$ROOT/resource" \
   "$ROOT/deeplab_ros" "$ROOT/launch" "$ROOT/config" "$tmp_build/"
 (cd "$tmp_build" && quiet_pip install -q --no-deps --no-build-isolation --force-reinstall .)
+
+# `ros2 run` and `ros2 launch` look for a package's executables in <prefix>/lib/<package>
+# (colcon puts them there); pip puts console scripts in bin/, so link them into lib/deeplab_ros.
+rm -rf "$VENV/lib/deeplab_ros"
+mkdir -p "$VENV/lib/deeplab_ros"
+"$VENV/bin/python" - "$VENV" <<'PYEOF'
+import importlib.metadata
+import os
+import sys
+
+venv = sys.argv[1]
+for entry in importlib.metadata.distribution('deeplab_ros').entry_points:
+    if entry.group == 'console_scripts':
+        os.symlink(os.path.join('..', '..', 'bin', entry.name),
+                   os.path.join(venv, 'lib', 'deeplab_ros', entry.name))
+PYEOF
+
+# The venv is a ROS prefix (ament index under share/): every Python started from it adds it to
+# AMENT_PREFIX_PATH, as sourcing /opt/ros/<distro>/setup.bash does on a ROS install, so
+# `.venv/bin/ros2 ...` finds its packages and a sourced colcon workspace stacks on top of it.
+site_packages=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cat > "$site_packages/deeplab_ros_ament_prefix.pth" <<'PTHEOF'
+import os, sys; _p = os.environ.get('AMENT_PREFIX_PATH', ''); os.environ['AMENT_PREFIX_PATH'] = _p if sys.prefix in _p.split(os.pathsep) else os.pathsep.join(filter(None, (_p, sys.prefix)))
+PTHEOF
 
 # Pretrained checkpoints, converted once from the shared TFLite files into the cache.
 log "preparing pretrained checkpoints"

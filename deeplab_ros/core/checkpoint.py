@@ -43,6 +43,8 @@ class CheckpointMetadata:
     std: tuple[float, float, float] = IMAGENET_STD
     input_size: int = 513
     source: str = ''
+    #: sha256 of the file the checkpoint was converted from ('' when not converted).
+    source_sha256: str = ''
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-types form stored in the checkpoint (lists, not tuples)."""

@@ -1,39 +1,76 @@
-"""Pretrained PASCAL VOC models: Google's DeepLab MobileNetV2 TFLite releases, converted once.
+"""Pretrained models: published TFLite files, converted once into self-sufficient checkpoints.
 
-The TFLite files live in ``<shared>/weights``; their converted checkpoints are cached in
-:func:`~deeplab_ros.core.assets.cache_dir` and rebuilt when the source is newer or the cached
-file is unreadable.
+The registry :data:`PRETRAINED` is a table: each row names the published file, its URL, its
+sha256 and the converter that turns it into a PyTorch model with metadata. Preparing a model
+(:func:`pretrained_checkpoint`) looks, in order:
+
+1. in the cache (:func:`~deeplab_ros.core.assets.cache_dir`): a converted checkpoint whose
+   metadata records the expected source sha256 is used as it is; the source file is not
+   needed again;
+2. for the source file, in the user weights folders
+   (:func:`~deeplab_ros.core.assets.user_weights_dirs`, ``DEEPLAB_ROS_WEIGHTS_PATH``);
+3. in ``<shared>/weights`` (:func:`~deeplab_ros.core.assets.shared_dir`);
+4. at the publisher's URL: downloaded with a sha256 check and a progress bar.
+
+A source found is checked against its sha256, converted and cached; a downloaded source is
+removed after conversion.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-import os
+import importlib
 from pathlib import Path
-import tempfile
+from typing import Any, Callable
 
-from deeplab_ros.core.assets import cache_dir, GOOGLE_RELEASES_HINT, shared_path
-from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint
+from deeplab_ros.core.assets import cache_dir, MissingAssetError, shared_dir, \
+    user_weights_dirs, WEIGHTS_PATH_ENV
+from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from deeplab_ros.core.download import download, DownloadError, ProgressCallback, sha256_of, \
+    text_progress
+
+TFLITE_CONVERTER = 'deeplab_ros.core.tflite_convert:convert_tflite'
+_TF_GPU_MODELS = 'https://storage.googleapis.com/download.tensorflow.org/models/tflite/gpu/'
+_CORAL_TEST_DATA = 'https://github.com/google-coral/test_data/raw/master/'
 
 
 @dataclass(frozen=True)
 class PretrainedSpec:
-    """A pretrained model: its TFLite source in the shared weights folder and a summary."""
+    """A pretrained model: its published source file and how to convert it.
+
+    Attributes:
+        name: The name used in ``weights: pretrained:NAME``.
+        tflite_file: File name of the published source.
+        summary: One line for listings.
+        url: Where the publisher serves the file ('' = no download source).
+        sha256: Hex sha256 of the published file ('' = not checked).
+        converter: ``'module:function'`` taking the source path and returning
+            ``(model, CheckpointMetadata)``.
+    """
 
     name: str
     tflite_file: str
     summary: str
+    url: str = ''
+    sha256: str = ''
+    converter: str = TFLITE_CONVERTER
 
 
 PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
     PretrainedSpec('deeplabv3_mnv2_dm05_float', 'deeplabv3_257_mv_gpu.tflite',
                    'DeepLabV3 MobileNetV2 dm0.5, output stride 8, float32 '
-                   '(mobilenetv2_dm05_coco_voc_trainaug)'),
+                   '(mobilenetv2_dm05_coco_voc_trainaug)',
+                   _TF_GPU_MODELS + 'deeplabv3_257_mv_gpu.tflite',
+                   '68a539782c2c6a72f8aac3724600124a85ed977162b44e84cbae5db717c933c6'),
     PretrainedSpec('deeplabv3_mnv2_dm10_dequant', 'deeplabv3_mnv2_pascal_quant.tflite',
                    'DeepLabV3 MobileNetV2 dm1.0, output stride 16, dequantized from uint8 '
-                   '(mobilenetv2_coco_voc_trainaug)'),
+                   '(mobilenetv2_coco_voc_trainaug)',
+                   _CORAL_TEST_DATA + 'deeplabv3_mnv2_pascal_quant.tflite',
+                   '350af47fd346ea6d74b58833a351f583ba860e9806ec5bd292ff8d8f1f249398'),
     PretrainedSpec('deeplabv3_mnv2_dm05_dequant', 'deeplabv3_mnv2_dm05_pascal_quant.tflite',
-                   'DeepLabV3 MobileNetV2 dm0.5, output stride 16, dequantized from uint8'),
+                   'DeepLabV3 MobileNetV2 dm0.5, output stride 16, dequantized from uint8',
+                   _CORAL_TEST_DATA + 'deeplabv3_mnv2_dm05_pascal_quant.tflite',
+                   '0470d2a782aa54eeeb99d32e7b6b3fb7722905c7c4f5d26bd957ec861366d48b'),
 )}
 
 #: The default: the most accurate converted model on the shared VOC images at input 513
@@ -49,36 +86,100 @@ def available_pretrained() -> tuple[str, ...]:
     return tuple(PRETRAINED)
 
 
-def pretrained_checkpoint(name: str = DEFAULT_PRETRAINED) -> Path:
-    """Return the converted checkpoint of a pretrained model, converting it on first use.
-
-    Raises:
-        ValueError: ``name`` is not a pretrained model.
-        MissingAssetError: its TFLite file is not in the shared weights folder.
-    """
-    from deeplab_ros.core.tflite_convert import convert_tflite_file
-
+def pretrained_spec(name: str) -> PretrainedSpec:
+    """The registry row of ``name``; :class:`ValueError` listing the names if unknown."""
     if name not in PRETRAINED:
         raise ValueError(f'Unknown pretrained model {name!r}. Available: '
                          f'{", ".join(PRETRAINED)}.')
-    spec = PRETRAINED[name]
-    source = shared_path(f'weights/{spec.tflite_file}', hint=GOOGLE_RELEASES_HINT)
-    target = cache_dir() / f'{name}.pt'
-    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
-        try:
-            read_checkpoint(target)
-            return target
-        except CheckpointError:
-            pass  # unreadable cache: convert again
-    handle, temporary = tempfile.mkstemp(prefix=f'.{name}.', suffix='.pt', dir=target.parent)
-    os.close(handle)
+    return PRETRAINED[name]
+
+
+def cached_checkpoint_path(name: str) -> Path:
+    """Where the converted checkpoint of ``name`` is cached."""
+    return cache_dir() / f'{name}.pt'
+
+
+def is_cached(spec: PretrainedSpec) -> bool:
+    """True when the cache holds a readable conversion of exactly ``spec``'s source."""
+    path = cached_checkpoint_path(spec.name)
+    if not path.is_file():
+        return False
     try:
-        convert_tflite_file(source, temporary)
-        os.replace(temporary, target)
+        _, metadata = read_checkpoint(path)
+    except CheckpointError:
+        return False
+    return metadata is not None and (not spec.sha256 or metadata.source_sha256 == spec.sha256)
+
+
+def source_candidates(spec: PretrainedSpec) -> list[Path]:
+    """Where the source file is looked for, in order: user weights folders, shared weights."""
+    return [folder / spec.tflite_file
+            for folder in (*user_weights_dirs(), shared_dir() / 'weights')]
+
+
+def _checked_source(spec: PretrainedSpec, path: Path) -> str:
+    digest = sha256_of(path)
+    if spec.sha256 and digest != spec.sha256:
+        raise CheckpointError(f'{path} is not the published {spec.tflite_file} of '
+                              f'{spec.name!r}: sha256 {digest}, expected {spec.sha256}.')
+    return digest
+
+
+def _converter(spec: PretrainedSpec) -> Callable[[Path], tuple[Any, Any]]:
+    module, function = spec.converter.split(':')
+    return getattr(importlib.import_module(module), function)
+
+
+def _convert_into_cache(spec: PretrainedSpec, source: Path, digest: str) -> Path:
+    model, metadata = _converter(spec)(source)
+    metadata.source_sha256 = digest
+    return save_checkpoint(cached_checkpoint_path(spec.name), model, metadata)
+
+
+def not_found_message(spec: PretrainedSpec, reason: str) -> str:
+    """Why ``spec`` could not be prepared, naming the file, its URL and where to put it."""
+    places = ', '.join(str(path.parent) for path in source_candidates(spec))
+    url = spec.url or '(no download source registered)'
+    return (f'Pretrained model {spec.name!r} is not prepared on this machine: no converted '
+            f'checkpoint at {cached_checkpoint_path(spec.name)} and its source file '
+            f'{spec.tflite_file} is in none of {places}; {reason}. Download {url} '
+            f'(sha256 {spec.sha256 or "unknown"}) and put it in {user_weights_dirs()[0]} '
+            f'(or a folder named in {WEIGHTS_PATH_ENV}), then configure again or run '
+            f'`ros2 run deeplab_ros deeplab-ros-models fetch {spec.name}`.')
+
+
+def pretrained_checkpoint(name: str = DEFAULT_PRETRAINED, *, allow_download: bool = True,
+                          progress: ProgressCallback | None = None) -> Path:
+    """Return the converted checkpoint of a pretrained model, preparing it on first use.
+
+    Raises:
+        ValueError: ``name`` is not a pretrained model.
+        CheckpointError: a source file found locally is not the published one (sha256).
+    Args:
+        progress: Download progress callback (default: a progress bar on stderr).
+        MissingAssetError: not cached, no source file found locally, and the download was
+            not allowed or failed; the message says what to fetch and where to put it.
+    """
+    spec = pretrained_spec(name)
+    if is_cached(spec):
+        return cached_checkpoint_path(name)
+    for candidate in source_candidates(spec):
+        if candidate.is_file():
+            return _convert_into_cache(spec, candidate, _checked_source(spec, candidate))
+    if not allow_download or not spec.url or not spec.sha256:
+        reason = 'downloading was not allowed' if spec.url and spec.sha256 else \
+            'it has no download source with a checksum'
+        raise MissingAssetError(not_found_message(spec, reason))
+    downloaded = cache_dir() / 'downloads' / spec.tflite_file
+    try:
+        download(spec.url, downloaded, spec.sha256,
+                 progress=progress or text_progress(f'downloading {spec.tflite_file}'))
+    except DownloadError as error:
+        raise MissingAssetError(not_found_message(spec, str(error))) from error
+    try:
+        return _convert_into_cache(spec, downloaded, spec.sha256)
     finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return target
+        downloaded.unlink(missing_ok=True)
 
 
 def resolve_weights(spec: str | Path) -> Path:

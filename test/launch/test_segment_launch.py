@@ -1,33 +1,29 @@
 """launch_testing: segment.launch.py brings the node to 'active' and it segments an image.
 
-Runs under a real ROS 2 install (``colcon test`` or ``launch_test``); launch and
-launch_testing have no PyPI wheels, so the test is skipped elsewhere.
+Runs under pytest with launch_testing's plugin (``make test``, ``colcon test``) or with
+``launch_test``, against the installed package (the ament index of the environment).
 """
 
 import os
 import time
 import unittest
 
+from ament_index_python.packages import get_package_share_directory
+import launch
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+import launch_testing
+import launch_testing.actions
+import launch_testing.asserts
+from lifecycle_msgs.msg import State
+from lifecycle_msgs.srv import GetState
+import numpy as np
 import pytest
-
-pytest.importorskip('launch_testing', reason='launch_testing needs a ROS 2 install (no PyPI '
-                    'wheels); run with colcon test on a ROS 2 Jazzy/Humble system')
-
-from ament_index_python.packages import get_package_share_directory  # noqa: E402
-import launch  # noqa: E402
-from launch.actions import IncludeLaunchDescription  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-import launch_testing  # noqa: E402
-import launch_testing.actions  # noqa: E402
-import launch_testing.asserts  # noqa: E402
-from lifecycle_msgs.msg import State  # noqa: E402
-from lifecycle_msgs.srv import GetState  # noqa: E402
-import numpy as np  # noqa: E402
-import rclpy  # noqa: E402
-from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile  # noqa: E402
-from rclpy.qos import ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from vision_msgs.msg import LabelInfo  # noqa: E402
+import rclpy
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile
+from rclpy.qos import ReliabilityPolicy
+from sensor_msgs.msg import Image
+from vision_msgs.msg import LabelInfo
 
 NAMESPACE = 'launch_test'
 NODE = f'/{NAMESPACE}/deeplab_segmentation'

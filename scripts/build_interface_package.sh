@@ -1,45 +1,42 @@
 #!/usr/bin/env bash
-# Build and install the vision_msgs interfaces the node publishes (ObjectHypothesis,
-# Classification, VisionClass, LabelInfo) into a virtual environment that holds the ROS 2
-# wheels. On a real ROS install vision_msgs comes from the distribution
-# (ros-$ROS_DISTRO-vision-msgs) and this script returns at once.
+# Build an upstream ROS 2 interface package (CMake, rosidl) from its source folder and
+# install it into a virtual environment that holds the ROS 2 wheels, e.g. vision_msgs or
+# composition_interfaces where the distribution's package is not available.
 #
-# Usage: scripts/build_vision_msgs.sh [VENV]     (VENV defaults to <repo>/.venv)
+# Usage: scripts/build_interface_package.sh SOURCE_DIR VENV CHECK_PYTHON
+#   CHECK_PYTHON: Python code run in the venv afterwards that must succeed
+#                 (e.g. 'import vision_msgs.msg').
 # Quiet on success; on failure prints the step that failed and the tail of its log.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$(cd "${1:-$ROOT/.venv}" 2>/dev/null && pwd)" || {
-  echo "build_vision_msgs: virtual environment '${1:-$ROOT/.venv}' not found;" \
-    "create it first (scripts/setup_env.sh)" >&2
+NAME="build_interface_package"
+SRC="$(cd "${1:?source folder}" && pwd)"
+VENV="$(cd "${2:?virtual environment}" 2>/dev/null && pwd)" || {
+  echo "$NAME: virtual environment '$2' not found; create it first (scripts/setup_env.sh)" >&2
   exit 1
 }
+CHECK="${3:?python check}"
 PY="$VENV/bin/python"
-SRC="$ROOT/scripts/vision_msgs"
 
 if [ ! -x "$PY" ]; then
-  echo "build_vision_msgs: $PY is missing; '$VENV' is not a virtual environment" >&2
+  echo "$NAME: $PY is missing; '$VENV' is not a virtual environment" >&2
   exit 1
-fi
-
-if "$PY" -c 'import vision_msgs.msg' >/dev/null 2>&1; then
-  exit 0
 fi
 
 if ! command -v cmake >/dev/null 2>&1 && [ ! -x "$VENV/bin/cmake" ]; then
-  echo "build_vision_msgs: cmake not found; install it (apt-get install cmake, or" \
+  echo "$NAME: cmake not found; install it (apt-get install cmake, or" \
     "'$PY -m pip install cmake')" >&2
   exit 1
 fi
 CMAKE="$(command -v cmake || echo "$VENV/bin/cmake")"
 if [ -x "$VENV/bin/cmake" ]; then CMAKE="$VENV/bin/cmake"; fi
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/vision_msgs_build.XXXXXX")"
+work="$(mktemp -d "${TMPDIR:-/tmp}/$(basename "$SRC")_build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 log="$work/build.log"
 
 fail() {
-  echo "build_vision_msgs: $1 failed; last lines of the log:" >&2
+  echo "$NAME ($(basename "$SRC")): $1 failed; last lines of the log:" >&2
   tail -n 40 "$log" >&2
   exit 1
 }
@@ -89,7 +86,6 @@ export PATH="$VENV/bin:$PATH"
   || fail 'cmake build'
 "$CMAKE" --install "$work/build" >>"$log" 2>&1 || fail 'cmake install'
 
-if ! "$PY" -c 'import vision_msgs.msg as m; m.Classification(); m.LabelInfo()' >>"$log" 2>&1
-then
-  fail 'importing the installed vision_msgs'
+if ! "$PY" -c "$CHECK" >>"$log" 2>&1; then
+  fail "checking the installed package ($CHECK)"
 fi
