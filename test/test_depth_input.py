@@ -32,10 +32,12 @@ def test_stamp_matcher_picks_the_nearest_within_tolerance_and_stays_bounded() ->
 
 def test_stamp_matcher_waits_for_a_depth_image_arriving_after_its_frame() -> None:
     matcher: StampMatcher[str] = StampMatcher(5)
+    assert matcher.silent_for() is None
     threading.Timer(0.1, lambda: matcher.add(1000, 'late')).start()
     started = time.monotonic()
     assert matcher.match(1000, tolerance_ns=0, wait_s=2.0) == 'late'
     assert time.monotonic() - started < 1.5
+    assert 0.0 <= matcher.silent_for() < 1.0
     # Something newer than the frame is there already: no waiting.
     started = time.monotonic()
     assert matcher.match(900, tolerance_ns=10, wait_s=2.0) is None

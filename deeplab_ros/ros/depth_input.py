@@ -41,6 +41,7 @@ class StampMatcher(Generic[Item]):
             raise ValueError(f'capacity must be at least 1, got {capacity}')
         self._items: deque[tuple[int, Item]] = deque(maxlen=capacity)
         self._condition = threading.Condition()
+        self._last_added: float | None = None
 
     def __len__(self) -> int:
         with self._condition:
@@ -50,7 +51,13 @@ class StampMatcher(Generic[Item]):
         """Keep ``item`` stamped ``stamp`` (nanoseconds)."""
         with self._condition:
             self._items.append((stamp, item))
+            self._last_added = time.monotonic()
             self._condition.notify_all()
+
+    def silent_for(self) -> float | None:
+        """Seconds since the last item arrived (None when none ever did)."""
+        with self._condition:
+            return None if self._last_added is None else time.monotonic() - self._last_added
 
     def clear(self) -> None:
         """Forget every item."""

@@ -486,9 +486,10 @@ class SegmentationNode(LifecycleNode):
         depth = None
         if camera.depth is not None:
             tolerance_ns = int(self._live.depth_tolerance * 1e9)
-            # Wait for a late depth image only while a depth stream is there at all.
-            message = camera.depth.match(stamp_ns(frame.header), tolerance_ns,
-                                         wait_s=DEPTH_WAIT_SECONDS if len(camera.depth) else 0.0)
+            # Wait for a late depth image, unless the depth stream has gone quiet.
+            silent = camera.depth.silent_for()
+            waiting = DEPTH_WAIT_SECONDS if silent is None or silent < 1.0 else 0.0
+            message = camera.depth.match(stamp_ns(frame.header), tolerance_ns, wait_s=waiting)
             if message is None:
                 self._stats.count('depth_unmatched')
                 self.get_logger().warning(
