@@ -211,7 +211,7 @@ class SegmentationNode(LifecycleNode):
         try:
             result = super().on_activate(state)
             overriding = QoSOverridingOptions.with_default_policies()
-            compressed = params.value(self, 'input_transport') == 'compressed'
+            compressed = self._configured_model.get('input_transport') == 'compressed'
             for camera in self._cameras:
                 if compressed:
                     # image_transport's naming: the resolved (remapped) base topic + suffix.
