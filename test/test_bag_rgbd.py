@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from rosbags.convert.converter import convert
 
-from bag_helpers import header_key, ros_environment, run_bag_cli
+from bag_helpers import (
+    header_key, ros_environment, ros_session, run_bag_cli, start_bag_cli, stop_process,
+    wait_until)
 from deeplab_ros.bagtools.info import read_bag_info, read_messages
 from deeplab_ros.bagtools.pipeline import run_bag_through_node
 from deeplab_ros.ros.image_codec import decode_compressed_image_msg, decode_depth_msg
@@ -106,6 +108,27 @@ def test_ros1_bag_info_and_messages_match_the_rosbag2_original(
         assert [t for t, _ in converted] == [t for t, _ in original]
         for (_, ros1), (_, ros2) in zip(converted, original):
             assert ros1 == ros2, topic
+
+
+@pytest.mark.ros
+def test_play_cli_publishes_a_ros1_bag_as_ros2_messages(rgbd_bags: dict[str, Path]) -> None:
+    from sensor_msgs.msg import CameraInfo  # noqa: PLC0415
+
+    received: list = []
+    with ros_session('ros1_play_probe') as ros:
+        ros.node.create_subscription(CameraInfo, '/ros1/camera_info', received.append, 10)
+        player = start_bag_cli('play', str(rgbd_bags['ros1']), '--topics', INFO, '--remap',
+                               f'{INFO}:=/ros1/camera_info', '--rate', '4',
+                               '--wait-for-subscribers', '20')
+        try:
+            assert wait_until(lambda: len(received) >= 5, 60.0), len(received)
+            output, _ = player.communicate(timeout=60.0)
+        finally:
+            if player.poll() is None:
+                stop_process(player)
+    assert player.returncode == 0, output
+    assert 'Published 5 messages' in output
+    assert received == [m for _, m in read_messages(rgbd_bags['jpeg'], INFO)]
 
 
 @pytest.mark.ros
