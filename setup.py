@@ -18,7 +18,7 @@ setup(
          + glob('config/*.xml')),
     ],
     install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'pyyaml'],
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest', 'pytest-timeout']},
     zip_safe=True,
     maintainer='deeplab_ros maintainers',
     maintainer_email='maintainers@deeplab-ros.dev',

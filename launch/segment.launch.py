@@ -84,7 +84,10 @@ def _node_actions(context: LaunchContext) -> list:
     node_arguments = dict(
         package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=value('namespace'),
         parameters=[params_file, overrides], remappings=remappings, output='screen',
-        emulate_tty=True)
+        emulate_tty=True,
+        # The node stops cleanly with the launch process, even when that is terminated by a
+        # signal launch does not forward (SIGTERM to `ros2 launch`).
+        additional_env={'DEEPLAB_ROS_STOP_WITH_PARENT': '1'})
     if lifecycle_autostart_supported():
         return [LifecycleNode(autostart=True, **node_arguments)]
 
@@ -112,8 +115,12 @@ def generate_launch_description() -> LaunchDescription:
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile, condition=use_profile),
         SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', profile, condition=use_profile),
     ]
+    # In the node's namespace, with the input remapped like the node's: the relative topics of
+    # config/segment.rviz then name the node's outputs whatever the namespace.
     rviz = Node(
         package='rviz2', executable='rviz2', name='deeplab_rviz', output='screen',
+        namespace=LaunchConfiguration('namespace'),
+        remappings=[('image', LaunchConfiguration('image'))],
         arguments=['-d', PathJoinSubstitution([get_package_share_directory(PACKAGE), 'config',
                                                RVIZ_CONFIG])],
         parameters=[{'use_sim_time': LaunchConfiguration('use_sim_time')}],

@@ -1,10 +1,11 @@
 """The launch file and the shipped configuration files.
 
-ROS 2 launch / launch_ros cannot be installed here (no wheels), so the launch file is checked
-statically (it compiles; the package, executable and files it names exist and setup.py
-installs them; its arguments are the documented ones) and its node-building logic is run
-against small stand-ins of the launch classes that record what the file asks for. The real
-thing runs in test/launch/test_segment_launch.py on a ROS 2 install.
+The launch file is checked statically (it compiles; the package, executable and files it names
+exist and setup.py installs them; its arguments are the documented ones) and its node-building
+logic is run against small stand-ins of the launch classes that record what the file asks for
+(both the autostart and the Humble event-chain paths, whichever launch_ros is installed). The
+real launch runs in test/launch/test_segment_launch.py (launch_testing) and test_install.py
+(colcon install space, ``ros2 launch``).
 """
 
 from __future__ import annotations
@@ -135,8 +136,8 @@ def test_named_package_executable_and_files_exist_and_are_installed() -> None:
 def test_params_file_documents_every_parameter_with_its_default() -> None:
     text = PARAMS_FILE.read_text()
     document = yaml.safe_load(text)
-    assert list(document) == ['deeplab_segmentation']
-    parameters = document['deeplab_segmentation']['ros__parameters']
+    assert list(document) == ['/**']  # any namespace / node name
+    parameters = document['/**']['ros__parameters']
     assert parameters == NODE_PARAMETERS
     for name, value in parameters.items():
         assert type(value) is type(NODE_PARAMETERS[name]), name  # 0 stays int, 0.0 float
@@ -157,8 +158,7 @@ def test_node_declares_exactly_the_params_file_parameters(tmp_path: Path) -> Non
 
     from deeplab_ros.bagtools.pipeline import node_command, NodeProcess  # noqa: PLC0415
 
-    expected = yaml.safe_load(PARAMS_FILE.read_text())['deeplab_segmentation'][
-        'ros__parameters']
+    expected = yaml.safe_load(PARAMS_FILE.read_text())['/**']['ros__parameters']
     env = ros_environment({'FASTRTPS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE),
                            'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE)})
     node = NodeProcess(node_command(PARAMS_FILE), env=env, log_path=tmp_path / 'node.log')
@@ -201,17 +201,19 @@ def test_rviz_config_shows_overlay_and_colour_mask() -> None:
     displays = config['Visualization Manager']['Displays']
     images = {d['Topic']['Value']: d for d in displays
               if d['Class'] == 'rviz_default_plugins/Image'}
-    assert images['/segmentation/overlay']['Enabled'] is True
-    assert images['/segmentation/color']['Enabled'] is True
+    # Relative names: RViz runs in the node's namespace (see the launch test below).
+    assert images['segmentation/overlay']['Enabled'] is True
+    assert images['segmentation/color']['Enabled'] is True
+    assert images['image']['Enabled'] is False
 
 
 def test_rviz_config_shows_the_labelled_cloud_and_the_3d_detections() -> None:
     displays = yaml.safe_load(RVIZ_FILE.read_text())['Visualization Manager']['Displays']
     by_topic = {d['Topic']['Value']: d for d in displays}
-    cloud = by_topic['/segmentation/points']
+    cloud = by_topic['segmentation/points']
     assert (cloud['Class'], cloud['Color Transformer'], cloud['Enabled']) == (
         'rviz_default_plugins/PointCloud2', 'RGB8', True)
-    boxes = by_topic['/segmentation/detections_3d']
+    boxes = by_topic['segmentation/detections_3d']
     assert (boxes['Class'], boxes['Enabled']) == (
         'vision_msgs_rviz_plugins/Detection3DArray', True)
 
@@ -335,6 +337,9 @@ def test_launch_with_defaults_passes_only_the_params_file(monkeypatch: pytest.Mo
     assert (rviz.kwargs['package'], rviz.kwargs['executable']) == ('rviz2', 'rviz2')
     assert rviz.kwargs['condition'].args[0].args[0] == 'rviz'
     assert rviz.kwargs['arguments'][1].args[0][-1] == 'segment.rviz'
+    assert rviz.kwargs['namespace'].args[0] == 'namespace'
+    assert [(name, value.args[0]) for name, value in rviz.kwargs['remappings']] == [
+        ('image', 'image')]
 
     opaque = next(e for e in entities if type(e).__name__ == 'OpaqueFunction')
     actions = opaque.kwargs['function'](_Context(_argument_values()))

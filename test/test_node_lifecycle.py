@@ -15,6 +15,8 @@ from rcl_interfaces.msg import Log
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, LabelInfo
 
+from deeplab_ros.core.labels import voc_labels
+
 from ros_helpers import (
     decoded, image_message, InProcessNode, LATCHED, RosTester, ROSOUT, wait_until)
 
@@ -148,12 +150,13 @@ def test_runtime_parameters_are_validated_and_applied(harness, frame: np.ndarray
     assert overlays.wait_for(0)
     assert wait_until(lambda: tester.node.count_subscribers('/segmentation/overlay') > 0, 5)
     first, _ = one_frame()
-    names = {result.class_id for result in first.results}
+    voc_names = voc_labels().class_names
+    names = {voc_names[int(result.class_id)] for result in first.results}
     assert 'dog' in names and 'background' in names
 
     assert tester.set_parameters({'presence_min_fraction': 0.5,
                                   'overlay_alpha': 0.0})[0].successful
     second, overlay = one_frame()
-    assert [result.class_id for result in second.results] == ['background']
+    assert [result.class_id for result in second.results] == ['0']  # background
     assert all(result.score >= 0.5 for result in second.results)
     assert np.array_equal(overlay, frame), 'alpha 0 shows the frame unchanged'

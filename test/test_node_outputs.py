@@ -67,7 +67,8 @@ def test_real_photos_labels_classes_colour_and_overlay(shared: Path) -> None:
             assert np.abs(overlay.astype(np.int16) - blend.astype(np.int16)).max() <= 1
             result = classes.snapshot()[index]
             assert header_key(result.header) == header_key(message.header)
-            fractions = {hyp.class_id: hyp.score for hyp in result.results}
+            names = voc_labels().class_names
+            fractions = {names[int(hyp.class_id)]: hyp.score for hyp in result.results}
             assert fractions.get(expected, 0.0) > 0.02, (expected, fractions)
             counts = np.bincount(labels.ravel(), minlength=21) / labels.size
             assert fractions[expected] == pytest.approx(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 from vision_msgs.msg import Classification, LabelInfo, ObjectHypothesis, VisionClass
 
@@ -13,17 +15,27 @@ from deeplab_ros.core.labels import LabelSet
 
 def classification(header: Header, fractions: Mapping[int, float], labels: LabelSet,
                    min_fraction: float) -> Classification:
-    """One hypothesis per class present (class_id = class name, score = pixel fraction)."""
+    """One hypothesis per class present, largest first.
+
+    ``class_id`` is the class's id as a decimal string: the value of its pixels in the labels
+    image and the ``VisionClass.class_id`` of :func:`label_info`'s class map, where consumers
+    look its name up (vision_msgs' convention). ``score`` is the fraction of the frame's pixels
+    labelled with the class (0..1), not a detection confidence; classes under
+    ``min_fraction`` are left out.
+    """
     message = Classification(header=header)
     for index, fraction in sorted(fractions.items(), key=lambda item: -item[1]):
         if fraction >= min_fraction and fraction > 0.0 and index < len(labels):
-            message.results.append(ObjectHypothesis(class_id=labels.class_names[index],
-                                                    score=float(fraction)))
+            message.results.append(ObjectHypothesis(class_id=str(index), score=float(fraction)))
     return message
 
 
 def label_info(header: Header, labels: LabelSet, threshold: float) -> LabelInfo:
-    """The class map: id -> name, for the label images."""
+    """The class map (id -> name) of the labels image and of :func:`classification`'s ids.
+
+    ``threshold`` is the minimum pixel fraction for a class to be listed in the classes
+    message (``presence_min_fraction``).
+    """
     return LabelInfo(header=header, threshold=float(threshold),
                      class_map=[VisionClass(class_id=index, class_name=name)
                                 for index, name in enumerate(labels.class_names)])
@@ -38,3 +50,17 @@ def diagnostic_array(header: Header, name: str, hardware_id: str, level: int, su
                               values=[KeyValue(key=key, value=str(value))
                                       for key, value in values.items()])
     return DiagnosticArray(header=header, status=[status])
+
+
+def camera_info_for_frame(info: CameraInfo, header: Header, width: int,
+                          height: int) -> CameraInfo | None:
+    """A copy of ``info`` carrying the processed frame's header, or None when ``info``
+    describes another image size (its width/height set and different from the frame's).
+
+    The received message is never modified: it may be used again for the next frame.
+    """
+    if (info.width or info.height) and (info.width, info.height) != (width, height):
+        return None
+    result = copy.deepcopy(info)
+    result.header = header
+    return result

@@ -19,7 +19,11 @@ The executor only receives frames and serves parameter and lifecycle services.
 
 from __future__ import annotations
 
+import copy
+import ctypes
 from dataclasses import dataclass, field
+import os
+import signal
 import sys
 import threading
 import time
@@ -44,10 +48,11 @@ from deeplab_ros.ros.depth_input import (
     check_depth_message, depth_for_frame, DepthInputError, stamp_ns, StampMatcher)
 from deeplab_ros.ros.image_codec import (
     decode_compressed_image_msg, decode_image_msg, encode_mono8, encode_rgb8, ImageDecodeError)
-from deeplab_ros.ros.messages import classification, diagnostic_array, label_info
+from deeplab_ros.ros.messages import camera_info_for_frame, classification, \
+    diagnostic_array, label_info
 from deeplab_ros.ros.spatial_outputs import (
     resolve_classes, SPATIAL_OUTPUTS, spatial_messages, SpatialSettings)
-from deeplab_ros.ros.statistics import NodeStatistics
+from deeplab_ros.ros.statistics import BAD_INPUT_WINDOW_S, NodeStatistics
 
 NODE_NAME = 'deeplab_segmentation'
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -56,6 +61,24 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
 ERROR_THROTTLE_SECONDS = 5.0
 #: Longest wait (s) after inference for a frame's depth image that has not arrived yet.
 DEPTH_WAIT_SECONDS = 0.2
+#: How long teardown waits for the inference worker to finish its batch (seconds).
+WORKER_JOIN_TIMEOUT_S = 30.0
+#: An active camera that sent no image for this long turns /diagnostics to WARN (seconds).
+NO_IMAGE_WARN_S = 5.0
+#: Per-frame outputs: (name under segmentation/, message type).
+OUTPUTS = (('labels', Image), ('color', Image), ('overlay', Image), ('confidence', Image),
+           ('classes', Classification), ('camera_info', CameraInfo))
+
+
+def own_qos(template: QoSProfile) -> QoSProfile:
+    """A profile object of the endpoint's own: rclpy applies QoS override parameters to
+    the profile passed in, in place, so a shared one would carry an override of one topic to
+    every other endpoint created with it (and to rclpy's module-level presets)."""
+    return copy.copy(template)
+
+
+class WorkerStuckError(RuntimeError):
+    """The inference worker did not stop in time; what it uses was left in place."""
 
 
 @dataclass
@@ -80,6 +103,7 @@ class CameraStream:
     camera_info: CameraInfo | None = None
     last_processed: float = 0.0
     depth: StampMatcher[Image] | None = None
+    last_received: float = 0.0  # time.monotonic() of the newest frame (0 = none yet)
 
     def topic(self, suffix: str) -> str:
         """Relative topic name of this camera."""
@@ -101,6 +125,7 @@ class SegmentationNode(LifecycleNode):
         self._diagnostics_timer: Any = None
         self._configured_model: dict[str, Any] = {}
         self._error_logged: dict[tuple[str, str, str], float] = {}
+        self._activated_at = 0.0
         super().__init__(node_name, **kwargs)
         params.declare_parameters(self)
         self._live = params.LiveSettings.from_node(self)
@@ -165,31 +190,22 @@ class SegmentationNode(LifecycleNode):
         for camera in self._cameras:
             make = self.create_lifecycle_publisher
             camera.publishers = {
-                'labels': make(Image, camera.topic('segmentation/labels'), OUTPUT_QOS,
-                               qos_overriding_options=overriding),
-                'color': make(Image, camera.topic('segmentation/color'), OUTPUT_QOS,
-                              qos_overriding_options=overriding),
-                'overlay': make(Image, camera.topic('segmentation/overlay'), OUTPUT_QOS,
-                                qos_overriding_options=overriding),
-                'confidence': make(Image, camera.topic('segmentation/confidence'), OUTPUT_QOS,
-                                   qos_overriding_options=overriding),
-                'classes': make(Classification, camera.topic('segmentation/classes'),
-                                OUTPUT_QOS, qos_overriding_options=overriding),
-                'camera_info': make(CameraInfo, camera.topic('segmentation/camera_info'),
-                                    OUTPUT_QOS, qos_overriding_options=overriding),
-                'label_info': make(LabelInfo, camera.topic('segmentation/label_info'),
-                                   LATCHED_QOS),
-                'detections': make(Detection2DArray, camera.topic('segmentation/detections'),
-                                   OUTPUT_QOS, qos_overriding_options=overriding),
-            }
+                output: make(message_type, camera.topic(f'segmentation/{output}'),
+                             own_qos(OUTPUT_QOS), qos_overriding_options=overriding)
+                for output, message_type in OUTPUTS}
+            camera.publishers['label_info'] = make(
+                LabelInfo, camera.topic('segmentation/label_info'), own_qos(LATCHED_QOS))
+            camera.publishers['detections'] = make(
+                Detection2DArray, camera.topic('segmentation/detections'), own_qos(OUTPUT_QOS),
+                qos_overriding_options=overriding)
             if value('use_depth'):
                 camera.depth = StampMatcher(int(value('depth_queue_size')))
                 camera.publishers['points'] = make(
-                    PointCloud2, camera.topic('segmentation/points'), OUTPUT_QOS,
+                    PointCloud2, camera.topic('segmentation/points'), own_qos(OUTPUT_QOS),
                     qos_overriding_options=overriding)
                 camera.publishers['detections_3d'] = make(
-                    Detection3DArray, camera.topic('segmentation/detections_3d'), OUTPUT_QOS,
-                    qos_overriding_options=overriding)
+                    Detection3DArray, camera.topic('segmentation/detections_3d'),
+                    own_qos(OUTPUT_QOS), qos_overriding_options=overriding)
         for name in ('points_classes', 'detections_ignore_classes'):
             unknown = resolve_classes(value(name), segmenter.labels)[1]
             if unknown:
@@ -219,28 +235,29 @@ class SegmentationNode(LifecycleNode):
                         CompressedImage,
                         self.resolve_topic_name(camera.topic('image')) + '/compressed',
                         lambda msg, cam=camera: self._on_compressed(cam, msg),
-                        qos_profile_sensor_data, qos_overriding_options=overriding)
+                        own_qos(qos_profile_sensor_data), qos_overriding_options=overriding)
                 else:
                     image = self.create_subscription(
                         Image, camera.topic('image'),
                         lambda msg, cam=camera: self._on_image(cam, msg),
-                        qos_profile_sensor_data, qos_overriding_options=overriding)
+                        own_qos(qos_profile_sensor_data), qos_overriding_options=overriding)
                 camera.subscriptions = [
                     image,
                     self.create_subscription(
                         CameraInfo, camera.topic('camera_info'),
                         lambda msg, cam=camera: setattr(cam, 'camera_info', msg),
-                        qos_profile_sensor_data),
+                        own_qos(qos_profile_sensor_data)),
                 ]
                 if camera.depth is not None:
                     camera.subscriptions.append(self.create_subscription(
                         Image, camera.topic('depth'),
                         lambda msg, cam=camera: self._on_depth(cam, msg),
-                        qos_profile_sensor_data, qos_overriding_options=overriding))
+                        own_qos(qos_profile_sensor_data), qos_overriding_options=overriding))
                 header = Header(stamp=self.get_clock().now().to_msg())
                 camera.publishers['label_info'].publish(label_info(
                     header, self._segmenter.labels, self._live.presence_min_fraction))
             self._running = True
+            self._activated_at = time.monotonic()
             self._worker = threading.Thread(target=self._work, name='deeplab_inference',
                                             daemon=True)
             self._worker.start()
@@ -278,7 +295,10 @@ class SegmentationNode(LifecycleNode):
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Recover to unconfigured after an error in a transition."""
-        self._release()
+        try:
+            self._release()
+        except WorkerStuckError:
+            return TransitionCallbackReturn.FAILURE  # logged; cannot recover safely
         return TransitionCallbackReturn.SUCCESS
 
     def _unsubscribe(self) -> None:
@@ -291,11 +311,17 @@ class SegmentationNode(LifecycleNode):
                 camera.depth.clear()
 
     def _release(self) -> None:
+        """Stop the worker, then destroy what it uses: subscriptions, publishers, the model.
+
+        Raises:
+            WorkerStuckError: the worker did not stop in time; nothing it may still use was
+                destroyed (the next teardown tries again).
+        """
         self._stop_worker()
         self._unsubscribe()
         for camera in self._cameras:
             for publisher in camera.publishers.values():
-                self.destroy_publisher(publisher)
+                self.destroy_lifecycle_publisher(publisher)
             camera.publishers = {}
         self._cameras = []
         if self._diagnostics_timer is not None:
@@ -313,7 +339,13 @@ class SegmentationNode(LifecycleNode):
             self._running = False
             self._condition.notify_all()
         if self._worker is not None:
-            self._worker.join(timeout=30.0)
+            self._worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
+            if self._worker.is_alive():
+                message = (f'the inference worker did not stop within '
+                           f'{WORKER_JOIN_TIMEOUT_S:g} s (a batch is still running); the '
+                           'model and publishers are kept until it does')
+                self.get_logger().error(message)
+                raise WorkerStuckError(message)
             self._worker = None
 
     # ---------------------------------------------------------------- frames in
@@ -321,6 +353,7 @@ class SegmentationNode(LifecycleNode):
         stats = self._stats
         stats.count('received')
         stats.input_rate.tick()
+        camera.last_received = time.monotonic()
         try:
             rgb = decode_image_msg(message)
         except ImageDecodeError as error:
@@ -353,6 +386,7 @@ class SegmentationNode(LifecycleNode):
         input and ``problem``, so different problems are each reported.
         """
         self._stats.count(counter)
+        self._stats.recent_bad_inputs.tick()
         key = (topic, what, problem)
         now = time.monotonic()
         with self._condition:
@@ -458,9 +492,7 @@ class SegmentationNode(LifecycleNode):
             publishers['classes'].publish(classification(
                 header, result.class_fractions, labels, live.presence_min_fraction))
             if camera.camera_info is not None:
-                info = camera.camera_info
-                info.header = header
-                publishers['camera_info'].publish(info)
+                self._publish_camera_info(camera, header, result.labels.shape)
             self._publish_spatial(camera, frame, result, want['spatial'])
             done = time.monotonic()
             self._stats.count('processed')
@@ -470,6 +502,21 @@ class SegmentationNode(LifecycleNode):
             if stamp > 0:
                 now = self.get_clock().now().nanoseconds * 1e-9
                 self._stats.end_to_end.add(max(0.0, now - stamp))
+
+    def _publish_camera_info(self, camera: CameraStream, header: Header,
+                             shape: tuple[int, ...]) -> None:
+        received = camera.camera_info
+        info = camera_info_for_frame(received, header, width=shape[1], height=shape[0])
+        if info is None:
+            self._stats.count('camera_info_mismatches')
+            topic = self.resolve_topic_name(camera.topic('camera_info'))
+            self.get_logger().warning(
+                f'camera_info on {topic} is for {received.width}x{received.height} images, '
+                f'the frame is {shape[1]}x{shape[0]}: not republished '
+                f'({self._stats.camera_info_mismatches} so far)',
+                throttle_duration_sec=ERROR_THROTTLE_SECONDS)
+            return
+        camera.publishers['camera_info'].publish(info)
 
     def _spatial_settings(self) -> SpatialSettings:
         live, labels = self._live, self._segmenter.labels
@@ -521,14 +568,19 @@ class SegmentationNode(LifecycleNode):
         node = stats.node_latency.percentiles(50, 99)
         end_to_end = stats.end_to_end.percentiles(50, 99)
         active = self._running
-        level = DiagnosticStatus.OK
-        summary = 'active' if active else 'inactive'
-        if stats.bad_inputs:
-            level, summary = DiagnosticStatus.WARN, f'{summary}; {stats.bad_inputs} bad inputs'
-        if stats.bad_depth or stats.bad_camera_info:
-            level = DiagnosticStatus.WARN
-            summary = (f'{summary}; {stats.bad_depth} bad depth images, '
-                       f'{stats.bad_camera_info} frames without usable camera_info')
+        problems = []
+        recent_bad = stats.recent_bad_inputs.recent()
+        if recent_bad:
+            problems.append(f'{recent_bad} bad inputs in the last {BAD_INPUT_WINDOW_S:g} s')
+        if active:
+            now = time.monotonic()
+            silent = [camera.name or camera.topic('image') for camera in self._cameras
+                      if now - (camera.last_received or self._activated_at) > NO_IMAGE_WARN_S]
+            if silent:
+                problems.append(f'no image for over {NO_IMAGE_WARN_S:g} s: '
+                                f'{", ".join(silent)}')
+        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        summary = '; '.join(['active' if active else 'inactive', *problems])
         meta = self._segmenter.metadata
         values = {
             'input_rate_hz': f'{stats.input_rate.rate():.2f}',
@@ -537,6 +589,8 @@ class SegmentationNode(LifecycleNode):
             'frames_processed': stats.processed,
             'frames_skipped': stats.skipped,
             'bad_inputs': stats.bad_inputs,
+            'bad_inputs_recent': recent_bad,
+            'camera_info_mismatches': stats.camera_info_mismatches,
             'inference_ms_p50': f'{inference[0]:.1f}',
             'inference_ms_p99': f'{inference[1]:.1f}',
             'node_latency_ms_p50': f'{node[0]:.1f}',
@@ -554,8 +608,13 @@ class SegmentationNode(LifecycleNode):
         }
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics_publisher.publish(diagnostic_array(
-            header, f'{self.get_name()}: segmentation', str(self._segmenter.device), level,
+            header, self.diagnostic_name(), str(self._segmenter.device), level,
             summary, values))
+
+    def diagnostic_name(self) -> str:
+        """The status name on /diagnostics, unique per node: ``<namespace>/<name>:
+        segmentation`` (e.g. ``front/deeplab_segmentation: segmentation``)."""
+        return f'{self.get_fully_qualified_name().lstrip("/")}: segmentation'
 
     @property
     def statistics(self) -> NodeStatistics:
@@ -563,9 +622,36 @@ class SegmentationNode(LifecycleNode):
         return self._stats
 
 
+def _ignore_further_interrupts() -> None:
+    """Once shutting down, a second SIGINT must not abort the teardown: Ctrl-C in a terminal
+    under ``ros2 launch`` reaches the node twice (from the terminal and from launch)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+#: Set (to 1) by the launch file: the node shuts down cleanly when its parent process exits.
+STOP_WITH_PARENT_ENV = 'DEEPLAB_ROS_STOP_WITH_PARENT'
+
+
+def _stop_with_parent() -> None:
+    """Linux: receive SIGINT when the parent process exits (PR_SET_PDEATHSIG).
+
+    ``ros2 launch`` terminated by SIGTERM does not stop its processes (upstream launch logs
+    "using SIGTERM can result in orphaned processes"); with this the node still shuts down
+    cleanly instead of being left behind.
+    """
+    if os.environ.get(STOP_WITH_PARENT_ENV) != '1' or not sys.platform.startswith('linux'):
+        return
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGINT), 0, 0, 0)
+    if os.getppid() != parent:  # the parent exited before the request took effect
+        os.kill(os.getpid(), signal.SIGINT)
+
+
 def main(args: list[str] | None = None) -> int:
     """Entry point of the ``segmentation_node`` executable; exits 0 on SIGINT/SIGTERM."""
     rclpy.init(args=args if args is not None else sys.argv)
+    _stop_with_parent()
     node = SegmentationNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -574,10 +660,17 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node._release()  # noqa: SLF001 - stop the worker before the context goes away
+        _ignore_further_interrupts()
+        try:
+            node._release()  # noqa: SLF001 - stop the worker before the context goes away
+        except WorkerStuckError:
+            # Logged. Destroying the node or the context under the running worker would race
+            # it: leave both to the process exit.
+            return 1
         executor.remove_node(node)
         node.destroy_node()
         rclpy.try_shutdown()
+        _ignore_further_interrupts()  # rclpy's shutdown restored the previous handler
     return 0
 
 

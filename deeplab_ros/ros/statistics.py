@@ -34,6 +34,13 @@ class RateMeter:
             span = max(now - self._times[0], 1e-6)
             return len(self._times) / max(span, min(self._window, span))
 
+    def recent(self, now: float | None = None) -> int:
+        """How many events happened within the window."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._trim(now)
+            return len(self._times)
+
     def _trim(self, now: float) -> None:
         while self._times and now - self._times[0] > self._window:
             self._times.popleft()
@@ -60,6 +67,10 @@ class LatencyWindow:
         return tuple(float(v) * 1000.0 for v in np.percentile(values, points))
 
 
+#: Bad inputs are reported on /diagnostics over this recent window (seconds).
+BAD_INPUT_WINDOW_S = 10.0
+
+
 class NodeStatistics:
     """Everything the node reports on /diagnostics."""
 
@@ -68,6 +79,8 @@ class NodeStatistics:
         self.processed = 0
         self.skipped = 0
         self.bad_inputs = 0
+        self.camera_info_mismatches = 0
+        self.recent_bad_inputs = RateMeter(window=BAD_INPUT_WINDOW_S)
         self.bad_depth = 0             # depth images of a wrong encoding, size or data
         self.bad_camera_info = 0       # depth frames without usable camera_info
         self.depth_unmatched = 0       # processed frames without a depth image in tolerance
