@@ -365,7 +365,8 @@ class SegmentationNode(LifecycleNode):
         """Keep the compressed frame as it is: the worker decodes the ones it processes."""
         self._stats.count('received')
         self._stats.input_rate.tick()
-        self._queue_frame(camera, PendingFrame(message.header, None, time.monotonic(),
+        camera.last_received = time.monotonic()
+        self._queue_frame(camera, PendingFrame(message.header, None, camera.last_received,
                                                compressed=message))
 
     def _on_depth(self, camera: CameraStream, message: Image) -> None:
