@@ -207,6 +207,17 @@ def test_rviz_config_shows_overlay_and_colour_mask() -> None:
     assert images['image']['Enabled'] is False
 
 
+def test_rviz_config_shows_the_labelled_cloud_and_the_3d_detections() -> None:
+    displays = yaml.safe_load(RVIZ_FILE.read_text())['Visualization Manager']['Displays']
+    by_topic = {d['Topic']['Value']: d for d in displays}
+    cloud = by_topic['segmentation/points']
+    assert (cloud['Class'], cloud['Color Transformer'], cloud['Enabled']) == (
+        'rviz_default_plugins/PointCloud2', 'RGB8', True)
+    boxes = by_topic['segmentation/detections_3d']
+    assert (boxes['Class'], boxes['Enabled']) == (
+        'vision_msgs_rviz_plugins/Detection3DArray', True)
+
+
 def test_fastdds_profile_is_well_formed_and_configures_shm_and_localhost_udp() -> None:
     namespace = '{http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles}'
     root = ElementTree.parse(PROFILE_FILE).getroot()

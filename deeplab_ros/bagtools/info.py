@@ -1,4 +1,7 @@
-"""Read rosbag2 bags (mcap or sqlite3, metadata version 8 or 9, e.g. from ``ros2 bag record``)."""
+"""Read rosbag2 bags (mcap or sqlite3, metadata version 8 or 9, e.g. from ``ros2 bag record``)
+and ROS 1 ``.bag`` files, whose messages are converted to their ROS 2 form (CDR; e.g. the
+Header's ``seq`` dropped) with ``rosbags``' type migration.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rosbags.convert.converter import migrate_bytes
 from rosbags.interfaces import Connection
+from rosbags.rosbag1 import Reader as Rosbag1Reader
 from rosbags.rosbag2 import Reader
+from rosbags.typesys import get_types_from_msg, get_typestore, Stores
+from rosbags.typesys.store import Typestore
 import yaml
+
+from deeplab_ros.bagtools.typedefs import ensure_type, typestore
 
 
 @dataclass(frozen=True)
@@ -59,11 +68,34 @@ class BagInfo:
         return '\n'.join(lines)
 
 
-def _open_reader(path: Path) -> Reader:
+def is_ros1_bag(path: str | Path) -> bool:
+    """True for a ROS 1 bag file (``.bag``)."""
+    path = Path(path)
+    return path.is_file() and path.suffix == '.bag'
+
+
+def _open_reader(path: Path) -> Reader | Rosbag1Reader:
     if not path.exists():
-        raise FileNotFoundError(f'No bag at {path}: give a rosbag2 folder (with metadata.yaml) '
-                                'or a .mcap / .db3 file.')
-    return Reader(path)
+        raise FileNotFoundError(f'No bag at {path}: give a rosbag2 folder (with metadata.yaml), '
+                                'a .mcap / .db3 file or a ROS 1 .bag file.')
+    return Rosbag1Reader(path) if is_ros1_bag(path) else Reader(path)
+
+
+class _Ros1ToCdr:
+    """Converts a ROS 1 bag's serialized messages into ROS 2 CDR of the Jazzy types."""
+
+    def __init__(self, connections: list[Connection]) -> None:
+        source: dict = {}
+        for connection in connections:
+            source.update(get_types_from_msg(connection.msgdef.data, connection.msgtype))
+        self._source: Typestore = get_typestore(Stores.EMPTY)
+        self._source.register(source)
+        self._cache: dict[str, object] = {}
+
+    def __call__(self, msgtype: str, data: bytes | memoryview) -> bytes:
+        ensure_type(msgtype)
+        return bytes(migrate_bytes(self._source, typestore(), msgtype, msgtype, self._cache,
+                                   data, src_is2=False, dst_is2=True))
 
 
 def read_bag_info(path: str | Path) -> BagInfo:
@@ -78,7 +110,7 @@ def read_bag_info(path: str | Path) -> BagInfo:
             information = yaml.safe_load(stream)['rosbag2_bagfile_information']
         version = int(information['version'])
         storage = str(information.get('storage_identifier', ''))
-    storage = {'db3': 'sqlite3'}.get(storage, storage)
+    storage = {'db3': 'sqlite3', 'bag': 'rosbag1'}.get(storage, storage)
     reader.open()
     try:
         topics = tuple(
@@ -114,9 +146,11 @@ def iter_records(path: str | Path, topics: Iterable[str] = ()) -> Iterator[BagRe
             c for c in reader.connections if not wanted or c.topic in wanted]
         if not connections:
             return
+        to_cdr = _Ros1ToCdr(connections) if isinstance(reader, Rosbag1Reader) else None
         for connection, timestamp, data in reader.messages(connections=connections):
+            payload = to_cdr(connection.msgtype, data) if to_cdr else bytes(data)
             yield BagRecord(topic=connection.topic, msgtype=connection.msgtype,
-                            timestamp_ns=timestamp, data=bytes(data))
+                            timestamp_ns=timestamp, data=payload)
     finally:
         reader.close()
 

@@ -32,7 +32,8 @@ NODE_NAME = 'deeplab_segmentation'
 NODE_MODULE = 'deeplab_ros.ros.segmentation_node'
 OUTPUT_TOPICS = ('segmentation/labels', 'segmentation/color', 'segmentation/overlay',
                  'segmentation/confidence', 'segmentation/classes',
-                 'segmentation/camera_info', 'segmentation/label_info')
+                 'segmentation/camera_info', 'segmentation/label_info',
+                 'segmentation/detections', 'segmentation/points', 'segmentation/detections_3d')
 
 
 def default_params_file() -> Path:
@@ -236,7 +237,8 @@ class PipelineRun:
 def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | None = None,
                          parameters: Mapping[str, object] | None = None,
                          image_topic: str = '/camera/image_raw',
-                         camera_info_topic: str = '/camera/camera_info', rate: float = 1.0,
+                         camera_info_topic: str = '/camera/camera_info', depth_topic: str = '',
+                         rate: float = 1.0,
                          log_path: Path | None = None, settle_s: float = 3.0,
                          env: Mapping[str, str] | None = None,
                          executable: Sequence[str] | None = None,
@@ -246,12 +248,22 @@ def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | Non
 
     Recording ends ``settle_s`` seconds after the last new output message; then
     ``after_play(session_node, node_process)`` (optional) runs while the node is still
-    active, before it is stopped with SIGINT.
+    active, before it is stopped with SIGINT. With ``input_transport: compressed`` among
+    ``parameters`` the bag's ``<image_topic>/compressed`` is played; with ``depth_topic`` the
+    depth images too (remapped onto the node's ``depth``).
     """
     started = time.monotonic()
     params_file = params_file or default_params_file()
+    remaps = {'image': image_topic, 'camera_info': camera_info_topic}
+    played = [camera_info_topic]
+    if depth_topic:
+        remaps['depth'] = depth_topic
+        played.append(depth_topic)
+    if (parameters or {}).get('input_transport') == 'compressed':
+        image_topic = image_topic.rstrip('/') + '/compressed'
+    played.insert(0, image_topic)
     command = node_command(params_file, parameters=parameters, executable=executable,
-                           remaps={'image': image_topic, 'camera_info': camera_info_topic})
+                           remaps=remaps)
     node_process = NodeProcess(command, env=env, log_path=log_path)
     session = SpunNode('deeplab_bag_pipeline')
     lifecycle = LifecycleClient(session.node, f'/{NODE_NAME}', alive=node_process.running)
@@ -261,7 +273,7 @@ def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | Non
         recorder = BagRecorder(session.node, output_bag, [f'/{t}' for t in OUTPUT_TOPICS])
         lifecycle.bring_up()
         player = TimedPlayer(session.node, bag, rate=rate, image_topic=image_topic,
-                             topics=(image_topic, camera_info_topic))
+                             topics=tuple(played))
         player.wait_for_subscribers(30.0)
         _wait(lambda: '/segmentation/labels' in recorder.subscribed_topics, 30.0)
         stats = player.play()

@@ -128,3 +128,78 @@ def parse_size(text: str) -> tuple[int, int]:
     if width <= 0 or height <= 0:
         raise ValueError(f'Size {text!r} must have a positive width and height.')
     return width, height
+
+
+RGBD_CAMERA_FILE = 'camera.yaml'
+
+
+@dataclass(frozen=True)
+class RgbdSource:
+    """A folder of registered colour + depth frames: ``color/N.png``, ``depth/N.pgm`` (uint16
+    millimetres, 0 = no reading) and ``camera.yaml`` (fx, fy, cx, cy, width, height)."""
+
+    path: Path
+    camera_matrix: tuple[float, ...]   # row-major 3x3 K of the colour camera
+    width: int
+    height: int
+    pairs: tuple[tuple[Path, Path], ...]
+
+    def frames(self, *, max_frames: int | None = None, resize: tuple[int, int] | None = None,
+               first: int = 0, step: int = 1
+               ) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[float, ...]]]:
+        """Yield ``(rgb, depth_mm, K)``: HxWx3 uint8, HxW uint16 and the matrix at that size.
+
+        ``resize`` = (width, height) resizes colour (area) and depth (nearest: no mixing of
+        near and far readings) and scales K.
+        """
+        pairs = self.pairs[first::step][:max_frames]
+        for color_path, depth_path in pairs:
+            bgr = cv2.imread(str(color_path), cv2.IMREAD_COLOR)
+            depth = cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED)
+            if bgr is None or depth is None or depth.dtype != np.uint16 or depth.ndim != 2:
+                raise ValueError(f'Cannot read {color_path} as colour and {depth_path} as a '
+                                 'uint16 depth image.')
+            matrix = self.camera_matrix
+            if resize is not None and (bgr.shape[1], bgr.shape[0]) != resize:
+                scale_x, scale_y = resize[0] / bgr.shape[1], resize[1] / bgr.shape[0]
+                bgr = cv2.resize(bgr, resize, interpolation=cv2.INTER_AREA)
+                depth = cv2.resize(depth, resize, interpolation=cv2.INTER_NEAREST)
+                matrix = (matrix[0] * scale_x, 0.0, matrix[2] * scale_x,
+                          0.0, matrix[4] * scale_y, matrix[5] * scale_y, 0.0, 0.0, 1.0)
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), depth, matrix
+
+
+def is_rgbd_folder(path: str | Path) -> bool:
+    """True for a folder laid out as :class:`RgbdSource` describes."""
+    path = Path(path)
+    return path.is_dir() and (path / RGBD_CAMERA_FILE).is_file() and \
+        (path / 'color').is_dir() and (path / 'depth').is_dir()
+
+
+def open_rgbd_source(path: str | Path) -> RgbdSource:
+    """Open an RGB-D folder; frames pair ``color/N.*`` with ``depth/N.*`` by file stem.
+
+    Raises:
+        ValueError: Not an RGB-D folder, camera.yaml incomplete, or no pairs.
+    """
+    import yaml  # noqa: PLC0415
+
+    path = Path(path)
+    if not is_rgbd_folder(path):
+        raise ValueError(f'{path} is not an RGB-D folder (color/, depth/ and '
+                         f'{RGBD_CAMERA_FILE}).')
+    values = yaml.safe_load((path / RGBD_CAMERA_FILE).read_text()) or {}
+    try:
+        fx, fy, cx, cy = (float(values[key]) for key in ('fx', 'fy', 'cx', 'cy'))
+        width, height = int(values['width']), int(values['height'])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f'{path / RGBD_CAMERA_FILE} needs fx, fy, cx, cy, width and height: '
+                         f'{error}') from None
+    depth_by_stem = {p.stem: p for p in _image_files(path / 'depth')}
+    colour = [p for p in _image_files(path / 'color') if p.stem in depth_by_stem]
+    colour.sort(key=lambda p: (int(p.stem) if p.stem.isdigit() else 0, p.stem))
+    if not colour:
+        raise ValueError(f'{path} has no colour/depth pairs with matching names.')
+    return RgbdSource(path=path, camera_matrix=(fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0),
+                      width=width, height=height,
+                      pairs=tuple((p, depth_by_stem[p.stem]) for p in colour))

@@ -1,4 +1,5 @@
-"""Write rosbag2 bags of camera frames (sensor_msgs/Image + CameraInfo) without ROS.
+"""Write rosbag2 bags of camera frames (sensor_msgs/Image or CompressedImage, CameraInfo and,
+from an RGB-D folder, 16UC1 depth) without ROS.
 
 Messages are serialized to CDR by the ``rosbags`` Jazzy typestore; every connection carries
 its full message definition and RIHS01 type hash, so ``ros2 bag info`` / ``ros2 bag play``
@@ -13,16 +14,22 @@ import math
 from pathlib import Path
 import time
 
+import cv2
 import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
 from rosbags.interfaces import QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from deeplab_ros.bagtools.sources import open_frame_source, pinhole_intrinsics
+from deeplab_ros.bagtools.sources import (
+    is_rgbd_folder, open_frame_source, open_rgbd_source, pinhole_intrinsics)
 from deeplab_ros.bagtools.typedefs import message_definition, typestore
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
+#: 'raw': sensor_msgs/Image on the image topic; 'jpeg' / 'png': sensor_msgs/CompressedImage
+#: on ``<image topic>/compressed`` (image_transport's naming).
+IMAGE_FORMATS = ('raw', 'jpeg', 'png')
 STORAGE_PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 BAG_VERSIONS = (8, 9)
 ENCODINGS = ('rgb8', 'bgr8')
@@ -52,9 +59,12 @@ class ImageBagSpec:
         first_frame: Index of the first source frame to use.
         frame_step: Use every ``frame_step``-th frame from ``first_frame`` on.
         resize: ``(width, height)`` to resize frames to (``None``: keep).
-        encoding: ``'rgb8'`` or ``'bgr8'``.
+        encoding: ``'rgb8'`` or ``'bgr8'`` (raw images).
         storage: ``'mcap'`` or ``'sqlite3'``.
         version: rosbag2 metadata version, 8 (Humble/Iron) or 9 (Jazzy and later).
+        image_format: One of :data:`IMAGE_FORMATS`.
+        depth_topic: Topic of the 16UC1 depth images (RGB-D folder sources only).
+        jpeg_quality: JPEG quality (1-100) for ``image_format='jpeg'``.
     """
 
     output: Path
@@ -70,9 +80,24 @@ class ImageBagSpec:
     encoding: str = 'rgb8'
     storage: str = 'mcap'
     version: int = 9
+    image_format: str = 'raw'
+    depth_topic: str = '/camera/depth/image_raw'
+    jpeg_quality: int = 90
+
+    @property
+    def written_image_topic(self) -> str:
+        """The topic images go to: ``image_topic``, plus ``/compressed`` when compressed."""
+        if self.image_format == 'raw':
+            return self.image_topic
+        return self.image_topic.rstrip('/') + '/compressed'
 
     def validate(self) -> None:
         """Raise :class:`BagError` for settings that cannot produce a valid bag."""
+        if self.image_format not in IMAGE_FORMATS:
+            raise BagError(f'Unsupported image format {self.image_format!r}: use one of '
+                           f'{IMAGE_FORMATS}.')
+        if not 1 <= self.jpeg_quality <= 100:
+            raise BagError(f'jpeg_quality must be within 1..100, got {self.jpeg_quality}.')
         if self.encoding not in ENCODINGS:
             raise BagError(f'Unsupported encoding {self.encoding!r}: use one of {ENCODINGS}.')
         if self.storage not in STORAGE_PLUGINS:
@@ -111,33 +136,60 @@ def _split_ns(stamp_ns: int) -> tuple[int, int]:
     return stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000
 
 
+def _header(stamp_ns: int, frame_id: str) -> object:
+    types = typestore().types
+    sec, nanosec = _split_ns(stamp_ns)
+    return types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
 def image_message(frame_rgb: np.ndarray, stamp_ns: int, frame_id: str,
                   encoding: str = 'rgb8') -> object:
     """Build a rosbags sensor_msgs/Image from an RGB frame."""
-    store = typestore()
-    types = store.types
     pixels = frame_rgb if encoding == 'rgb8' else frame_rgb[..., ::-1]
     height, width = pixels.shape[:2]
-    sec, nanosec = _split_ns(stamp_ns)
-    header = types['std_msgs/msg/Header'](
-        stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec), frame_id=frame_id)
-    return types[IMAGE_TYPE](
-        header=header, height=height, width=width, encoding=encoding, is_bigendian=0,
-        step=width * 3, data=np.ascontiguousarray(pixels, dtype=np.uint8).reshape(-1))
+    return typestore().types[IMAGE_TYPE](
+        header=_header(stamp_ns, frame_id), height=height, width=width, encoding=encoding,
+        is_bigendian=0, step=width * 3,
+        data=np.ascontiguousarray(pixels, dtype=np.uint8).reshape(-1))
 
 
-def camera_info_message(width: int, height: int, stamp_ns: int, frame_id: str) -> object:
-    """Build a rosbags sensor_msgs/CameraInfo of an undistorted pinhole camera."""
+def depth_image_message(depth_mm: np.ndarray, stamp_ns: int, frame_id: str) -> object:
+    """Build a rosbags 16UC1 (little-endian millimetres) sensor_msgs/Image."""
+    height, width = depth_mm.shape
+    data = np.ascontiguousarray(depth_mm, dtype='<u2').view(np.uint8).reshape(-1)
+    return typestore().types[IMAGE_TYPE](
+        header=_header(stamp_ns, frame_id), height=height, width=width, encoding='16UC1',
+        is_bigendian=0, step=width * 2, data=data)
+
+
+def compressed_image_message(frame_rgb: np.ndarray, stamp_ns: int, frame_id: str,
+                             image_format: str = 'jpeg', jpeg_quality: int = 90) -> object:
+    """Build a rosbags sensor_msgs/CompressedImage (``'jpeg'`` or ``'png'``) of an RGB frame."""
+    extension = {'jpeg': '.jpg', 'png': '.png'}[image_format]
+    options = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if image_format == 'jpeg' else []
+    ok, encoded = cv2.imencode(extension, np.ascontiguousarray(frame_rgb[..., ::-1]), options)
+    if not ok:
+        raise BagError(f'OpenCV could not encode a {frame_rgb.shape} frame as {image_format}.')
+    return typestore().types[COMPRESSED_IMAGE_TYPE](
+        header=_header(stamp_ns, frame_id), format=image_format, data=encoded.reshape(-1))
+
+
+def camera_info_message(width: int, height: int, stamp_ns: int, frame_id: str,
+                        camera_matrix: Sequence[float] | None = None) -> object:
+    """Build a rosbags sensor_msgs/CameraInfo of an undistorted pinhole camera.
+
+    ``camera_matrix`` is the row-major K (default: :func:`pinhole_intrinsics`).
+    """
     store = typestore()
     types = store.types
-    k = np.array(pinhole_intrinsics(width, height), dtype=np.float64)
+    k = np.array(camera_matrix if camera_matrix is not None
+                 else pinhole_intrinsics(width, height), dtype=np.float64)
     projection = np.zeros(12, dtype=np.float64)
     projection[[0, 1, 2]] = k[[0, 1, 2]]
     projection[[4, 5, 6]] = k[[3, 4, 5]]
     projection[10] = 1.0
-    sec, nanosec = _split_ns(stamp_ns)
-    header = types['std_msgs/msg/Header'](
-        stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec), frame_id=frame_id)
+    header = _header(stamp_ns, frame_id)
     roi = types['sensor_msgs/msg/RegionOfInterest'](
         x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
     return types[CAMERA_INFO_TYPE](
@@ -174,6 +226,8 @@ def write_image_bag(spec: ImageBagSpec,
     Frame ``i`` is stamped ``start_time + i / rate`` (header stamp and bag receive time
     alike); every frame gets a CameraInfo with the same header when a camera-info topic is set.
     ``max_frames`` applies to each source; the rate defaults to the first video's own.
+    An RGB-D folder (see :class:`~deeplab_ros.bagtools.sources.RgbdSource`) also gives a 16UC1
+    depth image per frame on ``spec.depth_topic`` and its camera.yaml intrinsics.
 
     Raises:
         BagError: Invalid settings or no frames could be read.
@@ -183,8 +237,11 @@ def write_image_bag(spec: ImageBagSpec,
     paths = [source] if isinstance(source, (str, Path)) else list(source)
     if not paths:
         raise BagError('No video or image folder given to make the bag from.')
-    frame_sources = [open_frame_source(path) for path in paths]
-    rate = spec.rate or frame_sources[0].native_rate or 10.0
+    rgbd = [open_rgbd_source(path) for path in paths if is_rgbd_folder(path)]
+    if rgbd and len(paths) > 1:
+        raise BagError('An RGB-D folder makes a bag on its own; give it as the only source.')
+    frame_sources = [] if rgbd else [open_frame_source(path) for path in paths]
+    rate = spec.rate or (frame_sources[0].native_rate if frame_sources else None) or 10.0
     start = spec.start_time if spec.start_time is not None else time.time()
     whole_seconds = math.floor(start)  # split first: start * 1e9 would lose ~100 ns
     first_ns = whole_seconds * 1_000_000_000 + int(round((start - whole_seconds) * 1e9))
@@ -195,20 +252,31 @@ def write_image_bag(spec: ImageBagSpec,
     width = height = 0
     writer.open()
     try:
-        image_conn = add_typed_connection(writer, spec.image_topic, IMAGE_TYPE)
+        image_type = IMAGE_TYPE if spec.image_format == 'raw' else COMPRESSED_IMAGE_TYPE
+        image_conn = add_typed_connection(writer, spec.written_image_topic, image_type)
         info_conn = (add_typed_connection(writer, spec.camera_info_topic, CAMERA_INFO_TYPE)
                      if spec.camera_info_topic else None)
-        frames = (frame for frame_source in frame_sources
-                  for frame in frame_source.frames(max_frames=spec.max_frames,
-                                                   resize=spec.resize, first=spec.first_frame,
-                                                   step=spec.frame_step))
-        for frame in frames:
+        depth_conn = (add_typed_connection(writer, spec.depth_topic, IMAGE_TYPE)
+                      if rgbd else None)
+        options = {'max_frames': spec.max_frames, 'resize': spec.resize,
+                   'first': spec.first_frame, 'step': spec.frame_step}
+        frames = (rgbd[0].frames(**options) if rgbd else
+                  ((frame, None, None) for frame_source in frame_sources
+                   for frame in frame_source.frames(**options)))
+        for frame, depth, matrix in frames:
             height, width = frame.shape[:2]
             stamp_ns = first_ns + int(round(count * period_ns))
-            image = image_message(frame, stamp_ns, spec.frame_id, spec.encoding)
-            writer.write(image_conn, stamp_ns, store.serialize_cdr(image, IMAGE_TYPE))
+            if spec.image_format == 'raw':
+                image = image_message(frame, stamp_ns, spec.frame_id, spec.encoding)
+            else:
+                image = compressed_image_message(frame, stamp_ns, spec.frame_id,
+                                                 spec.image_format, spec.jpeg_quality)
+            writer.write(image_conn, stamp_ns, store.serialize_cdr(image, image_type))
+            if depth_conn is not None:
+                writer.write(depth_conn, stamp_ns, store.serialize_cdr(
+                    depth_image_message(depth, stamp_ns, spec.frame_id), IMAGE_TYPE))
             if info_conn is not None:
-                info = camera_info_message(width, height, stamp_ns, spec.frame_id)
+                info = camera_info_message(width, height, stamp_ns, spec.frame_id, matrix)
                 writer.write(info_conn, stamp_ns, store.serialize_cdr(info, CAMERA_INFO_TYPE))
             count += 1
     except BaseException:

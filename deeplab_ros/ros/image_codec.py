@@ -73,9 +73,9 @@ def _byte_view(data: Any) -> np.ndarray:
 
 
 def _pixel_rows(encoding: str, height: int, width: int, step: int,
-                data: Any) -> np.ndarray:
+                data: Any, pixel_bytes: int | None = None) -> np.ndarray:
     """A (height, width * bytes_per_pixel) uint8 view of the pixels, row padding dropped."""
-    pixel_bytes = bytes_per_pixel(encoding)
+    pixel_bytes = pixel_bytes or bytes_per_pixel(encoding)
     if height <= 0 or width <= 0:
         raise ImageDecodeError(
             f'empty {encoding} image: width {width}, height {height}; both must be positive')
@@ -146,6 +146,69 @@ def decode_image(encoding: str, height: int, width: int, step: int, is_bigendian
 def decode_image_msg(message: Any) -> np.ndarray:
     """Decode a sensor_msgs/Image into HxWx3 uint8 RGB (see :func:`decode_image`)."""
     return decode_image(message.encoding, message.height, message.width, message.step,
+                        message.is_bigendian, message.data)
+
+
+_JPEG_START = b'\xff\xd8'
+_JPEG_END = b'\xff\xd9'
+
+
+def decode_compressed_image(data: Any, image_format: str = '') -> np.ndarray:
+    """Decode sensor_msgs/CompressedImage data (JPEG or PNG) into HxWx3 uint8 RGB.
+
+    ``image_format`` (the message's ``format``, e.g. ``'jpeg'`` or image_transport's
+    ``'rgb8; jpeg compressed bgr8'``) only goes into error messages: OpenCV reads the
+    container from the data itself. Grey and 16-bit PNGs become 8-bit RGB.
+
+    Raises:
+        ImageDecodeError: The data is empty, truncated or not an image OpenCV can read.
+    """
+    buffer = _byte_view(data)
+    described = f'{image_format!r} ' if image_format else ''
+    if buffer.size == 0:
+        raise ImageDecodeError(f'empty {described}compressed image (0 bytes of data)')
+    if buffer[:2].tobytes() == _JPEG_START and _JPEG_END not in buffer[-64:].tobytes():
+        # libjpeg decodes a cut-off JPEG with a warning, grey where data is missing.
+        raise ImageDecodeError(
+            f'truncated {described}JPEG: {buffer.size} bytes without the end-of-image marker')
+    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if bgr is None or bgr.size == 0:
+        raise ImageDecodeError(
+            f'cannot decode {buffer.size} bytes of {described}compressed data as JPEG or PNG '
+            '(truncated or not an image)')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_compressed_image_msg(message: Any) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage into HxWx3 uint8 RGB."""
+    return decode_compressed_image(message.data, message.format)
+
+
+#: Depth encodings: 16-bit unsigned millimetres or 32-bit float metres (REP 118).
+DEPTH_ENCODINGS: dict[str, np.dtype] = {
+    '16UC1': np.dtype(np.uint16), 'mono16': np.dtype(np.uint16), '32FC1': np.dtype(np.float32)}
+
+
+def decode_depth(encoding: str, height: int, width: int, step: int, is_bigendian: int,
+                 data: Any) -> np.ndarray:
+    """Decode a depth image's fields into HxW uint16 (millimetres) or float32 (metres).
+
+    Raises:
+        ImageDecodeError: Another encoding, or fields that disagree with the data.
+    """
+    if encoding not in DEPTH_ENCODINGS:
+        raise ImageDecodeError(
+            f'depth encoding {encoding!r} is not supported; use 16UC1 (millimetres) or 32FC1 '
+            '(metres)')
+    dtype = DEPTH_ENCODINGS[encoding].newbyteorder('>' if is_bigendian else '<')
+    rows = _pixel_rows(encoding, height, width, step, data, pixel_bytes=dtype.itemsize)
+    depth = np.ascontiguousarray(rows).view(dtype).reshape(height, width)
+    return depth.astype(DEPTH_ENCODINGS[encoding], copy=False)
+
+
+def decode_depth_msg(message: Any) -> np.ndarray:
+    """Decode a sensor_msgs/Image depth image (see :func:`decode_depth`)."""
+    return decode_depth(message.encoding, message.height, message.width, message.step,
                         message.is_bigendian, message.data)
 
 
@@ -246,6 +309,16 @@ def encode_mono8(array_hw: np.ndarray, header: Any) -> Any:
         raise ImageDecodeError(f'mono8 needs an HxW uint8 array, got shape {array_hw.shape} '
                                f'dtype {array_hw.dtype}')
     return _image(array_hw, 'mono8', header)
+
+
+def encode_depth(depth: np.ndarray, header: Any) -> Any:
+    """A depth Image of HxW uint16 millimetres (16UC1) or float32 metres (32FC1)."""
+    encodings = {np.dtype(np.uint16): '16UC1', np.dtype(np.float32): '32FC1'}
+    if depth.ndim != 2 or depth.dtype not in encodings:
+        raise ImageDecodeError(f'depth needs an HxW uint16 or float32 array, got shape '
+                               f'{depth.shape} dtype {depth.dtype}')
+    return _image(depth.astype(depth.dtype.newbyteorder('<'), copy=False),
+                  encodings[depth.dtype], header)
 
 
 def encode_rgb8(rgb: np.ndarray, header: Any) -> Any:

@@ -20,6 +20,7 @@ from deeplab_ros.core.backends import BACKENDS
 from deeplab_ros.core.postprocess import UPSAMPLE_MODES
 
 _DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
+INPUT_TRANSPORTS = ('raw', 'compressed')
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,39 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('backend', 'auto',
                   "Network forward: 'auto' (onnxruntime on the CPU when installed, else "
                   "torch), 'torch' or 'onnxruntime'. Read at configure."),
+    ParameterSpec('input_transport', 'raw',
+                  "'raw' (sensor_msgs/Image on image) or 'compressed' "
+                  '(sensor_msgs/CompressedImage, JPEG or PNG, on <image>/compressed). Read at '
+                  'configure.'),
+    ParameterSpec('use_depth', False,
+                  'Subscribe to depth (sensor_msgs/Image 16UC1 mm or 32FC1 m, registered to '
+                  'the colour camera) for segmentation/points and segmentation/detections_3d. '
+                  'Read at configure.'),
+    ParameterSpec('depth_queue_size', 10,
+                  'Depth images kept for matching to colour frames (the oldest go first). '
+                  'Read at configure.', minimum=1, maximum=1000),
+    ParameterSpec('depth_tolerance', 0.02,
+                  'Largest stamp difference in seconds between a colour frame and its depth '
+                  'image (the nearest is used). Live.', live=True, minimum=0.0, maximum=10.0),
+    ParameterSpec('points_dense', False,
+                  'segmentation/points without invalid points (height 1) instead of organised '
+                  'with NaN. Live.', live=True),
+    ParameterSpec('points_stride', 1,
+                  'Use every N-th depth row and column for segmentation/points. Live.',
+                  live=True, minimum=1, maximum=64),
+    ParameterSpec('points_classes', [],
+                  'Classes (names or ids) in segmentation/points; others are NaN (organised) '
+                  'or left out (dense); empty = all. Live.', live=True,
+                  type=ParameterType.PARAMETER_STRING_ARRAY),
+    ParameterSpec('detections_min_area_fraction', 0.001,
+                  'Smallest region, as a fraction of the frame, in segmentation/detections. '
+                  'Live.', live=True, minimum=0.0, maximum=1.0),
+    ParameterSpec('detections_ignore_classes', ['background'],
+                  'Classes (names or ids) that never form detections, e.g. background, wall, '
+                  'floor. Live.', live=True, type=ParameterType.PARAMETER_STRING_ARRAY),
+    ParameterSpec('detections_box_percentile', 5.0,
+                  '3D boxes span the P-th to (100-P)-th percentile of a region\'s points on '
+                  'each axis (0 = full extent). Live.', live=True, minimum=0.0, maximum=49.0),
 )
 
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
@@ -138,6 +172,8 @@ def validate(parameter: Parameter) -> str:
         return f'upsample must be one of {", ".join(UPSAMPLE_MODES)}, got {new!r}'
     if name == 'input_size' and new not in (0,) and int(new) < 17:
         return f'input_size must be 0 (checkpoint default) or at least 17, got {new}'
+    if name == 'input_transport' and new not in INPUT_TRANSPORTS:
+        return f'input_transport must be one of {", ".join(INPUT_TRANSPORTS)}, got {new!r}'
     if name == 'cameras' and new is not None:
         names = list(new)
         if len(set(names)) != len(names):
@@ -158,6 +194,13 @@ class LiveSettings:
     publish_color: bool = True
     publish_overlay: bool = True
     publish_confidence: bool = False
+    depth_tolerance: float = 0.02
+    points_dense: bool = False
+    points_stride: int = 1
+    points_classes: tuple[str, ...] = ()
+    detections_min_area_fraction: float = 0.001
+    detections_ignore_classes: tuple[str, ...] = ('background',)
+    detections_box_percentile: float = 5.0
 
     @classmethod
     def from_node(cls, node: Node) -> 'LiveSettings':

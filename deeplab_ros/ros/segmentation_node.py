@@ -8,6 +8,9 @@ Per processed frame (all with the input frame's exact header): ``segmentation/la
 subscribed), ``segmentation/confidence`` (mono8, when enabled and subscribed),
 ``segmentation/classes`` (vision_msgs/Classification) and ``segmentation/camera_info`` (when
 camera_info arrives). ``segmentation/label_info`` (vision_msgs/LabelInfo) is latched.
+When subscribed: ``segmentation/detections`` (vision_msgs/Detection2DArray, one per connected
+region of a class) and, with ``use_depth``, ``segmentation/points`` (labelled PointCloud2) and
+``segmentation/detections_3d`` (vision_msgs/Detection3DArray).
 
 Frames are never queued: each camera keeps only its newest frame, a worker thread infers the
 newest frames of all cameras as one batch, and overwritten frames are counted as skipped.
@@ -35,16 +38,20 @@ from rclpy.qos import (
     DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import SetParametersResult
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from vision_msgs.msg import Classification, LabelInfo
+from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, LabelInfo
 
 from deeplab_ros.ros import parameters as params
+from deeplab_ros.ros.depth_input import (
+    check_depth_message, depth_for_frame, DepthInputError, stamp_ns, StampMatcher)
 from deeplab_ros.ros.image_codec import (
-    decode_image_msg, encode_mono8, encode_rgb8, ImageDecodeError)
+    decode_compressed_image_msg, decode_image_msg, encode_mono8, encode_rgb8, ImageDecodeError)
 from deeplab_ros.ros.messages import camera_info_for_frame, classification, \
     diagnostic_array, label_info
+from deeplab_ros.ros.spatial_outputs import (
+    resolve_classes, SPATIAL_OUTPUTS, spatial_messages, SpatialSettings)
 from deeplab_ros.ros.statistics import BAD_INPUT_WINDOW_S, NodeStatistics
 
 NODE_NAME = 'deeplab_segmentation'
@@ -52,6 +59,8 @@ OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ERROR_THROTTLE_SECONDS = 5.0
+#: Longest wait (s) after inference for a frame's depth image that has not arrived yet.
+DEPTH_WAIT_SECONDS = 0.2
 #: How long teardown waits for the inference worker to finish its batch (seconds).
 WORKER_JOIN_TIMEOUT_S = 30.0
 #: An active camera that sent no image for this long turns /diagnostics to WARN (seconds).
@@ -77,8 +86,9 @@ class PendingFrame:
     """The newest decoded frame of a camera, waiting for inference."""
 
     header: Header
-    rgb: np.ndarray
+    rgb: np.ndarray | None   # None until ``compressed`` is decoded (by the worker)
     received: float  # time.monotonic() at receipt
+    compressed: CompressedImage | None = None
 
 
 @dataclass
@@ -92,6 +102,7 @@ class CameraStream:
     pending: PendingFrame | None = None
     camera_info: CameraInfo | None = None
     last_processed: float = 0.0
+    depth: StampMatcher[Image] | None = None
     last_received: float = 0.0  # time.monotonic() of the newest frame (0 = none yet)
 
     def topic(self, suffix: str) -> str:
@@ -113,6 +124,7 @@ class SegmentationNode(LifecycleNode):
         self._diagnostics_publisher: Any = None
         self._diagnostics_timer: Any = None
         self._configured_model: dict[str, Any] = {}
+        self._error_logged: dict[tuple[str, str, str], float] = {}
         self._activated_at = 0.0
         super().__init__(node_name, **kwargs)
         params.declare_parameters(self)
@@ -186,6 +198,21 @@ class SegmentationNode(LifecycleNode):
                 for output, message_type in OUTPUTS}
             camera.publishers['label_info'] = make(
                 LabelInfo, camera.topic('segmentation/label_info'), own_qos(LATCHED_QOS))
+            camera.publishers['detections'] = make(
+                Detection2DArray, camera.topic('segmentation/detections'), own_qos(OUTPUT_QOS),
+                qos_overriding_options=overriding)
+            if value('use_depth'):
+                camera.depth = StampMatcher(int(value('depth_queue_size')))
+                camera.publishers['points'] = make(
+                    PointCloud2, camera.topic('segmentation/points'), own_qos(OUTPUT_QOS),
+                    qos_overriding_options=overriding)
+                camera.publishers['detections_3d'] = make(
+                    Detection3DArray, camera.topic('segmentation/detections_3d'),
+                    own_qos(OUTPUT_QOS), qos_overriding_options=overriding)
+        for name in ('points_classes', 'detections_ignore_classes'):
+            unknown = resolve_classes(value(name), segmenter.labels)[1]
+            if unknown:
+                logger.warning(f'{name}: {unknown} name no class of the model; ignored')
         period = float(value('diagnostics_period'))
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         if period > 0:
@@ -204,17 +231,32 @@ class SegmentationNode(LifecycleNode):
         try:
             result = super().on_activate(state)
             overriding = QoSOverridingOptions.with_default_policies()
+            compressed = self._configured_model.get('input_transport') == 'compressed'
             for camera in self._cameras:
-                camera.subscriptions = [
-                    self.create_subscription(
+                if compressed:
+                    # image_transport's naming: the resolved (remapped) base topic + suffix.
+                    image = self.create_subscription(
+                        CompressedImage,
+                        self.resolve_topic_name(camera.topic('image')) + '/compressed',
+                        lambda msg, cam=camera: self._on_compressed(cam, msg),
+                        own_qos(qos_profile_sensor_data), qos_overriding_options=overriding)
+                else:
+                    image = self.create_subscription(
                         Image, camera.topic('image'),
                         lambda msg, cam=camera: self._on_image(cam, msg),
-                        own_qos(qos_profile_sensor_data), qos_overriding_options=overriding),
+                        own_qos(qos_profile_sensor_data), qos_overriding_options=overriding)
+                camera.subscriptions = [
+                    image,
                     self.create_subscription(
                         CameraInfo, camera.topic('camera_info'),
                         lambda msg, cam=camera: setattr(cam, 'camera_info', msg),
                         own_qos(qos_profile_sensor_data)),
                 ]
+                if camera.depth is not None:
+                    camera.subscriptions.append(self.create_subscription(
+                        Image, camera.topic('depth'),
+                        lambda msg, cam=camera: self._on_depth(cam, msg),
+                        own_qos(qos_profile_sensor_data), qos_overriding_options=overriding))
                 header = Header(stamp=self.get_clock().now().to_msg())
                 camera.publishers['label_info'].publish(label_info(
                     header, self._segmenter.labels, self._live.presence_min_fraction))
@@ -269,6 +311,8 @@ class SegmentationNode(LifecycleNode):
                 self.destroy_subscription(subscription)
             camera.subscriptions = []
             camera.pending = None
+            if camera.depth is not None:
+                camera.depth.clear()
 
     def _release(self) -> None:
         """Stop the worker, then destroy what it uses: subscriptions, publishers, the model.
@@ -317,14 +361,50 @@ class SegmentationNode(LifecycleNode):
         try:
             rgb = decode_image_msg(message)
         except ImageDecodeError as error:
-            stats.count('bad_inputs')
-            stats.recent_bad_inputs.tick()
-            topic = self.resolve_topic_name(camera.topic('image'))
-            self.get_logger().error(f'bad image on {topic}: {error} '
-                                    f'({stats.bad_inputs} bad so far)',
-                                    throttle_duration_sec=ERROR_THROTTLE_SECONDS)
+            self._report_bad_input('bad_inputs', 'image', camera.topic('image'), error)
             return
-        frame = PendingFrame(message.header, rgb, time.monotonic())
+        self._queue_frame(camera, PendingFrame(message.header, rgb, time.monotonic()))
+
+    def _on_compressed(self, camera: CameraStream, message: CompressedImage) -> None:
+        """Keep the compressed frame as it is: the worker decodes the ones it processes."""
+        self._stats.count('received')
+        self._stats.input_rate.tick()
+        camera.last_received = time.monotonic()
+        self._queue_frame(camera, PendingFrame(message.header, None, camera.last_received,
+                                               compressed=message))
+
+    def _on_depth(self, camera: CameraStream, message: Image) -> None:
+        try:
+            check_depth_message(message)
+        except DepthInputError as error:
+            self._report_bad_input(error.kind, 'depth image', camera.topic('depth'), error,
+                                   error.problem)
+            return
+        if camera.depth is not None:
+            camera.depth.add(stamp_ns(message.header), message)
+
+    def _report_bad_input(self, counter: str, what: str, topic: str, error: Exception,
+                          problem: str = '') -> None:
+        """Count a bad input and say what is wrong; the node carries on.
+
+        The error is logged at most once per ERROR_THROTTLE_SECONDS for each topic, kind of
+        input and ``problem``, so different problems are each reported.
+        """
+        self._stats.count(counter)
+        self._stats.recent_bad_inputs.tick()
+        key = (topic, what, problem)
+        now = time.monotonic()
+        with self._condition:
+            if now - self._error_logged.get(key, -ERROR_THROTTLE_SECONDS) < \
+                    ERROR_THROTTLE_SECONDS:
+                return
+            self._error_logged[key] = now
+        self.get_logger().error(
+            f'bad {what} on {self.resolve_topic_name(topic)}: {error} '
+            f'({getattr(self._stats, counter)} {counter.replace("_", " ")} so far)')
+
+    def _queue_frame(self, camera: CameraStream, frame: PendingFrame) -> None:
+        stats = self._stats
         with self._condition:
             if camera.pending is not None:
                 stats.count('skipped')
@@ -370,17 +450,38 @@ class SegmentationNode(LifecycleNode):
         return bool(enabled and publisher is not None
                     and publisher.get_subscription_count() > 0)
 
+    def _decoded(self, batch: list[tuple[CameraStream, PendingFrame]]
+                 ) -> list[tuple[CameraStream, PendingFrame]]:
+        """The batch with compressed frames decoded; undecodable ones counted and dropped."""
+        ready = []
+        for camera, frame in batch:
+            if frame.rgb is None and frame.compressed is not None:
+                try:
+                    frame.rgb = decode_compressed_image_msg(frame.compressed)
+                except ImageDecodeError as error:
+                    self._report_bad_input('bad_inputs', 'compressed image',
+                                           camera.topic('image/compressed'), error)
+                    continue
+                frame.compressed = None
+            ready.append((camera, frame))
+        return ready
+
     def _process(self, batch: list[tuple[CameraStream, PendingFrame]]) -> None:
+        batch = self._decoded(batch)
+        if not batch:
+            return
         live = self._live
         wants = [{'color': self._wants(cam, 'color', live.publish_color),
                   'overlay': self._wants(cam, 'overlay', live.publish_overlay),
-                  'confidence': self._wants(cam, 'confidence', live.publish_confidence)}
+                  'confidence': self._wants(cam, 'confidence', live.publish_confidence),
+                  'spatial': [name for name in SPATIAL_OUTPUTS if self._wants(cam, name, True)]}
                  for cam, _ in batch]
         started = time.monotonic()
         results = self._segmenter.segment_batch(
             [frame.rgb for _, frame in batch],
             color=any(w['color'] for w in wants), overlay=any(w['overlay'] for w in wants),
-            confidence=any(w['confidence'] for w in wants), overlay_alpha=live.overlay_alpha)
+            confidence=any(w['confidence'] or w['spatial'] for w in wants),
+            overlay_alpha=live.overlay_alpha)
         self._stats.inference.add(time.monotonic() - started)
         labels = self._segmenter.labels
         for (camera, frame), result, want in zip(batch, results, wants):
@@ -397,6 +498,7 @@ class SegmentationNode(LifecycleNode):
                 header, result.class_fractions, labels, live.presence_min_fraction))
             if camera.camera_info is not None:
                 self._publish_camera_info(camera, header, result.labels.shape)
+            self._publish_spatial(camera, frame, result, want['spatial'])
             done = time.monotonic()
             self._stats.count('processed')
             self._stats.output_rate.tick(done)
@@ -420,6 +522,47 @@ class SegmentationNode(LifecycleNode):
                 throttle_duration_sec=ERROR_THROTTLE_SECONDS)
             return
         camera.publishers['camera_info'].publish(info)
+
+    def _spatial_settings(self) -> SpatialSettings:
+        live, labels = self._live, self._segmenter.labels
+        return SpatialSettings(
+            points_dense=bool(live.points_dense), points_stride=int(live.points_stride),
+            points_classes=resolve_classes(live.points_classes, labels)[0],
+            min_area_fraction=float(live.detections_min_area_fraction),
+            ignore_classes=resolve_classes(live.detections_ignore_classes, labels)[0],
+            box_percentile=float(live.detections_box_percentile))
+
+    def _publish_spatial(self, camera: CameraStream, frame: PendingFrame, result: Any,
+                         wanted: list[str]) -> None:
+        """Match the frame's depth and publish the wanted spatial outputs."""
+        depth = None
+        if camera.depth is not None:
+            tolerance_ns = int(self._live.depth_tolerance * 1e9)
+            # Wait for a late depth image, unless the depth stream has gone quiet.
+            silent = camera.depth.silent_for()
+            waiting = DEPTH_WAIT_SECONDS if silent is None or silent < 1.0 else 0.0
+            message = camera.depth.match(stamp_ns(frame.header), tolerance_ns, wait_s=waiting)
+            if message is None:
+                self._stats.count('depth_unmatched')
+                self.get_logger().warning(
+                    f'no depth image within {self._live.depth_tolerance:g} s of the frame '
+                    f'stamped {stamp_ns(frame.header)} ns on '
+                    f'{self.resolve_topic_name(camera.topic("depth"))} '
+                    f'({self._stats.depth_unmatched} unmatched frames so far)',
+                    throttle_duration_sec=ERROR_THROTTLE_SECONDS)
+            elif 'points' in wanted or 'detections_3d' in wanted:
+                try:
+                    depth = depth_for_frame(message, camera.camera_info, result.labels.shape)
+                except DepthInputError as error:
+                    self._report_bad_input(error.kind, 'depth input', camera.topic('depth'),
+                                           error, error.problem)
+        if not wanted:
+            return
+        messages = spatial_messages(frame.header, result.labels, result.confidence, depth,
+                                    self._segmenter.labels.palette_lut(),
+                                    self._spatial_settings(), wanted)
+        for name, message in messages.items():
+            camera.publishers[name].publish(message)
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
@@ -465,6 +608,9 @@ class SegmentationNode(LifecycleNode):
             'input_size': self._segmenter.input_size,
             'cameras': ','.join(c.name or '(default)' for c in self._cameras),
             'backend': self._segmenter.describe_backend(),
+            'bad_depth': stats.bad_depth,
+            'bad_camera_info': stats.bad_camera_info,
+            'depth_unmatched': stats.depth_unmatched,
         }
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics_publisher.publish(diagnostic_array(

@@ -81,6 +81,9 @@ class NodeStatistics:
         self.bad_inputs = 0
         self.camera_info_mismatches = 0
         self.recent_bad_inputs = RateMeter(window=BAD_INPUT_WINDOW_S)
+        self.bad_depth = 0             # depth images of a wrong encoding, size or data
+        self.bad_camera_info = 0       # depth frames without usable camera_info
+        self.depth_unmatched = 0       # processed frames without a depth image in tolerance
         self.input_rate = RateMeter()
         self.output_rate = RateMeter()
         self.inference = LatencyWindow()
@@ -89,6 +92,6 @@ class NodeStatistics:
         self._lock = threading.Lock()
 
     def count(self, field: str, amount: int = 1) -> None:
-        """Increment a counter (received, processed, skipped, bad_inputs)."""
+        """Increment a counter (received, processed, skipped, bad_inputs, bad_depth, ...)."""
         with self._lock:
             setattr(self, field, getattr(self, field) + amount)

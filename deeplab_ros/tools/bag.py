@@ -3,7 +3,9 @@
 Examples::
 
     deeplab-ros-bag make traffic.mp4 -o traffic_bag --max-frames 20 --resize 640x360
+    deeplab-ros-bag make ../shared/data/rgbd -o rgbd_bag --format jpeg   # + depth, camera.yaml
     deeplab-ros-bag info traffic_bag
+    deeplab-ros-bag info recording.bag        # ROS 1 bags too (info and play)
     deeplab-ros-bag play traffic_bag --rate 0.5 --remap /camera/image_raw:=/image
     deeplab-ros-bag record -o out_bag /segmentation/labels /segmentation/overlay --duration 10
 
@@ -20,8 +22,8 @@ import time
 
 from deeplab_ros.bagtools.info import read_bag_info
 from deeplab_ros.bagtools.sources import parse_size
-from deeplab_ros.bagtools.writer import BAG_VERSIONS, BagError, ENCODINGS, ImageBagSpec
-from deeplab_ros.bagtools.writer import STORAGE_PLUGINS, write_image_bag
+from deeplab_ros.bagtools.writer import BAG_VERSIONS, BagError, ENCODINGS, IMAGE_FORMATS
+from deeplab_ros.bagtools.writer import ImageBagSpec, STORAGE_PLUGINS, write_image_bag
 
 
 def _positive_float(text: str) -> float:
@@ -54,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     make = commands.add_parser('make', help='make a bag from a video file or image folder')
     make.add_argument('sources', type=Path, nargs='+', metavar='SOURCE',
                       help='video file (mp4, avi, ...) or image folder; several are written '
-                           'one after the other')
+                           'one after the other. An RGB-D folder (color/, depth/, camera.yaml) '
+                           'also gives depth and its intrinsics')
     make.add_argument('-o', '--output', type=Path, required=True, help='new bag folder')
     make.add_argument('--storage', choices=tuple(STORAGE_PLUGINS), default='mcap')
     make.add_argument('--bag-version', type=int, choices=BAG_VERSIONS, default=9,
@@ -64,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="CameraInfo topic ('' for none)")
     make.add_argument('--frame-id', default='camera_optical_frame')
     make.add_argument('--encoding', choices=ENCODINGS, default='rgb8')
+    make.add_argument('--format', dest='image_format', choices=IMAGE_FORMATS, default='raw',
+                      help="'raw' sensor_msgs/Image, or 'jpeg' / 'png' sensor_msgs/"
+                           'CompressedImage on IMAGE_TOPIC/compressed')
+    make.add_argument('--jpeg-quality', type=int, default=90, help='JPEG quality 1-100')
+    make.add_argument('--depth-topic', default='/camera/depth/image_raw',
+                      help='16UC1 depth topic (RGB-D folders)')
     make.add_argument('--rate', type=_positive_float, default=None,
                       help='frames per second (default: the first video\'s own, else 10)')
     make.add_argument('--start-time', type=float, default=None,
@@ -114,7 +123,8 @@ def _make(args: argparse.Namespace) -> int:
                         rate=args.rate, start_time=args.start_time, max_frames=args.max_frames,
                         first_frame=args.first_frame, frame_step=args.frame_step,
                         resize=args.resize, encoding=args.encoding, storage=args.storage,
-                        version=args.bag_version)
+                        version=args.bag_version, image_format=args.image_format,
+                        depth_topic=args.depth_topic, jpeg_quality=args.jpeg_quality)
     written = write_image_bag(spec, args.sources)
     print(f'Wrote {written.frame_count} frames ({written.width}x{written.height}, '
           f'{written.rate:g} fps) to {written.path}')

@@ -15,6 +15,9 @@ and prints a table with their ratio and the pre/post-processing overhead in perc
 how many times faster each backend is than the first one listed. All measurements of a case
 (every backend's model and segmenter) alternate inside one loop so that load from other
 processes affects them alike. Frames are a real photo resized to the resolution.
+
+``--spatial`` (default on) also times the spatial outputs at VGA on a real RGB-D frame:
+confidence, regions, back-projection, labelled cloud, 3D boxes and the node's whole step.
 """
 
 from __future__ import annotations
@@ -137,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--node-frames', type=int, default=100,
                         help='frames per case through the node process (0 = skip the node '
                              'part; default 100)')
+    parser.add_argument('--spatial', action=argparse.BooleanOptionalAction, default=True,
+                        help='time the spatial outputs (cloud, regions, 3D boxes) at VGA on a '
+                             'real RGB-D frame (default on)')
     parser.add_argument('--node-block', type=int, default=10,
                         help='node frames per block; every block is followed by as many '
                              'frames through the segmenter in this process (default 10)')
@@ -339,6 +345,16 @@ def main(argv: list[str] | None = None) -> int:
               'torch': torch.__version__, 'threads': torch.get_num_threads(),
               'iterations': args.iterations, 'backends': args.backends,
               'core': [t.to_dict() for t in timings], 'backend_speedups': speedups}
+    if args.spatial:
+        from deeplab_ros.tools.bench_spatial import format_spatial_table, run_spatial
+
+        segmenter = _build_segmenter(args, args.input_sizes[0], args.node_backend)
+        spatial = run_spatial(segmenter, iterations=args.iterations, warmup=args.warmup)
+        segmenter.close()
+        print(f'\nspatial outputs at VGA (shared RGB-D frame 1, input {args.input_sizes[0]}, '
+              'median ms):')
+        print(format_spatial_table(spatial))
+        report['spatial'] = [t.to_dict() for t in spatial]
     if node_text:
         print(node_text)
         report.update(node_report)

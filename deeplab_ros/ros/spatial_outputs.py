@@ -1,0 +1,81 @@
+"""What a processed frame gives its spatial subscribers: regions, labelled cloud, 3D boxes.
+
+The node decides which outputs are wanted (subscribed) and hands in the frame's labels,
+confidence and matched depth; :func:`spatial_messages` computes only what is wanted and
+returns the messages by output name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from deeplab_ros.core.geometry import back_project, labelled_points, resize_nearest
+from deeplab_ros.core.labels import LabelSet
+from deeplab_ros.core.regions import find_regions, regions_3d
+from deeplab_ros.ros.depth_input import FrameDepth
+from deeplab_ros.ros.spatial_messages import detections_2d, detections_3d, point_cloud
+
+SPATIAL_OUTPUTS = ('points', 'detections', 'detections_3d')
+
+
+def resolve_classes(items: Iterable[str], labels: LabelSet) -> tuple[list[int], list[str]]:
+    """Class ids of names or decimal ids; returns (ids, items that name no class)."""
+    ids: list[int] = []
+    unknown: list[str] = []
+    by_name = {name.lower(): index for index, name in enumerate(labels.class_names)}
+    for item in items:
+        text = str(item).strip()
+        if text.isdigit() and int(text) < len(labels):
+            ids.append(int(text))
+        elif text.lower() in by_name:
+            ids.append(by_name[text.lower()])
+        else:
+            unknown.append(text)
+    return ids, unknown
+
+
+@dataclass(frozen=True)
+class SpatialSettings:
+    """The live parameters the spatial outputs use (class lists already resolved to ids)."""
+
+    points_dense: bool = False
+    points_stride: int = 1
+    points_classes: Sequence[int] = ()
+    min_area_fraction: float = 0.001
+    ignore_classes: Sequence[int] = (0,)
+    box_percentile: float = 5.0
+
+
+def spatial_messages(header: Any, labels: np.ndarray, confidence: np.ndarray | None,
+                     depth: FrameDepth | None, palette_lut: np.ndarray,
+                     settings: SpatialSettings, wanted: Iterable[str]) -> dict[str, Any]:
+    """Messages of the ``wanted`` outputs (of :data:`SPATIAL_OUTPUTS`) for one frame.
+
+    ``points`` and ``detections_3d`` need ``depth`` and are left out without it.
+    """
+    wanted = set(wanted)
+    if depth is None:
+        wanted -= {'points', 'detections_3d'}
+    messages: dict[str, Any] = {}
+    regions = None
+    if wanted & {'detections', 'detections_3d'}:
+        regions = find_regions(labels, confidence, min_area_fraction=settings.min_area_fraction,
+                               ignore=settings.ignore_classes)
+        if 'detections' in wanted:
+            messages['detections'] = detections_2d(header, regions)
+    if depth is None or not wanted & {'points', 'detections_3d'}:
+        return messages
+    points = back_project(depth.metres, depth.intrinsics)
+    if 'points' in wanted:
+        depth_labels = resize_nearest(labels, depth.metres.shape)
+        cloud = labelled_points(points, depth_labels, palette_lut,
+                                stride=settings.points_stride, dense=settings.points_dense,
+                                keep_classes=settings.points_classes)
+        messages['points'] = point_cloud(header, cloud)
+    if 'detections_3d' in wanted and regions is not None:
+        located = regions_3d(regions, points, percentile=settings.box_percentile)
+        messages['detections_3d'] = detections_3d(header, regions, located)
+    return messages
