@@ -19,6 +19,7 @@ The executor only receives frames and serves parameter and lifecycle services.
 
 from __future__ import annotations
 
+from collections import deque
 import copy
 import ctypes
 from dataclasses import dataclass, field
@@ -101,6 +102,8 @@ class CameraStream:
     subscriptions: list[Any] = field(default_factory=list)
     pending: PendingFrame | None = None
     camera_info: CameraInfo | None = None
+    #: The last few camera_info messages: a frame takes the one with its own stamp if any.
+    recent_camera_info: deque = field(default_factory=lambda: deque(maxlen=8))
     last_processed: float = 0.0
     depth: StampMatcher[Image] | None = None
     last_received: float = 0.0  # time.monotonic() of the newest frame (0 = none yet)
@@ -249,7 +252,7 @@ class SegmentationNode(LifecycleNode):
                     image,
                     self.create_subscription(
                         CameraInfo, camera.topic('camera_info'),
-                        lambda msg, cam=camera: setattr(cam, 'camera_info', msg),
+                        lambda msg, cam=camera: self._on_camera_info(cam, msg),
                         own_qos(qos_profile_sensor_data)),
                 ]
                 if camera.depth is not None:
@@ -411,6 +414,10 @@ class SegmentationNode(LifecycleNode):
             camera.pending = frame
             self._condition.notify()
 
+    def _on_camera_info(self, camera: CameraStream, message: CameraInfo) -> None:
+        camera.recent_camera_info.append(message)
+        camera.camera_info = message
+
     # ---------------------------------------------------------------- inference
     def _take_frames(self) -> list[tuple[CameraStream, PendingFrame]] | None:
         """Wait for frames allowed by the target rate; None when stopping."""
@@ -510,7 +517,8 @@ class SegmentationNode(LifecycleNode):
 
     def _publish_camera_info(self, camera: CameraStream, header: Header,
                              shape: tuple[int, ...]) -> None:
-        received = camera.camera_info
+        received = next((info for info in reversed(camera.recent_camera_info)
+                         if info.header.stamp == header.stamp), camera.camera_info)
         info = camera_info_for_frame(received, header, width=shape[1], height=shape[0])
         if info is None:
             self._stats.count('camera_info_mismatches')
