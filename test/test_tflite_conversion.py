@@ -77,8 +77,8 @@ def test_missing_shared_weights_say_where_and_how(tmp_path: Path, monkeypatch) -
     monkeypatch.setenv(SHARED_ENV, str(tmp_path))
     monkeypatch.setenv('DEEPLAB_ROS_CACHE', str(tmp_path / 'cache'))
     with pytest.raises(MissingAssetError, match=str(tmp_path / 'weights')) as raised:
-        pretrained_checkpoint()
-    assert 'Google' in str(raised.value)
+        pretrained_checkpoint(allow_download=False)
+    assert 'https://storage.googleapis.com/' in str(raised.value)  # where to get it
 
 
 def test_a_file_that_is_not_tflite_is_refused(tmp_path: Path) -> None:
