@@ -146,6 +146,7 @@ def export_onnx(model: torch.nn.Module, metadata: CheckpointMetadata, path: str 
         onnx.helper.set_model_props(exported, properties)
         exported.producer_name = 'deeplab_ros'
         onnx.save(exported, temporary)
+        os.chmod(temporary, 0o644)  # readable like any written file, not mkstemp's 0600
         os.replace(temporary, target)
     except OnnxExportError:
         raise

@@ -243,35 +243,33 @@ def _segment_call(segmenter, frame: np.ndarray) -> Callable[[], None]:
     return segment
 
 
-def run_node(args: argparse.Namespace) -> tuple[dict, str]:
-    """(c): every case through the node process, alternating with this process's segmenter.
-
-    Returns the JSON part and the printed table. It runs before the core part: after
-    PyTorch's forward had run in this process, an onnxruntime segmenter here ran about 1.5x
-    slower than the node's (measured), which would flatter (c)/(b).
-    """
+def run_node(args: argparse.Namespace, timings: list[CoreTiming]) -> dict:
+    """(c): every case through the node process, alternating with this process's segmenter."""
     from deeplab_ros.tools.bench_node import format_node_table, profile_path, run_node_case
 
     node_timings = []
-    for input_size in args.input_sizes:
+    for input_size in dict.fromkeys(t.input_size for t in timings):
         segmenter = _build_segmenter(args, input_size, args.node_backend)
-        for resolution in args.resolutions:
-            frame = bench_frame(*RESOLUTIONS[resolution])
+        cases = dict.fromkeys((t.resolution, t.width, t.height) for t in timings
+                              if t.input_size == input_size)
+        for resolution, width, height in cases:
+            frame = bench_frame(width, height)
             node_timings.append(run_node_case(
                 frame, resolution, input_size, frames=args.node_frames,
                 segment=_segment_call(segmenter, frame), block_frames=args.node_block,
                 weights=args.weights, device=args.device, backend=args.node_backend))
         node_backend = segmenter.describe_backend()
         segmenter.close()
-    text = (f'\nnode end to end with backend {args.node_backend} ({node_backend}; own process, '
-            f'DDS, Fast DDS profile {profile_path().name}; {args.node_frames} frames per case in '
-            f'blocks of {args.node_block}, one frame waiting behind the one being inferred; '
-            'every block followed by as many frames through the segmenter in this process):\n'
-            + format_node_table(node_timings))
+    print(f'\nnode end to end with backend {args.node_backend} ({node_backend}; own process, '
+          f'DDS, Fast DDS profile {profile_path().name}; '
+          f'{args.node_frames} frames per case in blocks of {args.node_block}, one frame waiting '
+          'behind the one being inferred; every block followed by as many frames through the '
+          'segmenter in this process):')
+    print(format_node_table(node_timings))
     return {'node_backend': args.node_backend,
             'node': [t.to_dict() for t in node_timings],
             'node_over_segmenter': [round(t.ratio, 4) for t in node_timings],
-            'node_block_frames': args.node_block}, text
+            'node_block_frames': args.node_block}
 
 
 def format_core_table(timings: list[CoreTiming]) -> str:
@@ -327,7 +325,6 @@ def main(argv: list[str] | None = None) -> int:
 
     args.backends = args.backends or default_backends()
     try:
-        node_report, node_text = run_node(args) if args.node_frames > 0 else ({}, '')
         timings = run_core(args)
     except (MissingAssetError, CheckpointError, DeviceUnavailableError, ValueError,
             OSError, RuntimeError) as error:
@@ -355,9 +352,8 @@ def main(argv: list[str] | None = None) -> int:
               'median ms):')
         print(format_spatial_table(spatial))
         report['spatial'] = [t.to_dict() for t in spatial]
-    if node_text:
-        print(node_text)
-        report.update(node_report)
+    if args.node_frames > 0:
+        report.update(run_node(args, timings))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + '\n')
