@@ -24,6 +24,8 @@ import pytest
 
 from bag_helpers import make_bag, PEDESTRIAN_VIDEO, ros_session, wait_until
 
+from deeplab_ros.core.pretrained import DEFAULT_PRETRAINED
+
 pytestmark = pytest.mark.ros
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -234,7 +236,7 @@ def test_sigterm_to_ros2_launch_alone_stops_the_node(workspace: Path, tmp_path: 
 def test_models_command_runs_from_the_install_space(workspace: Path) -> None:
     listed = _run(workspace, 'ros2 run deeplab_ros deeplab-ros-models list')
     assert listed.returncode == 0, listed.stderr
-    assert 'deeplabv3_mnv2_dm05_float (default) [cached]' in listed.stdout, listed.stdout
+    assert f'{DEFAULT_PRETRAINED} (default) [cached]' in listed.stdout, listed.stdout
 
 
 README_SECTION = '## In a ROS 2 workspace'
@@ -255,7 +257,7 @@ def test_readme_workspace_steps_work_as_written(workspace: Path, tmp_path: Path)
     prepared = subprocess.run(['bash', '-c', script], cwd=tmp_path, env=_shell_env(),
                               capture_output=True, text=True, timeout=600)
     assert prepared.returncode == 0, prepared.stdout[-3000:] + prepared.stderr[-3000:]
-    assert 'deeplabv3_mnv2_dm05_float: ' in prepared.stdout, prepared.stdout
+    assert f'{DEFAULT_PRETRAINED}: ' in prepared.stdout, prepared.stdout
 
     launch = Launch(workspace, launch_step, tmp_path / 'launch.log')
     try:

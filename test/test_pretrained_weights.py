@@ -61,7 +61,9 @@ def _point_at(monkeypatch: pytest.MonkeyPatch, name: str, url: str) -> None:
 
 def test_registry_rows_name_a_url_and_the_sha256_of_the_shared_file(shared: Path) -> None:
     for spec in pretrained.PRETRAINED.values():
-        assert spec.url.startswith('https://') and spec.url.endswith(spec.tflite_file), spec
+        # TF Hub serves its files under a model path, not the file name: the download is
+        # saved under ``tflite_file`` whatever the URL ends with.
+        assert spec.url.startswith('https://') and len(spec.url) > len('https://'), spec
         assert sha256_of(shared / 'weights' / spec.tflite_file) == spec.sha256, spec.name
 
 

@@ -204,7 +204,7 @@ def test_scores_match_independent_computation_with_ignore_pixels() -> None:
     model = RedChannelOracle(4, metadata.mean, metadata.std)
     # Input size 32 = the images' longer side: the letterbox neither resizes nor crops.
     seen = []
-    result = evaluate(Segmenter(model, metadata, device='cpu'), samples,
+    result = evaluate(Segmenter(model, metadata, device='cpu', backend='torch'), samples,
                       on_image=lambda sample, _result, single: seen.append(
                           (sample.name, single.pixel_accuracy())))
     ious, mean_iou, accuracy = _independent_scores(predictions, targets, 4)

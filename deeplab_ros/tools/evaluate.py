@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from deeplab_ros.core.checkpoint import CheckpointError
     from deeplab_ros.core.datasets import DatasetError, open_dataset
     from deeplab_ros.core.labels import LabelFileError, resolve_labels
-    from deeplab_ros.core.metrics import ConfusionMatrix
+    from deeplab_ros.core.evaluation import evaluate
     from deeplab_ros.core.segmenter import DeviceUnavailableError, Segmenter
 
     try:
@@ -80,18 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f'data: {data}  input size: {segmenter.input_size}  output stride: '
           f'{segmenter.metadata.output_stride}  device: {segmenter.device}  '
           f'upsample: {segmenter.upsample}  backend: {segmenter.describe_backend()}')
-    total = ConfusionMatrix(segmenter.num_classes, segmenter.labels.ignore_index)
     if args.overlays:
         args.overlays.mkdir(parents=True, exist_ok=True)
-    for sample in dataset:
-        result = segmenter.segment(sample.image_rgb, overlay=bool(args.overlays))
-        if result.labels.shape != sample.target.shape:
-            print(f'error: {sample.name}: mask {sample.target.shape} does not match image '
-                  f'{result.labels.shape}', file=sys.stderr)
-            return 1
-        single = ConfusionMatrix(segmenter.num_classes, segmenter.labels.ignore_index)
-        single.update(result.labels, sample.target)
-        total.update(result.labels, sample.target)
+
+    def report(sample, result, single) -> None:
         present = ', '.join(f'{names[i]} {single.iou()[i]:.3f}'
                             for i in np.flatnonzero(single.present()))
         print(f'image {sample.name}: mIoU {single.mean_iou():.4f} '
@@ -99,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.overlays and result.overlay is not None:
             cv2.imwrite(str(args.overlays / f'{sample.name}_overlay.png'),
                         result.overlay[..., ::-1])
+
+    try:
+        total = evaluate(segmenter, dataset, overlay=bool(args.overlays),
+                         on_image=report).confusion
+    except ValueError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
     iou = total.iou()
     print('per-class IoU (classes present in the ground truth):')
     for index in np.flatnonzero(total.present()):

@@ -281,7 +281,8 @@ class Trainer:
             raise ValueError('No validation split is configured.')
         was_training = self.model.training
         segmenter = Segmenter(self.model, self.metadata(), device=self.device,
-                              input_size=self.config.val_size or None, half=False)
+                              input_size=self.config.val_size or None, half=False,
+                              backend='torch')
         try:
             return evaluate(segmenter, samples)
         finally:
