@@ -10,21 +10,16 @@ import numpy as np
 import yaml
 
 from deeplab_ros.core.assets import shared_path
+from deeplab_ros.core.geometry import PinholeIntrinsics
 
 FRAME_NUMBERS = (1, 2, 3, 4, 5)
 
 
 @dataclass(frozen=True)
-class RgbdCamera:
-    """camera.yaml of the RGB-D frames."""
+class RgbdCamera(PinholeIntrinsics):
+    """camera.yaml of the RGB-D frames: the pinhole intrinsics and the depth scale."""
 
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-    depth_scale: float
+    depth_scale: float = 1000.0
 
 
 @dataclass(frozen=True)

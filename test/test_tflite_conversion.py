@@ -11,7 +11,8 @@ import torch
 
 from deeplab_ros.core.assets import MissingAssetError, SHARED_ENV
 from deeplab_ros.core.checkpoint import read_checkpoint
-from deeplab_ros.core.pretrained import available_pretrained, pretrained_checkpoint
+from deeplab_ros.core.pretrained import (
+    available_pretrained, DEFAULT_PRETRAINED, PRETRAINED, pretrained_checkpoint)
 from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
 
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
@@ -79,7 +80,7 @@ def test_missing_shared_weights_say_where_and_how(tmp_path: Path, monkeypatch) -
     monkeypatch.setenv('DEEPLAB_ROS_CACHE', str(tmp_path / 'cache'))
     with pytest.raises(MissingAssetError, match=str(tmp_path / 'weights')) as raised:
         pretrained_checkpoint(allow_download=False)
-    assert 'https://storage.googleapis.com/' in str(raised.value)  # where to get it
+    assert PRETRAINED[DEFAULT_PRETRAINED].url in str(raised.value)  # where to get it
 
 
 def test_a_file_that_is_not_tflite_is_refused(tmp_path: Path) -> None:
