@@ -127,7 +127,10 @@ def _independent_points(depth_mm: np.ndarray, camera: RgbdCamera, scale: float =
 
 
 def _ignored(label_info: LabelInfo) -> set[int]:
-    return {c.class_id for c in label_info.class_map if c.class_name == 'background'}
+    """The default ``detections_ignore_classes``: class 0 (background / other), by its id."""
+    ids = {c.class_id for c in label_info.class_map}
+    assert 0 in ids, ids
+    return {0}
 
 
 def _components(labels: np.ndarray, ignored: set[int], min_area: int) -> list[tuple]:

@@ -110,9 +110,10 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('detections_min_area_fraction', 0.001,
                   'Smallest region, as a fraction of the frame, in segmentation/detections. '
                   'Live.', live=True, minimum=0.0, maximum=1.0),
-    ParameterSpec('detections_ignore_classes', ['background'],
-                  'Classes (names or ids) that never form detections, e.g. background, wall, '
-                  'floor. Live.', live=True, type=ParameterType.PARAMETER_STRING_ARRAY),
+    ParameterSpec('detections_ignore_classes', ['0'],
+                  'Classes (names or ids) that never form detections, e.g. 0 (background or '
+                  'other in the pretrained models), wall, floor. Live.', live=True,
+                  type=ParameterType.PARAMETER_STRING_ARRAY),
     ParameterSpec('detections_box_percentile', 5.0,
                   '3D boxes span the P-th to (100-P)-th percentile of a region\'s points on '
                   'each axis (0 = full extent). Live.', live=True, minimum=0.0, maximum=49.0),
@@ -199,7 +200,7 @@ class LiveSettings:
     points_stride: int = 1
     points_classes: tuple[str, ...] = ()
     detections_min_area_fraction: float = 0.001
-    detections_ignore_classes: tuple[str, ...] = ('background',)
+    detections_ignore_classes: tuple[str, ...] = ('0',)
     detections_box_percentile: float = 5.0
 
     @classmethod
