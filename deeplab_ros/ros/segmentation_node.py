@@ -23,12 +23,13 @@ from collections import deque
 import copy
 import ctypes
 from dataclasses import dataclass, field
+import functools
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import rclpy
@@ -56,6 +57,8 @@ from deeplab_ros.ros.spatial_outputs import (
 from deeplab_ros.ros.statistics import BAD_INPUT_WINDOW_S, NodeStatistics
 
 NODE_NAME = 'deeplab_segmentation'
+#: A lifecycle transition callback of the node.
+Transition = Callable[[Any, LifecycleState], TransitionCallbackReturn]
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -113,6 +116,29 @@ class CameraStream:
         return f'{self.prefix}{suffix}'
 
 
+def _transition(name: str, *, release_on_failure: bool = False,
+                result_on_error: TransitionCallbackReturn = TransitionCallbackReturn.FAILURE
+                ) -> Callable[[Transition], Transition]:
+    """Guard a lifecycle transition callback.
+
+    rclpy turns an exception raised in a transition into ERROR without logging it; a guarded
+    callback logs the cause instead and returns ``result_on_error`` (FAILURE: the node stays
+    in its state), releasing the model and endpoints first when ``release_on_failure``.
+    """
+    def wrap(method: Transition) -> Transition:
+        @functools.wraps(method)
+        def guarded(node: 'SegmentationNode', state: LifecycleState) -> TransitionCallbackReturn:
+            try:
+                return method(node, state)
+            except Exception as error:  # noqa: BLE001 - rclpy would swallow it silently
+                node.get_logger().error(f'{name} failed: {type(error).__name__}: {error}')
+                if release_on_failure:
+                    node._release()  # noqa: SLF001 - the node's own teardown
+                return result_on_error
+        return guarded
+    return wrap
+
+
 class SegmentationNode(LifecycleNode):
     """Managed node running a DeepLab segmenter on one or more camera streams."""
 
@@ -153,14 +179,10 @@ class SegmentationNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- lifecycle
+    @_transition('configure', release_on_failure=True)
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Build and warm up the model, create publishers."""
-        try:
-            return self._configure()
-        except Exception as error:  # noqa: BLE001 - rclpy would swallow it silently
-            self.get_logger().error(f'configure failed: {type(error).__name__}: {error}')
-            self._release()
-            return TransitionCallbackReturn.FAILURE
+        return self._configure()
 
     def _configure(self) -> TransitionCallbackReturn:
         from deeplab_ros.core.assets import MissingAssetError
@@ -229,75 +251,64 @@ class SegmentationNode(LifecycleNode):
                     f'cameras {[c.name or "(default)" for c in self._cameras]}')
         return TransitionCallbackReturn.SUCCESS
 
+    @_transition('activate')
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe, publish the label info and start the inference worker."""
-        try:
-            result = super().on_activate(state)
-            overriding = QoSOverridingOptions.with_default_policies()
-            compressed = self._configured_model.get('input_transport') == 'compressed'
-            for camera in self._cameras:
-                if compressed:
-                    # image_transport's naming: the resolved (remapped) base topic + suffix.
-                    image = self.create_subscription(
-                        CompressedImage,
-                        self.resolve_topic_name(camera.topic('image')) + '/compressed',
-                        lambda msg, cam=camera: self._on_compressed(cam, msg),
-                        own_qos(qos_profile_sensor_data), qos_overriding_options=overriding)
-                else:
-                    image = self.create_subscription(
-                        Image, camera.topic('image'),
-                        lambda msg, cam=camera: self._on_image(cam, msg),
-                        own_qos(qos_profile_sensor_data), qos_overriding_options=overriding)
-                camera.subscriptions = [
-                    image,
-                    self.create_subscription(
-                        CameraInfo, camera.topic('camera_info'),
-                        lambda msg, cam=camera: self._on_camera_info(cam, msg),
-                        own_qos(qos_profile_sensor_data)),
-                ]
-                if camera.depth is not None:
-                    camera.subscriptions.append(self.create_subscription(
-                        Image, camera.topic('depth'),
-                        lambda msg, cam=camera: self._on_depth(cam, msg),
-                        own_qos(qos_profile_sensor_data), qos_overriding_options=overriding))
-                header = Header(stamp=self.get_clock().now().to_msg())
-                camera.publishers['label_info'].publish(label_info(
-                    header, self._segmenter.labels, self._live.presence_min_fraction))
-            self._running = True
-            self._activated_at = time.monotonic()
-            self._worker = threading.Thread(target=self._work, name='deeplab_inference',
-                                            daemon=True)
-            self._worker.start()
-            return result
-        except Exception as error:  # noqa: BLE001
-            self.get_logger().error(f'activate failed: {type(error).__name__}: {error}')
-            return TransitionCallbackReturn.FAILURE
+        result = super().on_activate(state)
+        overriding = QoSOverridingOptions.with_default_policies()
+        compressed = self._configured_model.get('input_transport') == 'compressed'
+        for camera in self._cameras:
+            if compressed:
+                # image_transport's naming: the resolved (remapped) base topic + suffix.
+                image = self.create_subscription(
+                    CompressedImage,
+                    self.resolve_topic_name(camera.topic('image')) + '/compressed',
+                    lambda msg, cam=camera: self._on_compressed(cam, msg),
+                    own_qos(qos_profile_sensor_data), qos_overriding_options=overriding)
+            else:
+                image = self.create_subscription(
+                    Image, camera.topic('image'),
+                    lambda msg, cam=camera: self._on_image(cam, msg),
+                    own_qos(qos_profile_sensor_data), qos_overriding_options=overriding)
+            camera.subscriptions = [
+                image,
+                self.create_subscription(
+                    CameraInfo, camera.topic('camera_info'),
+                    lambda msg, cam=camera: self._on_camera_info(cam, msg),
+                    own_qos(qos_profile_sensor_data)),
+            ]
+            if camera.depth is not None:
+                camera.subscriptions.append(self.create_subscription(
+                    Image, camera.topic('depth'),
+                    lambda msg, cam=camera: self._on_depth(cam, msg),
+                    own_qos(qos_profile_sensor_data), qos_overriding_options=overriding))
+            header = Header(stamp=self.get_clock().now().to_msg())
+            camera.publishers['label_info'].publish(label_info(
+                header, self._segmenter.labels, self._live.presence_min_fraction))
+        self._running = True
+        self._activated_at = time.monotonic()
+        self._worker = threading.Thread(target=self._work, name='deeplab_inference',
+                                        daemon=True)
+        self._worker.start()
+        return result
 
+    @_transition('deactivate')
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop the worker and unsubscribe; nothing is published while inactive."""
-        try:
-            self._stop_worker()
-            self._unsubscribe()
-            return super().on_deactivate(state)
-        except Exception as error:  # noqa: BLE001
-            self.get_logger().error(f'deactivate failed: {type(error).__name__}: {error}')
-            return TransitionCallbackReturn.FAILURE
+        self._stop_worker()
+        self._unsubscribe()
+        return super().on_deactivate(state)
 
+    @_transition('cleanup')
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release the model (and GPU memory) and the publishers."""
-        try:
-            self._release()
-            return TransitionCallbackReturn.SUCCESS
-        except Exception as error:  # noqa: BLE001
-            self.get_logger().error(f'cleanup failed: {type(error).__name__}: {error}')
-            return TransitionCallbackReturn.FAILURE
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
 
+    @_transition('shutdown cleanup', result_on_error=TransitionCallbackReturn.SUCCESS)
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release everything, from any state."""
-        try:
-            self._release()
-        except Exception as error:  # noqa: BLE001
-            self.get_logger().error(f'shutdown cleanup failed: {error}')
+        self._release()
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -307,6 +318,16 @@ class SegmentationNode(LifecycleNode):
         except WorkerStuckError:
             return TransitionCallbackReturn.FAILURE  # logged; cannot recover safely
         return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        """Stop the worker and release the model and endpoints, then destroy the node.
+
+        Raises:
+            WorkerStuckError: the worker did not finish its batch; the node is left alone
+                rather than destroyed under it.
+        """
+        self._release()
+        super().destroy_node()
 
     def _unsubscribe(self) -> None:
         for camera in self._cameras:
@@ -675,14 +696,13 @@ def main(args: list[str] | None = None) -> int:
         pass
     finally:
         _ignore_further_interrupts()
-        try:
-            node._release()  # noqa: SLF001 - stop the worker before the context goes away
-        except WorkerStuckError:
-            # Logged. Destroying the node or the context under the running worker would race
-            # it: leave both to the process exit.
-            return 1
         executor.remove_node(node)
-        node.destroy_node()
+        try:
+            node.destroy_node()
+        except WorkerStuckError:
+            # Logged. Destroying the context under the running worker would race it: leave
+            # it to the process exit.
+            return 1
         rclpy.try_shutdown()
         _ignore_further_interrupts()  # rclpy's shutdown restored the previous handler
     return 0
