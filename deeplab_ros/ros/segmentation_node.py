@@ -565,7 +565,8 @@ class SegmentationNode(LifecycleNode):
                          wanted: list[str]) -> None:
         """Match the frame's depth and publish the wanted spatial outputs."""
         depth = None
-        if camera.depth is not None:
+        # Depth is matched (and a late one waited for) only when a 3D output is subscribed.
+        if camera.depth is not None and ('points' in wanted or 'detections_3d' in wanted):
             tolerance_ns = int(self._live.depth_tolerance * 1e9)
             # Wait for a late depth image, unless the depth stream has gone quiet.
             silent = camera.depth.silent_for()
@@ -579,7 +580,7 @@ class SegmentationNode(LifecycleNode):
                     f'{self.resolve_topic_name(camera.topic("depth"))} '
                     f'({self._stats.depth_unmatched} unmatched frames so far)',
                     throttle_duration_sec=ERROR_THROTTLE_SECONDS)
-            elif 'points' in wanted or 'detections_3d' in wanted:
+            else:
                 try:
                     depth = depth_for_frame(message, camera.camera_info, result.labels.shape)
                 except DepthInputError as error:
