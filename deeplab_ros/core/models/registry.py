@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 import torch
 
+from deeplab_ros.core.errors import InvalidSettingError
+
 ModelBuilder = Callable[..., torch.nn.Module]
 
 
@@ -36,12 +38,14 @@ def register_model(name: str, *, output_strides: tuple[int, ...] = (8, 16),
 
 
 def model_spec(name: str) -> ModelSpec:
-    """Return the spec of a registered variant (ValueError listing the variants otherwise)."""
+    """Return the spec of a registered variant (:class:`InvalidSettingError` listing the
+    variants otherwise)."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f'Unknown model variant {name!r}. Available: '
-                         f'{", ".join(available_models())}.') from None
+        raise InvalidSettingError(f'Unknown model variant {name!r}. Available: '
+                                  f'{", ".join(available_models())}.',
+                                  setting='variant') from None
 
 
 def build_model(name: str, *, num_classes: int = 21, output_stride: int = 16,
@@ -59,8 +63,9 @@ def build_model(name: str, *, num_classes: int = 21, output_stride: int = 16,
         raise ValueError(f'num_classes must be positive, got {num_classes}.')
     if output_stride not in spec.output_strides:
         choices = ' or '.join(str(stride) for stride in spec.output_strides)
-        raise ValueError(f'output_stride {output_stride} not supported by {name!r} '
-                         f'(choose {choices}).')
+        raise InvalidSettingError(
+            f'output_stride {output_stride} not supported by {name!r} (choose {choices}).',
+            setting='output_stride')
     return spec.builder(num_classes=num_classes, output_stride=output_stride, **options)
 
 
