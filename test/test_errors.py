@@ -44,21 +44,16 @@ CONFIGURATION_ERRORS = (
 INPUT_ERRORS = (FrameError, IntrinsicsError, ImageDecodeError, DepthInputError)
 
 
-@pytest.mark.parametrize('error_class', CONFIGURATION_ERRORS, ids=lambda c: c.__name__)
-def test_each_configuration_error_is_caught_by_its_base(error_class: type) -> None:
+@pytest.mark.parametrize('error_class, base', [
+    *((error_class, ConfigurationError) for error_class in CONFIGURATION_ERRORS),
+    *((error_class, InputError) for error_class in INPUT_ERRORS),
+], ids=lambda item: item.__name__)
+def test_each_error_is_caught_by_its_base_and_only_by_it(error_class: type, base: type) -> None:
     arguments = ('bad_depth', 'data', 'why') if error_class is DepthInputError else ('why',)
-    with pytest.raises(ConfigurationError, match='why'):
+    with pytest.raises(base, match='why'):
         raise error_class(*arguments)
-    assert not issubclass(error_class, InputError)
-
-
-@pytest.mark.parametrize('error_class', INPUT_ERRORS, ids=lambda c: c.__name__)
-def test_each_input_error_is_caught_by_its_base(error_class: type) -> None:
-    arguments = ('bad_depth', 'data', 'why') if error_class is DepthInputError else ('why',)
-    with pytest.raises(InputError, match='why'):
-        raise error_class(*arguments)
-    assert not issubclass(error_class, ConfigurationError)
-    assert issubclass(error_class, DeeplabRosError)
+    other = InputError if base is ConfigurationError else ConfigurationError
+    assert issubclass(error_class, DeeplabRosError) and not issubclass(error_class, other)
 
 
 @pytest.mark.parametrize('fails, base, setting', [
