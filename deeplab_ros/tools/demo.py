@@ -30,11 +30,11 @@ from rosbags.rosbag2 import Reader
 
 from deeplab_ros.bagtools.config_files import config_file
 from deeplab_ros.bagtools.info import read_messages
+from deeplab_ros.bagtools.typedefs import MessageDefinitionError
 from deeplab_ros.bagtools.writer import add_typed_connection, CAMERA_INFO_TYPE, IMAGE_TYPE
 from deeplab_ros.bagtools.writer import ImageBagSpec, open_writer, write_image_bag
 from deeplab_ros.core.assets import shared_path
 from deeplab_ros.core.backends import BACKEND_HELP, BACKENDS
-from deeplab_ros.core.errors import ConfigurationError
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 PEDESTRIANS = 'data/video/vtest.avi'
@@ -82,7 +82,7 @@ def class_names_from_label_info(output_bag: Path) -> dict[int, str]:
     """``{class id: name}`` from the recorded segmentation/label_info ({} if absent)."""
     try:
         messages = read_messages(output_bag, '/segmentation/label_info')
-    except (KeyError, ConfigurationError):  # no such topic, bag or message type
+    except (KeyError, MessageDefinitionError):  # no such topic or message type
         return {}
     if not messages:
         return {}
