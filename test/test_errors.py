@@ -23,6 +23,7 @@ from deeplab_ros.core.errors import (
     ConfigurationError, DeeplabRosError, InputError, InvalidSettingError)
 from deeplab_ros.core.geometry import IntrinsicsError, PinholeIntrinsics
 from deeplab_ros.core.labels import LabelFileError, resolve_labels, voc_labels
+from deeplab_ros.core.models import build_model
 from deeplab_ros.core.onnx_export import OnnxExportError
 from deeplab_ros.core.postprocess import parse_upsample
 from deeplab_ros.core.preprocess import check_frame, check_input_size, FrameError
@@ -67,12 +68,17 @@ def test_each_error_is_caught_by_its_base_and_only_by_it(error_class: type, base
     (lambda tmp: read_checkpoint(tmp / 'absent.pt'), ConfigurationError, ''),
     (lambda tmp: open_dataset(tmp / 'absent', voc_labels()), ConfigurationError, ''),
     (lambda _: TrainConfig(dataset='d', output_dir='o', lr=0.0), ConfigurationError, 'lr'),
+    (lambda _: build_model('deeplabv3_mobilenetv2', depth_multiplier=0.7), ConfigurationError,
+     'model_options'),
+    (lambda _: build_model('deeplabv3_mobilenetv2', colour=1), ConfigurationError,
+     'model_options'),
     (lambda _: parse_size('640'), ConfigurationError, ''),
     (lambda _: check_frame(np.zeros((4, 4), np.uint8)), InputError, ''),
     (lambda _: PinholeIntrinsics(0.0, 1.0, 1.0, 1.0, 4, 4), InputError, ''),
     (lambda _: decode_image('rgb8', 2, 2, 6, 0, bytes(3)), InputError, ''),
 ], ids=['device', 'backend', 'upsample', 'input_size', 'weights_file', 'pretrained_name',
-        'labels', 'checkpoint', 'dataset', 'training', 'bag_size', 'frame', 'intrinsics',
+        'labels', 'checkpoint', 'dataset', 'training', 'model_option_value',
+        'model_option_name', 'bag_size', 'frame', 'intrinsics',
         'image'])
 def test_real_failures_raise_their_kind_and_name_the_setting(
         fails: Callable[[Path], object], base: type, setting: str, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 
+from deeplab_ros.core.datasets import DatasetError
 from deeplab_ros.core.errors import InvalidSettingError
 
 
@@ -23,9 +24,10 @@ def sample_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 def _check_pair(image: np.ndarray, target: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f'Expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}.')
+        raise DatasetError(f'Expected an HxWx3 uint8 RGB image, got {image.shape} '
+                           f'{image.dtype}.')
     if target.shape != image.shape[:2]:
-        raise ValueError(
+        raise DatasetError(
             f'Image {image.shape[:2]} and label mask {target.shape} differ in size; the mask '
             'must have one class id per image pixel.')
 
