@@ -14,6 +14,7 @@ import torch
 from deeplab_ros.core.backends import (
     BackendUnavailableError, onnxruntime_available, resolve_backend)
 from deeplab_ros.core.checkpoint import CheckpointMetadata, load_model
+from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.models import available_models, build_model, model_spec
 from deeplab_ros.core.onnx_export import (
     cached_onnx, ExportSettings, KEY_PROPERTY, OnnxExportError, read_onnx_metadata)
@@ -45,7 +46,7 @@ def test_auto_is_onnxruntime_on_the_cpu_and_torch_on_request() -> None:
     assert resolve_backend('auto', CPU) == ('onnxruntime', '')
     assert resolve_backend('torch', CPU) == ('torch', '')
     assert resolve_backend('onnxruntime', CPU) == ('onnxruntime', '')
-    with pytest.raises(ValueError, match='Unknown backend'):
+    with pytest.raises(InvalidSettingError, match='Unknown backend'):
         resolve_backend('tensorflow', CPU)
 
 

@@ -13,6 +13,7 @@ from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
 from deeplab_ros.core.assets import shared_path
+from deeplab_ros.core.errors import InputError
 from deeplab_ros.ros.image_codec import (
     decode_image, decode_image_msg, encode_image, encode_mono8, encode_rgb8, ImageDecodeError,
     rgb_to_encoding, SUPPORTED_ENCODINGS)
@@ -203,8 +204,8 @@ def test_malformed_messages_raise_with_the_numbers(fields: tuple, pattern: str) 
         decode_image(*fields)
 
 
-def test_decode_error_is_a_value_error() -> None:
-    assert issubclass(ImageDecodeError, ValueError)
+def test_decode_error_is_an_input_error() -> None:
+    assert issubclass(ImageDecodeError, InputError)
 
 
 def test_vision_msgs_classification_crosses_between_nodes() -> None:

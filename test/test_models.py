@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from deeplab_ros.core.checkpoint import load_model
+from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.models import available_models, build_model
 
 
@@ -29,9 +30,9 @@ def test_registry_lists_every_variant() -> None:
 
 
 def test_unknown_variant_and_stride_are_explained() -> None:
-    with pytest.raises(ValueError, match='Available: .*deeplabv3plus_mobilenetv2'):
+    with pytest.raises(InvalidSettingError, match='Available: .*deeplabv3plus_mobilenetv2'):
         build_model('deeplabv3plus_resnet9000')
-    with pytest.raises(ValueError, match=r'output_stride 32 .*\(choose 8 or 16\)'):
+    with pytest.raises(InvalidSettingError, match=r'output_stride 32 .*\(choose 8 or 16\)'):
         build_model('deeplabv3plus_mobilenetv2', output_stride=32)
 
 

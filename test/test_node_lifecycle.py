@@ -127,6 +127,29 @@ def test_missing_cuda_fails_configure_with_the_reason(harness) -> None:
     assert tester.lifecycle.change('configure')
 
 
+@pytest.mark.parametrize('harness, expected', [
+    ({'labels': '/nonexistent/classes.yaml'}, 'Label file not found: /nonexistent/classes.yaml'),
+    ({'device': 'gpu7'}, "(parameter device): Unknown device 'gpu7'"),
+    ({'input_size': 5}, '(parameter input_size): input_size must be at least 17, got 5'),
+    ({'upsample': 'bicubic'}, '(parameter upsample): upsample must be one of'),
+    ({'backend': 'tensorrt'}, "(parameter backend): Unknown backend 'tensorrt'"),
+    ({'input_transport': 'h264'}, '(parameter input_transport): input_transport must be one'),
+    ({'cameras': ['front', 'front']}, '(parameter cameras): cameras must not repeat a name'),
+], indirect=['harness'], ids=['labels', 'device', 'input_size', 'upsample', 'backend',
+                              'input_transport', 'cameras'])
+def test_each_kind_of_bad_configuration_fails_configure_with_its_message(
+        harness, expected: str, capfd: pytest.CaptureFixture) -> None:
+    """Values from a parameters file or the command line (never validated on set) are
+    checked at configure by the same rules as ``ros2 param set``."""
+    _, tester = harness
+    assert tester.lifecycle.change('configure') is False
+    assert tester.lifecycle.state() == 'unconfigured'
+    logged = capfd.readouterr().err  # the node's own log output (this process)
+    failures = [line for line in logged.splitlines() if 'configure failed' in line]
+    assert len(failures) == 1 and expected in failures[0], logged[-2000:]
+    assert 'Traceback' not in logged
+
+
 def test_runtime_parameters_are_validated_and_applied(harness, frame: np.ndarray) -> None:
     _, tester = harness
     classes = tester.collect('/segmentation/classes', Classification)

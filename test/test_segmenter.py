@@ -11,6 +11,7 @@ import torch
 
 import torch.nn.functional as F
 
+from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.labels import voc_labels
 from deeplab_ros.core.postprocess import resize_nearest
 from deeplab_ros.core.preprocess import FrameError
@@ -158,14 +159,14 @@ def test_label_resize_equals_nearest_exact(source: tuple[int, int],
 
 
 def test_unknown_upsample_mode_is_refused(segmenter: Segmenter) -> None:
-    with pytest.raises(ValueError, match="upsample must be one of .*'labels', 'logits'"):
+    with pytest.raises(InvalidSettingError, match="upsample must be one of .*'labels', 'logits'"):
         Segmenter(segmenter.model, segmenter.metadata, device='cpu', upsample='bicubic')
 
 
 def test_devices() -> None:
     assert resolve_device('cpu').type == 'cpu'
     assert resolve_device('auto').type == ('cuda' if torch.cuda.is_available() else 'cpu')
-    with pytest.raises(ValueError, match='Unknown device'):
+    with pytest.raises(InvalidSettingError, match='Unknown device'):
         resolve_device('tpu')
     if not torch.cuda.is_available():
         with pytest.raises(DeviceUnavailableError, match='CUDA is not available'):

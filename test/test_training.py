@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.training.data import epoch_permutation, EpochBatchSampler
 from deeplab_ros.core.training.schedule import PolyLR
 from deeplab_ros.core.training.transforms import sample_generator, TrainTransform
@@ -415,13 +416,13 @@ def test_bad_settings_are_explained(tiny_dataset, tmp_path: Path) -> None:
     from deeplab_ros.core.training.config import TrainConfig
     from deeplab_ros.core.training.trainer import Trainer
 
-    with pytest.raises(ValueError, match='batch_size must be at least 2'):
+    with pytest.raises(InvalidSettingError, match='batch_size must be at least 2'):
         _config(tiny_dataset, tmp_path, batch_size=1)
-    with pytest.raises(ValueError, match='fewer than one batch'):
+    with pytest.raises(InvalidSettingError, match='fewer than one batch'):
         Trainer(_config(tiny_dataset, tmp_path, init='none', batch_size=64))
-    with pytest.raises(ValueError, match='Unknown --init'):
+    with pytest.raises(InvalidSettingError, match='Unknown initialisation'):
         Trainer(_config(tiny_dataset, tmp_path, init='imagenet'))
-    with pytest.raises(ValueError, match='no pretrained backbone'):
+    with pytest.raises(InvalidSettingError, match='no pretrained backbone'):
         Trainer(_config(tiny_dataset, tmp_path, variant='lraspp_mobilenetv3_large'))
     assert isinstance(TrainConfig.from_dict(_config(tiny_dataset, tmp_path).to_dict()),
                       TrainConfig)

@@ -17,6 +17,7 @@ from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 from rosbags.typesys.store import Typestore
 import yaml
 
+from deeplab_ros.bagtools.sources import BagError
 from deeplab_ros.bagtools.typedefs import ensure_type, typestore
 
 
@@ -76,8 +77,8 @@ def is_ros1_bag(path: str | Path) -> bool:
 
 def _open_reader(path: Path) -> Reader | Rosbag1Reader:
     if not path.exists():
-        raise FileNotFoundError(f'No bag at {path}: give a rosbag2 folder (with metadata.yaml), '
-                                'a .mcap / .db3 file or a ROS 1 .bag file.')
+        raise BagError(f'No bag at {path}: give a rosbag2 folder (with metadata.yaml), '
+                       'a .mcap / .db3 file or a ROS 1 .bag file.')
     return Rosbag1Reader(path) if is_ros1_bag(path) else Reader(path)
 
 

@@ -98,7 +98,7 @@ class BagRecorder:
         try:
             msgdef, rihs01 = message_definition(msgtype)
             message_type = message_class(msgtype)
-        except (MessageDefinitionError, LookupError) as error:
+        except MessageDefinitionError as error:
             self.stats.skipped_topics[topic] = str(error)
             self._node.get_logger().error(f'Not recording {topic}: {error}')
             return

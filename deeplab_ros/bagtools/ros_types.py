@@ -10,6 +10,8 @@ from rclpy.qos import ReliabilityPolicy
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
 from rosbags.interfaces import QosTime
 
+from deeplab_ros.bagtools.typedefs import MessageDefinitionError
+
 _NS_PER_S = 1_000_000_000
 _INFINITE_NS = 2**63 - 1
 
@@ -18,23 +20,26 @@ def message_class(msgtype: str) -> type:
     """Import the rclpy message class of ``'pkg/msg/Name'`` (also accepts ``'pkg/Name'``).
 
     Raises:
-        LookupError: The package is not importable or has no such message.
+        MessageDefinitionError: The package is not importable or has no such message.
     """
     parts = msgtype.split('/')
     if len(parts) == 2:
         parts = [parts[0], 'msg', parts[1]]
     if len(parts) != 3:
-        raise LookupError(f'{msgtype!r} is not a ROS 2 type name like "sensor_msgs/msg/Image".')
+        raise MessageDefinitionError(
+            f'{msgtype!r} is not a ROS 2 type name like "sensor_msgs/msg/Image".')
     package, kind, name = parts
     try:
         module = importlib.import_module(f'{package}.{kind}')
     except ImportError as error:
-        raise LookupError(f'Cannot import {package}.{kind} for {msgtype}: install the '
-                          f'interface package {package} (or source its workspace).') from error
+        raise MessageDefinitionError(
+            f'Cannot import {package}.{kind} for {msgtype}: install the interface package '
+            f'{package} (or source its workspace).') from error
     try:
         return getattr(module, name)
     except AttributeError:
-        raise LookupError(f'{package}.{kind} has no message {name!r} ({msgtype}).') from None
+        raise MessageDefinitionError(
+            f'{package}.{kind} has no message {name!r} ({msgtype}).') from None
 
 
 def type_name(message_type: type) -> str:

@@ -10,8 +10,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from deeplab_ros.core.errors import ConfigurationError
+
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm', '.webp')
 DEFAULT_HORIZONTAL_FOV_DEG = 60.0
+
+
+class BagError(ConfigurationError):
+    """A bag cannot be made, read or played (a source that cannot be read, settings that
+    cannot give a valid bag); the message says which bag or source and why."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ class FrameSource:
         Frames ``first``, ``first + step``, ... of the source, at most ``max_frames`` of them.
         """
         if first < 0 or step < 1:
-            raise ValueError(f'Need first >= 0 and step >= 1, got first={first}, step={step}.')
+            raise BagError(f'Need first >= 0 and step >= 1, got first={first}, step={step}.')
         raw = self._video_frames() if self.kind == 'video' else self._folder_frames()
         taken = 0
         for index, bgr in enumerate(raw):
@@ -46,8 +53,8 @@ class FrameSource:
     def _video_frames(self) -> Iterator[np.ndarray]:
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
-            raise ValueError(f'OpenCV cannot open the video {self.path}: check the file is a '
-                             'video its bundled FFmpeg decodes (mp4/H.264, avi/MJPEG, ...).')
+            raise BagError(f'OpenCV cannot open the video {self.path}: check the file is a '
+                           'video its bundled FFmpeg decodes (mp4/H.264, avi/MJPEG, ...).')
         try:
             while True:
                 ok, bgr = capture.read()
@@ -61,8 +68,8 @@ class FrameSource:
         for path in _image_files(self.path):
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
-                raise ValueError(f'OpenCV cannot read the image {path}; remove it from the '
-                                 'folder or convert it to PNG/JPEG.')
+                raise BagError(f'OpenCV cannot read the image {path}; remove it from the '
+                               'folder or convert it to PNG/JPEG.')
             yield bgr
 
 
@@ -76,23 +83,23 @@ def open_frame_source(path: str | Path) -> FrameSource:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: The video cannot be decoded or the folder holds no images.
+        BagError: The video cannot be decoded or the folder holds no images.
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f'No video or image folder at {path}: give the path of a video '
-                                'file (e.g. .mp4, .avi) or of a folder of images.')
+        raise BagError(f'No video or image folder at {path}: give the path of a video '
+                       'file (e.g. .mp4, .avi) or of a folder of images.')
     if path.is_dir():
         files = _image_files(path)
         if not files:
-            raise ValueError(f'The folder {path} holds no images (looked for '
-                             f'{", ".join(IMAGE_SUFFIXES)}).')
+            raise BagError(f'The folder {path} holds no images (looked for '
+                           f'{", ".join(IMAGE_SUFFIXES)}).')
         return FrameSource(path=path, kind='folder', native_rate=None, frame_count=len(files))
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
-            raise ValueError(f'OpenCV cannot open the video {path}: check the file is a video '
-                             'its bundled FFmpeg decodes (mp4/H.264, avi/MJPEG, ...).')
+            raise BagError(f'OpenCV cannot open the video {path}: check the file is a video '
+                           'its bundled FFmpeg decodes (mp4/H.264, avi/MJPEG, ...).')
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     finally:
@@ -111,7 +118,7 @@ def pinhole_intrinsics(width: int, height: int,
     ``horizontal_fov_deg`` across the width (60 degrees: a typical webcam / dashcam).
     """
     if width <= 0 or height <= 0:
-        raise ValueError(f'Image size must be positive, got {width}x{height}.')
+        raise BagError(f'Image size must be positive, got {width}x{height}.')
     focal = 0.5 * width / math.tan(math.radians(horizontal_fov_deg) / 2.0)
     cx = (width - 1) / 2.0
     cy = (height - 1) / 2.0
@@ -124,9 +131,9 @@ def parse_size(text: str) -> tuple[int, int]:
         width_text, height_text = text.lower().split('x')
         width, height = int(width_text), int(height_text)
     except ValueError:
-        raise ValueError(f'Size {text!r} is not WIDTHxHEIGHT (e.g. 640x360).') from None
+        raise BagError(f'Size {text!r} is not WIDTHxHEIGHT (e.g. 640x360).') from None
     if width <= 0 or height <= 0:
-        raise ValueError(f'Size {text!r} must have a positive width and height.')
+        raise BagError(f'Size {text!r} must have a positive width and height.')
     return width, height
 
 
@@ -157,8 +164,8 @@ class RgbdSource:
             bgr = cv2.imread(str(color_path), cv2.IMREAD_COLOR)
             depth = cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED)
             if bgr is None or depth is None or depth.dtype != np.uint16 or depth.ndim != 2:
-                raise ValueError(f'Cannot read {color_path} as colour and {depth_path} as a '
-                                 'uint16 depth image.')
+                raise BagError(f'Cannot read {color_path} as colour and {depth_path} as a '
+                               'uint16 depth image.')
             matrix = self.camera_matrix
             if resize is not None and (bgr.shape[1], bgr.shape[0]) != resize:
                 scale_x, scale_y = resize[0] / bgr.shape[1], resize[1] / bgr.shape[0]
@@ -180,26 +187,26 @@ def open_rgbd_source(path: str | Path) -> RgbdSource:
     """Open an RGB-D folder; frames pair ``color/N.*`` with ``depth/N.*`` by file stem.
 
     Raises:
-        ValueError: Not an RGB-D folder, camera.yaml incomplete, or no pairs.
+        BagError: Not an RGB-D folder, camera.yaml incomplete, or no pairs.
     """
     import yaml  # noqa: PLC0415
 
     path = Path(path)
     if not is_rgbd_folder(path):
-        raise ValueError(f'{path} is not an RGB-D folder (color/, depth/ and '
-                         f'{RGBD_CAMERA_FILE}).')
+        raise BagError(f'{path} is not an RGB-D folder (color/, depth/ and '
+                       f'{RGBD_CAMERA_FILE}).')
     values = yaml.safe_load((path / RGBD_CAMERA_FILE).read_text()) or {}
     try:
         fx, fy, cx, cy = (float(values[key]) for key in ('fx', 'fy', 'cx', 'cy'))
         width, height = int(values['width']), int(values['height'])
     except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f'{path / RGBD_CAMERA_FILE} needs fx, fy, cx, cy, width and height: '
-                         f'{error}') from None
+        raise BagError(f'{path / RGBD_CAMERA_FILE} needs fx, fy, cx, cy, width and height: '
+                       f'{error}') from None
     depth_by_stem = {p.stem: p for p in _image_files(path / 'depth')}
     colour = [p for p in _image_files(path / 'color') if p.stem in depth_by_stem]
     colour.sort(key=lambda p: (int(p.stem) if p.stem.isdigit() else 0, p.stem))
     if not colour:
-        raise ValueError(f'{path} has no colour/depth pairs with matching names.')
+        raise BagError(f'{path} has no colour/depth pairs with matching names.')
     return RgbdSource(path=path, camera_matrix=(fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0),
                       width=width, height=height,
                       pairs=tuple((p, depth_by_stem[p.stem]) for p in colour))

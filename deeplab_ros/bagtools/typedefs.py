@@ -17,12 +17,14 @@ from rosbags.interfaces import Nodetype
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 from rosbags.typesys.store import Typestore
 
+from deeplab_ros.core.errors import ConfigurationError
+
 
 _MAX_NESTING = 16
 
 
-class MessageDefinitionError(LookupError):
-    """A message type's definition could not be found."""
+class MessageDefinitionError(ConfigurationError):
+    """A message type's definition (or its rclpy class) could not be found."""
 
 
 def interface_search_paths() -> list[Path]:

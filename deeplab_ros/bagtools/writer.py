@@ -20,8 +20,8 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.interfaces import QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from deeplab_ros.bagtools.sources import (
-    is_rgbd_folder, open_frame_source, open_rgbd_source, pinhole_intrinsics)
+from deeplab_ros.bagtools.sources import (  # noqa: F401 - BagError is raised from here too
+    BagError, is_rgbd_folder, open_frame_source, open_rgbd_source, pinhole_intrinsics)
 from deeplab_ros.bagtools.typedefs import message_definition, typestore
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
@@ -38,10 +38,6 @@ RELIABLE_QOS = Qos(history=QosHistory.KEEP_LAST, depth=10, reliability=QosReliab
                    durability=QosDurability.VOLATILE, deadline=_INFINITE, lifespan=_INFINITE,
                    liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=_INFINITE,
                    avoid_ros_namespace_conventions=False)
-
-
-class BagError(ValueError):
-    """A bag cannot be written, read or played; the message says which bag and why."""
 
 
 @dataclass(frozen=True)
@@ -231,7 +227,7 @@ def write_image_bag(spec: ImageBagSpec,
 
     Raises:
         BagError: Invalid settings or no frames could be read.
-        FileNotFoundError / ValueError: The source is missing or unreadable.
+        BagError: The source is missing or unreadable.
     """
     spec.validate()
     paths = [source] if isinstance(source, (str, Path)) else list(source)

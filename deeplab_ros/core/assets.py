@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from deeplab_ros.core.errors import ConfigurationError
+
 SHARED_ENV = 'DEEPLAB_ROS_SHARED'
 CACHE_ENV = 'DEEPLAB_ROS_CACHE'
 WEIGHTS_PATH_ENV = 'DEEPLAB_ROS_WEIGHTS_PATH'
@@ -31,7 +33,7 @@ GOOGLE_RELEASES_HINT = (
 )
 
 
-class MissingAssetError(FileNotFoundError):
+class MissingAssetError(ConfigurationError):
     """A shared asset (weights, image, video) is not where it is looked for."""
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from deeplab_ros.core.checkpoint import CheckpointMetadata
+from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
 from deeplab_ros.core.onnx_export import (
     cached_onnx, ExportSettings, INPUT_NAME, OUTPUT_NAME)
 
@@ -42,7 +43,7 @@ ONNXRUNTIME_INSTALL_HINT = (
 _fallback_reported = False
 
 
-class BackendUnavailableError(RuntimeError):
+class BackendUnavailableError(ConfigurationError):
     """The requested backend (or one of its providers) is not installed here."""
 
 
@@ -72,16 +73,27 @@ def onnxruntime_available() -> bool:
     return True
 
 
+def parse_backend(spec: str) -> str:
+    """The backend setting normalised: one of :data:`BACKENDS` ('' means ``'auto'``).
+
+    Raises:
+        InvalidSettingError: ``spec`` is none of them.
+    """
+    text = (spec or 'auto').strip().lower()
+    if text not in BACKENDS:
+        raise InvalidSettingError(f'Unknown backend {spec!r}: use {", ".join(BACKENDS)}.',
+                                  setting='backend')
+    return text
+
+
 def resolve_backend(spec: str, device: torch.device) -> tuple[str, str]:
     """The backend to use for ``spec`` on ``device``, and a note when ``auto`` fell back.
 
     Raises:
-        ValueError: ``spec`` is not one of :data:`BACKENDS`.
+        InvalidSettingError: ``spec`` is not one of :data:`BACKENDS`.
         BackendUnavailableError: ``onnxruntime`` was asked for and is not installed.
     """
-    text = (spec or 'auto').strip().lower()
-    if text not in BACKENDS:
-        raise ValueError(f'Unknown backend {spec!r}: use {", ".join(BACKENDS)}.')
+    text = parse_backend(spec)
     if text == 'torch':
         return 'torch', ''
     available = onnxruntime_available()
@@ -89,7 +101,8 @@ def resolve_backend(spec: str, device: torch.device) -> tuple[str, str]:
         if not available:
             raise BackendUnavailableError(
                 f'backend "onnxruntime" was requested but onnxruntime is not installed; '
-                f'{ONNXRUNTIME_INSTALL_HINT} (or use backend "torch" or "auto").')
+                f'{ONNXRUNTIME_INSTALL_HINT} (or use backend "torch" or "auto").',
+                setting='backend')
         return 'onnxruntime', ''
     if device.type != 'cpu':
         return 'torch', ''
@@ -173,7 +186,7 @@ def execution_providers(device: torch.device, half: bool, max_batch: int, input_
         raise BackendUnavailableError(
             f'backend "onnxruntime" on {device} needs a GPU build of onnxruntime (providers '
             f'here: {", ".join(sorted(available))}); install onnxruntime-gpu, or use backend '
-            '"torch".')
+            '"torch".', setting='backend')
     return providers + [cpu]
 
 

@@ -18,6 +18,7 @@ import zipfile
 
 import torch
 
+from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
 from deeplab_ros.core.labels import labels_from_names, LabelSet, voc_labels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -25,7 +26,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _LISTED = 10
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ConfigurationError):
     """A checkpoint cannot be used; the message names the file and the problem."""
 
 
@@ -295,7 +296,7 @@ def load_model(path: str | Path, *, variant: str | None = None, num_classes: int
     try:
         model = build_model(metadata.variant, num_classes=metadata.num_classes,
                             output_stride=metadata.output_stride, **metadata.model_options)
-    except (ValueError, TypeError) as error:
+    except (InvalidSettingError, ValueError, TypeError) as error:
         raise CheckpointError(f'{path}: cannot build the model: {error}') from error
     try:
         load_state_dict_strict(model, state, source=str(path))

@@ -22,10 +22,11 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from deeplab_ros.core.errors import ConfigurationError
 from deeplab_ros.core.labels import decode_color_mask, LabelSet
 
 
-class DatasetError(ValueError):
+class DatasetError(ConfigurationError):
     """A dataset folder is missing or not laid out as expected."""
 
 

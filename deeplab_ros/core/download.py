@@ -11,13 +11,15 @@ from typing import Callable, IO
 import urllib.error
 import urllib.request
 
+from deeplab_ros.core.errors import ConfigurationError
+
 _CHUNK = 1 << 16
 
 #: Called with (bytes received, total bytes or 0 when unknown).
 ProgressCallback = Callable[[int, int], None]
 
 
-class DownloadError(OSError):
+class DownloadError(ConfigurationError):
     """A download failed (network, HTTP status, size or checksum); nothing was kept."""
 
 

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from deeplab_ros.core.datasets import DatasetError
 from deeplab_ros.core.metrics import ConfusionMatrix
 from deeplab_ros.core.segmenter import SegmentationResult, Segmenter
 
@@ -57,15 +58,15 @@ def evaluate(segmenter: Segmenter, samples: Iterable[LabelledImage], *,
             matrix of that image alone (for per-image reports).
 
     Raises:
-        ValueError: A mask does not match its image, or there are no samples.
+        DatasetError: A mask does not match its image, or there are no samples.
     """
     labels = segmenter.labels
     total = ConfusionMatrix(segmenter.num_classes, labels.ignore_index)
     count = 0
     for sample in samples:
         if sample.target.shape != sample.image_rgb.shape[:2]:
-            raise ValueError(f'{sample.name}: mask {sample.target.shape} does not match image '
-                             f'{sample.image_rgb.shape[:2]}')
+            raise DatasetError(f'{sample.name}: mask {sample.target.shape} does not match image '
+                               f'{sample.image_rgb.shape[:2]}')
         result = segmenter.segment(sample.image_rgb, overlay=overlay)
         total.update(result.labels, sample.target)
         if on_image is not None:
@@ -74,6 +75,6 @@ def evaluate(segmenter: Segmenter, samples: Iterable[LabelledImage], *,
             on_image(sample, result, single)
         count += 1
     if count == 0:
-        raise ValueError('Scoring needs at least one labelled image; the set is empty.')
+        raise DatasetError('Scoring needs at least one labelled image; the set is empty.')
     return EvaluationResult(float(total.mean_iou()), float(total.pixel_accuracy()),
                             tuple(float(value) for value in total.iou()), count, total)

@@ -17,13 +17,15 @@ from typing import Iterable
 
 import numpy as np
 
+from deeplab_ros.core.errors import InputError
+
 #: Fields of a labelled point: what :func:`labelled_points` returns and PointCloud2 carries.
 POINT_DTYPE = np.dtype({'names': ['x', 'y', 'z', 'rgb', 'label'],
                         'formats': ['<f4', '<f4', '<f4', '<f4', 'u1'],
                         'offsets': [0, 4, 8, 12, 16], 'itemsize': 20})
 
 
-class IntrinsicsError(ValueError):
+class IntrinsicsError(InputError):
     """Camera intrinsics that cannot back-project (zero focal length, no size, ...)."""
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from deeplab_ros.core.errors import ConfigurationError
+
 VOC_CLASS_NAMES: tuple[str, ...] = (
     'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
     'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
@@ -81,7 +83,7 @@ def voc_palette(count: int = 256) -> tuple[tuple[int, int, int], ...]:
     return tuple(colors)
 
 
-class LabelFileError(ValueError):
+class LabelFileError(ConfigurationError):
     """A custom label file is missing or malformed."""
 
 

@@ -27,6 +27,7 @@ import warnings
 import torch
 
 from deeplab_ros.core.checkpoint import CheckpointMetadata
+from deeplab_ros.core.errors import ConfigurationError
 
 ONNX_OPSET = 17
 INPUT_NAME = 'input'
@@ -38,7 +39,7 @@ DIGEST_PROPERTY = 'deeplab_ros.graph_sha256'
 ONNX_INSTALL_HINT = 'install ONNX support with: pip install onnx onnxruntime'
 
 
-class OnnxExportError(RuntimeError):
+class OnnxExportError(ConfigurationError):
     """The model cannot be exported, or the ``onnx`` package is missing."""
 
 

@@ -22,9 +22,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.preprocess import Placement
 
 UPSAMPLE_MODES = ('labels', 'logits')
+
+
+def parse_upsample(mode: str) -> str:
+    """The upsampling setting, checked: one of :data:`UPSAMPLE_MODES`.
+
+    Raises:
+        InvalidSettingError: ``mode`` is not one of them.
+    """
+    if mode not in UPSAMPLE_MODES:
+        raise InvalidSettingError(f'upsample must be one of {UPSAMPLE_MODES}, got {mode!r}',
+                                  setting='upsample')
+    return mode
 
 
 def labels_and_confidence(logits: torch.Tensor, place: Placement, *, upsample: str = 'labels',
@@ -38,8 +51,7 @@ def labels_and_confidence(logits: torch.Tensor, place: Placement, *, upsample: s
         upsample: ``'labels'`` or ``'logits'`` (see module docstring).
         confidence: Also return the top-class probability x 255.
     """
-    if upsample not in UPSAMPLE_MODES:
-        raise ValueError(f'upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}')
+    parse_upsample(upsample)
     region = logits[:, :place.height, :place.width].unsqueeze(0)
     full_size = (place.frame_height, place.frame_width)
     resize_needed = (place.height, place.width) != full_size

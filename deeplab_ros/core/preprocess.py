@@ -16,8 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deeplab_ros.core.errors import InputError, InvalidSettingError
 
-class FrameError(ValueError):
+#: Smallest square network input side (pixels) the models accept.
+MIN_INPUT_SIZE = 17
+
+
+class FrameError(InputError):
     """A frame is not an HxWx3 uint8 image."""
 
 
@@ -42,6 +47,18 @@ def check_frame(frame: np.ndarray) -> None:
         raise FrameError(f'empty frame of shape {tuple(frame.shape)}')
 
 
+def check_input_size(input_size: int) -> int:
+    """The network input side, checked: at least :data:`MIN_INPUT_SIZE` pixels.
+
+    Raises:
+        InvalidSettingError: ``input_size`` is smaller.
+    """
+    if int(input_size) < MIN_INPUT_SIZE:
+        raise InvalidSettingError(f'input_size must be at least {MIN_INPUT_SIZE}, got '
+                                  f'{input_size}', setting='input_size')
+    return int(input_size)
+
+
 def placement_for(height: int, width: int, input_size: int) -> Placement:
     """Aspect-preserving placement of a ``height`` x ``width`` frame in the square input."""
     scale = input_size / max(height, width)
@@ -63,9 +80,7 @@ class Preprocessor:
     def __init__(self, input_size: int, mean: Sequence[float], std: Sequence[float],
                  device: torch.device, dtype: torch.dtype = torch.float32,
                  channels_last: bool = False) -> None:
-        if input_size < 17:
-            raise ValueError(f'input_size must be at least 17, got {input_size}')
-        self.input_size = input_size
+        self.input_size = check_input_size(input_size)
         self.device = device
         self.dtype = dtype
         self.channels_last = channels_last

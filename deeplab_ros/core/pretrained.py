@@ -31,6 +31,7 @@ from deeplab_ros.core.assets import cache_dir, MissingAssetError, shared_dir, \
 from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from deeplab_ros.core.download import download, DownloadError, ProgressCallback, sha256_of, \
     text_progress
+from deeplab_ros.core.errors import InvalidSettingError
 
 TFLITE_CONVERTER = 'deeplab_ros.core.tflite_convert:convert_tflite'
 _TF_GPU_MODELS = 'https://storage.googleapis.com/download.tensorflow.org/models/tflite/gpu/'
@@ -119,10 +120,11 @@ def available_pretrained() -> tuple[str, ...]:
 
 
 def pretrained_spec(name: str) -> PretrainedSpec:
-    """The registry row of ``name``; :class:`ValueError` listing the names if unknown."""
+    """The registry row of ``name``; :class:`InvalidSettingError` listing the names if
+    unknown."""
     if name not in PRETRAINED:
-        raise ValueError(f'Unknown pretrained model {name!r}. Available: '
-                         f'{", ".join(PRETRAINED)}.')
+        raise InvalidSettingError(f'Unknown pretrained model {name!r}. Available: '
+                                  f'{", ".join(PRETRAINED)}.', setting='weights')
     return PRETRAINED[name]
 
 
@@ -186,11 +188,12 @@ def pretrained_checkpoint(name: str = DEFAULT_PRETRAINED, *, allow_download: boo
                           progress: ProgressCallback | None = None) -> Path:
     """Return the converted checkpoint of a pretrained model, preparing it on first use.
 
-    Raises:
-        ValueError: ``name`` is not a pretrained model.
-        CheckpointError: a source file found locally is not the published one (sha256).
     Args:
         progress: Download progress callback (default: a progress bar on stderr).
+
+    Raises:
+        InvalidSettingError: ``name`` is not a pretrained model.
+        CheckpointError: a source file found locally is not the published one (sha256).
         MissingAssetError: not cached, no source file found locally, and the download was
             not allowed or failed; the message says what to fetch and where to put it.
     """
@@ -203,13 +206,14 @@ def pretrained_checkpoint(name: str = DEFAULT_PRETRAINED, *, allow_download: boo
     if not allow_download or not spec.url or not spec.sha256:
         reason = 'downloading was not allowed' if spec.url and spec.sha256 else \
             'it has no download source with a checksum'
-        raise MissingAssetError(not_found_message(spec, reason))
+        raise MissingAssetError(not_found_message(spec, reason), setting='weights')
     downloaded = cache_dir() / 'downloads' / spec.tflite_file
     try:
         download(spec.url, downloaded, spec.sha256,
                  progress=progress or text_progress(f'downloading {spec.tflite_file}'))
     except DownloadError as error:
-        raise MissingAssetError(not_found_message(spec, str(error))) from error
+        raise MissingAssetError(not_found_message(spec, str(error)),
+                                setting='weights') from error
     try:
         return _convert_into_cache(spec, downloaded, spec.sha256)
     finally:
@@ -231,5 +235,5 @@ def resolve_weights(spec: str | Path) -> Path:
     if not path.is_file():
         raise CheckpointError(f'Weights file not found: {path} (use "pretrained", '
                               f'"pretrained:NAME" with NAME in {", ".join(PRETRAINED)}, '
-                              'or the path of a checkpoint).')
+                              'or the path of a checkpoint).', setting='weights')
     return path

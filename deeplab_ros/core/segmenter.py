@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import hashlib
 from pathlib import Path
+import re
 import threading
 from typing import Sequence
 
@@ -27,37 +28,59 @@ from deeplab_ros.core.backends import (
     Forward, OnnxRuntimeForward, resolve_backend, TorchForward)
 from deeplab_ros.core.checkpoint import (
     CheckpointError, CheckpointMetadata, device_defaults, load_model)
+from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
 from deeplab_ros.core.onnx_export import OnnxExportError
 from deeplab_ros.core.labels import LabelSet
 from deeplab_ros.core.postprocess import (
     blend, class_counts, colorize, fractions_from_counts, labels_and_confidence,
-    UPSAMPLE_MODES)
+    parse_upsample)
 from deeplab_ros.core.preprocess import Preprocessor
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(ConfigurationError):
     """The requested inference device does not exist on this machine."""
 
 
-def resolve_device(spec: str = 'auto') -> torch.device:
-    """``'auto'`` (CUDA if present, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``."""
+_DEVICE_SPEC = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
+
+
+def parse_device(spec: str = 'auto') -> str:
+    """The device setting normalised (``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``),
+    without looking at the hardware ('' means ``'auto'``).
+
+    Raises:
+        InvalidSettingError: ``spec`` names no device.
+    """
     text = (spec or 'auto').strip().lower()
+    if not _DEVICE_SPEC.match(text):
+        raise InvalidSettingError(f'Unknown device {spec!r}: use auto, cpu, cuda or cuda:N.',
+                                  setting='device')
+    return text
+
+
+def resolve_device(spec: str = 'auto') -> torch.device:
+    """``'auto'`` (CUDA if present, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
+
+    Raises:
+        InvalidSettingError: ``spec`` names no device.
+        DeviceUnavailableError: the device does not exist on this machine.
+    """
+    text = parse_device(spec)
     if text == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if text == 'cpu':
         return torch.device('cpu')
-    if text == 'cuda' or text.startswith('cuda:'):
-        if not torch.cuda.is_available():
-            raise DeviceUnavailableError(
-                f'device {spec!r} was requested but CUDA is not available on this machine '
-                f'(torch {torch.__version__}, CUDA build {torch.version.cuda or "none"}); '
-                'use device "auto" or "cpu".')
-        device = torch.device(text)
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceUnavailableError(f'device {spec!r} does not exist: this machine has '
-                                         f'{torch.cuda.device_count()} CUDA device(s).')
-        return device
-    raise ValueError(f'Unknown device {spec!r}: use auto, cpu, cuda or cuda:N.')
+    if not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            f'device {spec!r} was requested but CUDA is not available on this machine '
+            f'(torch {torch.__version__}, CUDA build {torch.version.cuda or "none"}); '
+            'use device "auto" or "cpu".', setting='device')
+    device = torch.device(text)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceUnavailableError(f'device {spec!r} does not exist: this machine has '
+                                     f'{torch.cuda.device_count()} CUDA device(s).',
+                                     setting='device')
+    return device
 
 
 @dataclass
@@ -131,10 +154,9 @@ class Segmenter:
         self.labels = labels or metadata.label_set()
         if len(self.labels) != metadata.num_classes:
             raise CheckpointError(f'label set {self.labels.name!r} has {len(self.labels)} '
-                                  f'classes but the model predicts {metadata.num_classes}')
-        if upsample not in UPSAMPLE_MODES:
-            raise ValueError(f'upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}')
-        self.upsample = upsample
+                                  f'classes but the model predicts {metadata.num_classes}',
+                                  setting='labels')
+        self.upsample = parse_upsample(upsample)
         on_cuda = self.device.type == 'cuda'
         # Checks the input size before any export; its dtype and layout follow the backend.
         self._preprocess = Preprocessor(self.input_size, metadata.mean, metadata.std,

@@ -35,6 +35,7 @@ from torch import nn
 
 from deeplab_ros.core.checkpoint import CheckpointMetadata, save_checkpoint
 from deeplab_ros.core.download import sha256_of
+from deeplab_ros.core.errors import ConfigurationError
 from deeplab_ros.core.labels import (
     ade20k32_labels, ade20k_labels, cityscapes_labels, LabelSet, voc_labels)
 from deeplab_ros.core.models import build_model
@@ -51,7 +52,7 @@ _LABELS_BY_CLASSES: dict[int, Callable[[], LabelSet]] = {
     21: voc_labels, 151: ade20k_labels, 32: ade20k32_labels, 19: cityscapes_labels}
 
 
-class TFLiteConversionError(ValueError):
+class TFLiteConversionError(ConfigurationError):
     """The TFLite file does not have the structure this converter maps."""
 
 

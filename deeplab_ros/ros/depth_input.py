@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from deeplab_ros.core.errors import InputError
 from deeplab_ros.core.geometry import (
     depth_in_metres, IntrinsicsError, PinholeIntrinsics, same_aspect)
 from deeplab_ros.ros.image_codec import DEPTH_ENCODINGS, decode_depth_msg, ImageDecodeError
@@ -90,7 +91,7 @@ class StampMatcher(Generic[Item]):
         return best
 
 
-class DepthInputError(ValueError):
+class DepthInputError(InputError):
     """A depth image (or the camera_info it needs) cannot be used.
 
     ``kind`` names the counter: ``'bad_depth'`` (encoding, size, data) or

@@ -18,6 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from deeplab_ros.core.errors import InputError
+
 # encoding -> (channels, bytes per channel)
 _LAYOUT: dict[str, tuple[int, int]] = {
     'rgb8': (3, 1), 'bgr8': (3, 1), 'rgba8': (4, 1), 'bgra8': (4, 1),
@@ -49,7 +51,7 @@ _BAYER_BLOCK: dict[str, tuple[int, int, int, int]] = {
 }
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(InputError):
     """An image message cannot be decoded (or encoded); the text names the problem."""
 
 

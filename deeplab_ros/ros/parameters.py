@@ -1,4 +1,11 @@
-"""Parameters of the segmentation node: declarations, descriptions, ranges and validation.
+"""Parameters of the segmentation node: one table (:data:`SPECS`) of every parameter.
+
+Each row holds the name, default, description, range, whether the parameter is live and the
+check of its value; the declarations, the validation of ``ros2 param set``, the
+:class:`LiveSettings` fields and their defaults all come from the table, so a new parameter is
+added in one place (plus its line in ``config/segment.yaml``, which a test compares with the
+table). A check is the core's own parser of that setting (``parse_device``,
+``parse_backend``, ``parse_upsample``, ``check_input_size``), so a rule exists once.
 
 Model parameters are read at ``configure``; a change while configured is accepted but only
 takes effect at the next configure (the node logs that). Live parameters apply at once.
@@ -6,9 +13,9 @@ takes effect at the next configure (the node logs that). Live parameters apply a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, make_dataclass
 import re
-from typing import Any
+from typing import Any, Callable
 
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType)
@@ -16,11 +23,40 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from deeplab_ros.core.backends import BACKENDS
-from deeplab_ros.core.postprocess import UPSAMPLE_MODES
+from deeplab_ros.core.backends import parse_backend
+from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
+from deeplab_ros.core.postprocess import parse_upsample
+from deeplab_ros.core.preprocess import check_input_size
+from deeplab_ros.core.segmenter import parse_device
 
-_DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 INPUT_TRANSPORTS = ('raw', 'compressed')
+_CAMERA_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_/]*$')
+
+
+def parse_input_transport(value: str) -> str:
+    """The ``input_transport`` setting, checked: one of :data:`INPUT_TRANSPORTS`."""
+    if value not in INPUT_TRANSPORTS:
+        raise InvalidSettingError(f'input_transport must be one of '
+                                  f'{", ".join(INPUT_TRANSPORTS)}, got {value!r}',
+                                  setting='input_transport')
+    return value
+
+
+def check_camera_names(names: Any) -> list[str]:
+    """The ``cameras`` setting, checked: distinct names usable as topic namespaces."""
+    names = list(names or [])
+    if len(set(names)) != len(names):
+        raise InvalidSettingError('cameras must not repeat a name', setting='cameras')
+    bad = [item for item in names if not _CAMERA_NAME.match(item)]
+    if bad:
+        raise InvalidSettingError(f'camera names must be valid topic names: {bad}',
+                                  setting='cameras')
+    return names
+
+
+def _checked_input_size(value: int) -> int:
+    """0 (the checkpoint's recommendation) or a size the core accepts."""
+    return check_input_size(value) if value else 0
 
 
 @dataclass(frozen=True)
@@ -34,6 +70,20 @@ class ParameterSpec:
     minimum: float | None = None
     maximum: float | None = None
     type: int | None = None  # explicit ParameterType where the default cannot tell
+    #: Raises :class:`ConfigurationError` for a value the node cannot use (None: any value
+    #: of the parameter's type and range).
+    check: Callable[[Any], Any] | None = None
+
+    @property
+    def python_type(self) -> Any:
+        """The type of the value (string arrays as tuples of strings)."""
+        if self.type == ParameterType.PARAMETER_STRING_ARRAY:
+            return tuple[str, ...]
+        return type(self.default)
+
+    def frozen_default(self) -> Any:
+        """The default as an immutable value (arrays as tuples)."""
+        return tuple(self.default) if isinstance(self.default, list) else self.default
 
 
 SPECS: tuple[ParameterSpec, ...] = (
@@ -48,20 +98,20 @@ SPECS: tuple[ParameterSpec, ...] = (
                   'file. Read at configure.'),
     ParameterSpec('input_size', 0,
                   "Square network input side in pixels; 0 = the checkpoint's recommendation. "
-                  'Read at configure.', minimum=0, maximum=4097),
+                  'Read at configure.', minimum=0, maximum=4097, check=_checked_input_size),
     ParameterSpec('device', 'auto',
                   "Inference device: 'auto' (CUDA if present, else CPU), 'cpu', 'cuda', "
-                  "'cuda:N'. Read at configure."),
+                  "'cuda:N'. Read at configure.", check=parse_device),
     ParameterSpec('half', True, 'Float16 inference on CUDA (ignored on the CPU). Read at '
                   'configure.'),
     ParameterSpec('upsample', 'labels',
                   "How predictions return to the frame's resolution: 'labels' (arg-max, then "
                   "nearest resize; fast) or 'logits' (bilinear logits, then arg-max). Read at "
-                  'configure.'),
+                  'configure.', check=parse_upsample),
     ParameterSpec('cameras', [],
                   'Camera names for several streams in one node: NAME/image -> '
                   'NAME/segmentation/...; empty = one stream on image. Read at configure.',
-                  type=ParameterType.PARAMETER_STRING_ARRAY),
+                  type=ParameterType.PARAMETER_STRING_ARRAY, check=check_camera_names),
     ParameterSpec('target_rate', 0.0,
                   'Most frames per second to segment per camera; 0 = as fast as possible. Live.',
                   live=True, minimum=0.0, maximum=1000.0),
@@ -82,11 +132,11 @@ SPECS: tuple[ParameterSpec, ...] = (
                   minimum=0.0, maximum=3600.0),
     ParameterSpec('backend', 'auto',
                   "Network forward: 'auto' (onnxruntime on the CPU when installed, else "
-                  "torch), 'torch' or 'onnxruntime'. Read at configure."),
+                  "torch), 'torch' or 'onnxruntime'. Read at configure.", check=parse_backend),
     ParameterSpec('input_transport', 'raw',
                   "'raw' (sensor_msgs/Image on image) or 'compressed' "
                   '(sensor_msgs/CompressedImage, JPEG or PNG, on <image>/compressed). Read at '
-                  'configure.'),
+                  'configure.', check=parse_input_transport),
     ParameterSpec('use_depth', False,
                   'Subscribe to depth (sensor_msgs/Image 16UC1 mm or 32FC1 m, registered to '
                   'the colour camera) for segmentation/points and segmentation/detections_3d. '
@@ -164,46 +214,39 @@ def value(node: Node, name: str) -> Any:
 
 def validate(parameter: Parameter) -> str:
     """Reason to reject a new value, or '' when it is acceptable (ranges are checked by ROS)."""
-    name, new = parameter.name, parameter.value
-    if name == 'device' and not _DEVICE.match(str(new).strip().lower()):
-        return f"device must be auto, cpu, cuda or cuda:N, got {new!r}"
-    if name == 'backend' and new not in BACKENDS:
-        return f'backend must be one of {", ".join(BACKENDS)}, got {new!r}'
-    if name == 'upsample' and new not in UPSAMPLE_MODES:
-        return f'upsample must be one of {", ".join(UPSAMPLE_MODES)}, got {new!r}'
-    if name == 'input_size' and new not in (0,) and int(new) < 17:
-        return f'input_size must be 0 (checkpoint default) or at least 17, got {new}'
-    if name == 'input_transport' and new not in INPUT_TRANSPORTS:
-        return f'input_transport must be one of {", ".join(INPUT_TRANSPORTS)}, got {new!r}'
-    if name == 'cameras' and new is not None:
-        names = list(new)
-        if len(set(names)) != len(names):
-            return 'cameras must not repeat a name'
-        bad = [item for item in names if not re.match(r'^[A-Za-z][A-Za-z0-9_/]*$', item)]
-        if bad:
-            return f'camera names must be valid topic names: {bad}'
+    spec = SPEC_BY_NAME.get(parameter.name)
+    if spec is None or spec.check is None:
+        return ''
+    try:
+        spec.check(parameter.value)
+    except ConfigurationError as error:
+        return str(error)
     return ''
 
 
-@dataclass
-class LiveSettings:
-    """The parameters that apply without a reconfigure."""
+def check_model_parameters(node: Node) -> None:
+    """Check every parameter read at configure (values from a parameters file or the command
+    line never went through :func:`validate`).
 
-    target_rate: float = 0.0
-    overlay_alpha: float = 0.5
-    presence_min_fraction: float = 0.001
-    publish_color: bool = True
-    publish_overlay: bool = True
-    publish_confidence: bool = False
-    depth_tolerance: float = 0.02
-    points_dense: bool = False
-    points_stride: int = 1
-    points_classes: tuple[str, ...] = ()
-    detections_min_area_fraction: float = 0.001
-    detections_ignore_classes: tuple[str, ...] = ('0',)
-    detections_box_percentile: float = 5.0
+    Raises:
+        InvalidSettingError: the first parameter whose value the node cannot use.
+    """
+    for spec in SPECS:
+        if spec.check is not None and not spec.live:
+            spec.check(value(node, spec.name))
 
-    @classmethod
-    def from_node(cls, node: Node) -> 'LiveSettings':
-        """Read the current values from ``node``."""
-        return cls(**{name: value(node, name) for name in cls.__dataclass_fields__})
+
+def _from_node(cls: type, node: Node) -> Any:
+    """Read the current values from ``node``."""
+    return cls(**{name: value(node, name) for name in cls.__dataclass_fields__})
+
+
+#: The parameters that apply without a reconfigure: one field per live row of :data:`SPECS`,
+#: with its default; ``LiveSettings.from_node(node)`` reads the current values.
+LiveSettings = make_dataclass(
+    'LiveSettings',
+    [(spec.name, spec.python_type, field(default=spec.frozen_default()))
+     for spec in SPECS if spec.live],
+    namespace={'from_node': classmethod(_from_node),
+               '__doc__': 'The parameters that apply without a reconfigure (from SPECS).',
+               '__module__': __name__})

@@ -45,11 +45,12 @@ from std_msgs.msg import Header
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, LabelInfo
 
+from deeplab_ros.core.errors import ConfigurationError, InputError
 from deeplab_ros.ros import parameters as params
 from deeplab_ros.ros.depth_input import (
     check_depth_message, depth_for_frame, DepthInputError, stamp_ns, StampMatcher)
 from deeplab_ros.ros.image_codec import (
-    decode_compressed_image_msg, decode_image_msg, encode_mono8, encode_rgb8, ImageDecodeError)
+    decode_compressed_image_msg, decode_image_msg, encode_mono8, encode_rgb8)
 from deeplab_ros.ros.messages import camera_info_for_frame, classification, \
     diagnostic_array, label_info
 from deeplab_ros.ros.spatial_outputs import (
@@ -185,15 +186,14 @@ class SegmentationNode(LifecycleNode):
         return self._configure()
 
     def _configure(self) -> TransitionCallbackReturn:
-        from deeplab_ros.core.assets import MissingAssetError
-        from deeplab_ros.core.checkpoint import CheckpointError
-        from deeplab_ros.core.labels import LabelFileError, resolve_labels
-        from deeplab_ros.core.segmenter import DeviceUnavailableError, resolve_device, Segmenter
+        from deeplab_ros.core.labels import resolve_labels
+        from deeplab_ros.core.segmenter import resolve_device, Segmenter
 
         value = lambda name: params.value(self, name)  # noqa: E731
         logger = self.get_logger()
         device_spec = str(value('device'))
         try:
+            params.check_model_parameters(self)
             device = resolve_device(device_spec)
             if device_spec == 'auto' and device.type == 'cpu':
                 logger.info('device auto: CUDA is not available, running on the CPU')
@@ -206,9 +206,9 @@ class SegmentationNode(LifecycleNode):
             if segmenter.backend_note:
                 logger.warning(segmenter.backend_note)
             segmenter.warmup()
-        except (CheckpointError, MissingAssetError, DeviceUnavailableError, LabelFileError,
-                ValueError, RuntimeError) as error:
-            logger.error(f'configure failed: {error}')
+        except ConfigurationError as error:
+            where = f' (parameter {error.setting})' if error.setting else ''
+            logger.error(f'configure failed{where}: {error}')
             return TransitionCallbackReturn.FAILURE
         self._segmenter = segmenter
         names = list(value('cameras') or [])
@@ -384,7 +384,7 @@ class SegmentationNode(LifecycleNode):
         camera.last_received = time.monotonic()
         try:
             rgb = decode_image_msg(message)
-        except ImageDecodeError as error:
+        except InputError as error:
             self._report_bad_input('bad_inputs', 'image', camera.topic('image'), error)
             return
         self._queue_frame(camera, PendingFrame(message.header, rgb, time.monotonic()))
@@ -486,7 +486,7 @@ class SegmentationNode(LifecycleNode):
             if frame.rgb is None and frame.compressed is not None:
                 try:
                     frame.rgb = decode_compressed_image_msg(frame.compressed)
-                except ImageDecodeError as error:
+                except InputError as error:
                     self._report_bad_input('bad_inputs', 'compressed image',
                                            camera.topic('image/compressed'), error)
                     continue

@@ -21,9 +21,10 @@ import sys
 import time
 
 from deeplab_ros.bagtools.info import read_bag_info
-from deeplab_ros.bagtools.sources import parse_size
-from deeplab_ros.bagtools.writer import BAG_VERSIONS, BagError, ENCODINGS, IMAGE_FORMATS
+from deeplab_ros.bagtools.sources import BagError, parse_size
+from deeplab_ros.bagtools.writer import BAG_VERSIONS, ENCODINGS, IMAGE_FORMATS
 from deeplab_ros.bagtools.writer import ImageBagSpec, STORAGE_PLUGINS, write_image_bag
+from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 
 def _positive_float(text: str) -> float:
@@ -43,7 +44,7 @@ def _positive_int(text: str) -> int:
 def _size(text: str) -> tuple[int, int]:
     try:
         return parse_size(text)
-    except ValueError as error:
+    except BagError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
@@ -220,14 +221,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if '--ros-args' in argv:
         split = argv.index('--ros-args')
         argv, ros_arguments = argv[:split], argv[split + 1:]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.ros_arguments = ros_arguments
     handlers = {'make': _make, 'info': _info, 'play': _play, 'record': _record}
     try:
         return handlers[args.command](args)
-    except (BagError, FileNotFoundError, ValueError, LookupError) as error:
-        print(f'deeplab-ros-bag {args.command}: {error}', file=sys.stderr)
-        return 2
+    except TOOL_FAILURES as error:
+        return report_failure(f'{parser.prog} {args.command}', error, status=2)
 
 
 if __name__ == '__main__':

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from deeplab_ros.core.backends import BACKENDS
+from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 RESOLUTIONS: dict[str, tuple[int, int]] = {  # name -> (width, height)
     'qvga': (320, 240),
@@ -312,24 +313,19 @@ def format_speedups(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.iterations < 1 or args.warmup < 0 or args.node_block < 2:
         print('error: --iterations must be >= 1, --node-block >= 2 and --warmup >= 0',
               file=sys.stderr)
         return 2
     import torch
 
-    from deeplab_ros.core.assets import MissingAssetError
-    from deeplab_ros.core.checkpoint import CheckpointError
-    from deeplab_ros.core.segmenter import DeviceUnavailableError
-
     args.backends = args.backends or default_backends()
     try:
         timings = run_core(args)
-    except (MissingAssetError, CheckpointError, DeviceUnavailableError, ValueError,
-            OSError, RuntimeError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+    except TOOL_FAILURES as error:
+        return report_failure(parser.prog, error, parser)
     print(f'weights: {args.weights}  device: {args.device}  torch threads: '
           f'{torch.get_num_threads()}  iterations: {args.iterations} (median)  '
           f'upsample: {args.upsample}')

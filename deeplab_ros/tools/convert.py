@@ -12,7 +12,8 @@ import argparse
 from pathlib import Path
 import sys
 
-from deeplab_ros.core.assets import MissingAssetError
+from deeplab_ros.core.errors import InvalidSettingError
+from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
-    args = _parser().parse_args(argv)
-    from deeplab_ros.core.checkpoint import CheckpointError
+    parser = _parser()
+    args = parser.parse_args(argv)
     from deeplab_ros.core import pretrained
     try:
         if args.list:
@@ -63,9 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(_convert_vainf(args))
         return 0
-    except (MissingAssetError, CheckpointError, ValueError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+    except TOOL_FAILURES as error:
+        return report_failure(parser.prog, error, parser)
 
 
 def _convert_vainf(args: argparse.Namespace) -> Path:
@@ -78,8 +78,8 @@ def _convert_vainf(args: argparse.Namespace) -> Path:
     if args.labels:
         labels = resolve_labels(args.labels)
         if len(labels) != metadata.num_classes:
-            raise ValueError(f'{args.labels} has {len(labels)} classes, the checkpoint '
-                             f'{metadata.num_classes}')
+            raise InvalidSettingError(f'{args.labels} has {len(labels)} classes, the '
+                                      f'checkpoint {metadata.num_classes}', setting='labels')
         metadata.class_names, metadata.palette = labels.class_names, labels.palette
     metadata.input_size = args.input_size
     metadata.source = f'{args.vainf.name} (VainF DeepLabV3Plus-Pytorch)'

@@ -30,10 +30,12 @@ from rosbags.rosbag2 import Reader
 
 from deeplab_ros.bagtools.config_files import config_file
 from deeplab_ros.bagtools.info import read_messages
+from deeplab_ros.bagtools.typedefs import MessageDefinitionError
 from deeplab_ros.bagtools.writer import add_typed_connection, CAMERA_INFO_TYPE, IMAGE_TYPE
 from deeplab_ros.bagtools.writer import ImageBagSpec, open_writer, write_image_bag
-from deeplab_ros.core.assets import MissingAssetError, shared_path
+from deeplab_ros.core.assets import shared_path
 from deeplab_ros.core.backends import BACKEND_HELP, BACKENDS
+from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 PEDESTRIANS = 'data/video/vtest.avi'
 TRAFFIC = 'data/video/traffic_frames.mp4'
@@ -80,7 +82,7 @@ def class_names_from_label_info(output_bag: Path) -> dict[int, str]:
     """``{class id: name}`` from the recorded segmentation/label_info ({} if absent)."""
     try:
         messages = read_messages(output_bag, '/segmentation/label_info')
-    except (KeyError, LookupError):
+    except (KeyError, MessageDefinitionError):  # no such topic or message type
         return {}
     if not messages:
         return {}
@@ -354,9 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  pedestrian_frames=args.pedestrian_frames,
                                  traffic_frames=args.traffic_frames, rate=args.rate,
                                  resize_width=args.resize_width or None)
-    except (MissingAssetError, ValueError) as error:
-        print(f'deeplab-ros-demo: cannot make the input bag: {error}', file=sys.stderr)
-        return 2
+    except TOOL_FAILURES as error:
+        return report_failure('deeplab-ros-demo: cannot make the input bag', error, status=2)
     print(f'Input bag: {frames} frames at {args.rate:g} fps -> {directory / "input_bag"}')
     parameters: dict[str, object] = {'publish_overlay': True, 'publish_color': True}
     if args.input_size:

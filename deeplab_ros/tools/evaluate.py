@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from deeplab_ros.core.backends import BACKEND_HELP, BACKENDS, report_fallback_once
+from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,13 +54,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the evaluation; returns the exit status."""
-    args = _parser().parse_args(argv)
-    from deeplab_ros.core.assets import MissingAssetError, shared_path
-    from deeplab_ros.core.checkpoint import CheckpointError
-    from deeplab_ros.core.datasets import DatasetError, open_dataset
-    from deeplab_ros.core.labels import LabelFileError, resolve_labels
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from deeplab_ros.core.assets import shared_path
+    from deeplab_ros.core.datasets import open_dataset
+    from deeplab_ros.core.labels import resolve_labels
     from deeplab_ros.core.evaluation import evaluate
-    from deeplab_ros.core.segmenter import DeviceUnavailableError, Segmenter
+    from deeplab_ros.core.segmenter import Segmenter
 
     try:
         labels = resolve_labels(args.labels) if args.labels else None
@@ -71,10 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         data = args.data or shared_path('data/voc_val' if segmenter.num_classes == 21
                                         else 'data/ade20k')
         dataset = open_dataset(data, segmenter.labels, args.split)
-    except (MissingAssetError, CheckpointError, DatasetError, LabelFileError,
-            DeviceUnavailableError, ValueError, RuntimeError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+    except TOOL_FAILURES as error:
+        return report_failure(parser.prog, error, parser)
     names = segmenter.labels.class_names
     print(f'model: {segmenter.metadata.variant} ({segmenter.metadata.source or args.weights})')
     print(f'data: {data}  input size: {segmenter.input_size}  output stride: '
@@ -95,9 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         total = evaluate(segmenter, dataset, overlay=bool(args.overlays),
                          on_image=report).confusion
-    except ValueError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+    except TOOL_FAILURES as error:
+        return report_failure(parser.prog, error, parser)
     iou = total.iou()
     print('per-class IoU (classes present in the ground truth):')
     for index in np.flatnonzero(total.present()):

@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 import sys
 
-from deeplab_ros.core.assets import MissingAssetError
+from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,15 +42,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.batch_size < 1 or (args.input_size and args.input_size < 17):
         print('error: --batch-size must be >= 1 and --input-size 0 or >= 17', file=sys.stderr)
         return 2
     import torch
 
-    from deeplab_ros.core.checkpoint import CheckpointError, load_model
+    from deeplab_ros.core.checkpoint import load_model
     from deeplab_ros.core.onnx_export import (
-        describe, export_onnx, ExportSettings, OnnxExportError, read_onnx_metadata)
+        describe, export_onnx, ExportSettings, read_onnx_metadata)
     from deeplab_ros.core.pretrained import resolve_weights
 
     try:
@@ -61,9 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                                   dynamic_batch=args.dynamic_batch, half=args.half)
         device = torch.device('cuda' if args.half and torch.cuda.is_available() else 'cpu')
         path = export_onnx(model, metadata, args.output, settings=settings, device=device)
-    except (MissingAssetError, CheckpointError, OnnxExportError, ValueError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+    except TOOL_FAILURES as error:
+        return report_failure(parser.prog, error, parser)
     print(f'{path}: {describe(read_onnx_metadata(path))}')
     return 0
 

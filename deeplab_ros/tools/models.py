@@ -17,7 +17,8 @@ import argparse
 import sys
 
 from deeplab_ros.core import pretrained
-from deeplab_ros.core.assets import cache_dir, MissingAssetError, shared_dir, user_weights_dirs
+from deeplab_ros.core.assets import cache_dir, shared_dir, user_weights_dirs
+from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +49,8 @@ def _list() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == 'list':
         return _list()
     names = list(pretrained.PRETRAINED) if args.all else \
@@ -58,9 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             path = pretrained.pretrained_checkpoint(name, allow_download=not args.offline)
             print(f'{name}: {path}')
-        except (MissingAssetError, ValueError) as error:
-            print(f'error: {error}', file=sys.stderr)
-            status = 1
+        except TOOL_FAILURES as error:
+            status = report_failure(parser.prog, error, parser)
     return status
 
 

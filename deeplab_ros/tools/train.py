@@ -19,6 +19,7 @@ from pathlib import Path
 import sys
 
 from deeplab_ros.core.training.config import TrainConfig
+from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 DEFAULTS = TrainConfig(dataset='', output_dir='')
 
@@ -142,9 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f'steps/epoch, {trainer.total_steps} steps, device {trainer.device}, '
             f'seed {trainer.config.seed}')
         result = trainer.fit()
-    except (OSError, ValueError, RuntimeError) as error:
-        print(f'deeplab-ros-train: error: {error}', file=sys.stderr)
-        return 1
+    except TOOL_FAILURES as error:
+        return report_failure(parser.prog, error, parser)
     history = Path(trainer.config.output_dir) / 'history.json'
     history.write_text(json.dumps({'losses': result.losses,
                                    'validations': result.validations,

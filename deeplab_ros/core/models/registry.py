@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import inspect
 from typing import Any, Callable
 
 import torch
+
+from deeplab_ros.core.errors import InvalidSettingError
 
 ModelBuilder = Callable[..., torch.nn.Module]
 
@@ -36,12 +39,14 @@ def register_model(name: str, *, output_strides: tuple[int, ...] = (8, 16),
 
 
 def model_spec(name: str) -> ModelSpec:
-    """Return the spec of a registered variant (ValueError listing the variants otherwise)."""
+    """Return the spec of a registered variant (:class:`InvalidSettingError` listing the
+    variants otherwise)."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f'Unknown model variant {name!r}. Available: '
-                         f'{", ".join(available_models())}.') from None
+        raise InvalidSettingError(f'Unknown model variant {name!r}. Available: '
+                                  f'{", ".join(available_models())}.',
+                                  setting='variant') from None
 
 
 def build_model(name: str, *, num_classes: int = 21, output_stride: int = 16,
@@ -56,12 +61,23 @@ def build_model(name: str, *, num_classes: int = 21, output_stride: int = 16,
     """
     spec = model_spec(name)
     if num_classes < 1:
-        raise ValueError(f'num_classes must be positive, got {num_classes}.')
+        raise InvalidSettingError(f'num_classes must be positive, got {num_classes}.',
+                                  setting='num_classes')
     if output_stride not in spec.output_strides:
         choices = ' or '.join(str(stride) for stride in spec.output_strides)
-        raise ValueError(f'output_stride {output_stride} not supported by {name!r} '
-                         f'(choose {choices}).')
-    return spec.builder(num_classes=num_classes, output_stride=output_stride, **options)
+        raise InvalidSettingError(
+            f'output_stride {output_stride} not supported by {name!r} (choose {choices}).',
+            setting='output_stride')
+    try:
+        inspect.signature(spec.builder).bind(num_classes=num_classes,
+                                             output_stride=output_stride, **options)
+    except TypeError as error:
+        raise InvalidSettingError(f'{name!r} does not take the options {sorted(options)}: '
+                                  f'{error}', setting='model_options') from None
+    try:
+        return spec.builder(num_classes=num_classes, output_stride=output_stride, **options)
+    except ValueError as error:  # a builder refuses an option value (e.g. depth_multiplier)
+        raise InvalidSettingError(f'{name!r}: {error}', setting='model_options') from error
 
 
 def available_models() -> tuple[str, ...]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from deeplab_ros.core.errors import InvalidSettingError
+
 
 @dataclass
 class TrainConfig:
@@ -80,16 +82,19 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.scale_range = (float(self.scale_range[0]), float(self.scale_range[1]))
         if self.batch_size < 2:
-            raise ValueError(f'batch_size must be at least 2 (batch norm statistics need more '
-                             f'than one image per step), got {self.batch_size}.')
+            raise InvalidSettingError(
+                f'batch_size must be at least 2 (batch norm statistics need more than one '
+                f'image per step), got {self.batch_size}.', setting='batch_size')
         if self.epochs < 1:
-            raise ValueError(f'epochs must be at least 1, got {self.epochs}.')
+            raise InvalidSettingError(f'epochs must be at least 1, got {self.epochs}.',
+                                      setting='epochs')
         for name in ('max_steps', 'stop_after', 'workers', 'val_size', 'val_every',
                      'save_every', 'input_size'):
             if getattr(self, name) < 0:
-                raise ValueError(f'{name} must not be negative, got {getattr(self, name)}.')
+                raise InvalidSettingError(
+                    f'{name} must not be negative, got {getattr(self, name)}.', setting=name)
         if self.lr <= 0:
-            raise ValueError(f'lr must be positive, got {self.lr}.')
+            raise InvalidSettingError(f'lr must be positive, got {self.lr}.', setting='lr')
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain dict (stored in training states)."""

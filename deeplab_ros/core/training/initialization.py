@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from deeplab_ros.core.checkpoint import CheckpointError, load_model, read_checkpoint
+from deeplab_ros.core.errors import InvalidSettingError
 
 #: Pretrained DeepLab MobileNetV2 checkpoints by depth multiplier.
 PRETRAINED_BY_DEPTH: dict[float, str] = {1.0: 'deeplabv3_mnv2_dm10_dequant',
@@ -111,9 +112,10 @@ def _pretrained_mobilenetv2(depth_multiplier: float) -> tuple[nn.Module, str]:
 
     name = PRETRAINED_BY_DEPTH.get(float(depth_multiplier))
     if name is None:
-        raise ValueError(
+        raise InvalidSettingError(
             f'No pretrained MobileNetV2 with depth multiplier {depth_multiplier}; available: '
-            f'{sorted(PRETRAINED_BY_DEPTH)}. Use --init none or --init checkpoint:PATH.')
+            f'{sorted(PRETRAINED_BY_DEPTH)}. Initialise with none or checkpoint:PATH instead.',
+            setting='init')
     model, _ = load_model(pretrained_checkpoint(name))
     return model, name
 
@@ -136,9 +138,10 @@ def init_from_pretrained_backbone(model: nn.Module, variant: str,
                 f'Only {copied} of {len(source_backbone)} backbone tensors of {name} fit the '
                 'model; the depth multiplier must match.')
         return f'backbone: {copied} tensors from pretrained {name}'
-    raise ValueError(
-        f'--init backbone supports {list(BACKBONE_INIT_VARIANTS)}; {variant!r} has no '
-        'pretrained backbone available offline. Use --init none or --init checkpoint:PATH.')
+    raise InvalidSettingError(
+        f'Initialising from a pretrained backbone supports {list(BACKBONE_INIT_VARIANTS)}; '
+        f'{variant!r} has no pretrained backbone available offline. Initialise with none or '
+        'checkpoint:PATH instead.', setting='init')
 
 
 def init_from_checkpoint(model: nn.Module, path: str) -> str:
@@ -149,14 +152,16 @@ def init_from_checkpoint(model: nn.Module, path: str) -> str:
     if copied < MIN_MATCHED_FRACTION * total:
         raise CheckpointError(
             f'Checkpoint {path} fits only {copied} of the model\'s {total} tensors: it holds '
-            'another architecture. Pick the matching --variant (and --output-stride options).')
+            'another architecture. Pick the matching variant (and output stride).',
+            setting='init')
     note = f' (kept fresh: {", ".join(skipped[:4])}{" ..." if len(skipped) > 4 else ""})'
     return f'checkpoint {path}: {copied}/{total} tensors' + (note if skipped else '')
 
 
 def initialize_model(model: nn.Module, spec: str, *, variant: str,
                      model_options: dict[str, Any]) -> str:
-    """Apply ``--init``: ``'backbone'``, ``'checkpoint:PATH'`` or ``'none'``."""
+    """Apply the initialisation ``spec``: ``'backbone'``, ``'checkpoint:PATH'`` or
+    ``'none'``."""
     spec = spec.strip()
     if spec in ('', 'none'):
         return 'random initialisation'
@@ -164,7 +169,8 @@ def initialize_model(model: nn.Module, spec: str, *, variant: str,
         return init_from_pretrained_backbone(model, variant, model_options)
     if spec.startswith('checkpoint:'):
         return init_from_checkpoint(model, spec[len('checkpoint:'):])
-    raise ValueError(f'Unknown --init {spec!r}; use backbone, checkpoint:PATH or none.')
+    raise InvalidSettingError(f'Unknown initialisation {spec!r}: use backbone, '
+                              'checkpoint:PATH or none.', setting='init')
 
 
 def iter_backbone_convs(model: nn.Module) -> Iterator[nn.Conv2d]:

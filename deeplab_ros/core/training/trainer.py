@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from deeplab_ros.core.checkpoint import CheckpointError, CheckpointMetadata, save_checkpoint
 from deeplab_ros.core.datasets import VocLayoutDataset
+from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
 from deeplab_ros.core.evaluation import evaluate, EvaluationResult
 from deeplab_ros.core.labels import LabelSet, resolve_labels
 from deeplab_ros.core.models import build_model
@@ -92,9 +93,10 @@ class Trainer:
             self.val_samples = None
         self.steps_per_epoch = len(self.train_samples) // config.batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(
+            raise InvalidSettingError(
                 f'The {config.train_split!r} split has {len(self.train_samples)} images, fewer '
-                f'than one batch of {config.batch_size}; lower --batch-size or add images.')
+                f'than one batch of {config.batch_size}; lower the batch size or add images.',
+                setting='batch_size')
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
@@ -165,11 +167,12 @@ class Trainer:
             raise CheckpointError(
                 f'{state_path} is not a training state of this version (expected the '
                 f'{STATE_FILE} written by deeplab-ros-train); to start from exported weights '
-                'use --init checkpoint:PATH instead.')
+                'initialise with checkpoint:PATH instead.')
         unknown = set(overrides) - set(RESUME_OVERRIDABLE)
         if unknown:
-            raise ValueError(f'Cannot change {sorted(unknown)} when resuming; only '
-                             f'{list(RESUME_OVERRIDABLE)} may differ from the saved run.')
+            raise InvalidSettingError(f'Cannot change {sorted(unknown)} when resuming; only '
+                                      f'{list(RESUME_OVERRIDABLE)} may differ from the saved '
+                                      'run.')
         values = dict(state['config'])
         values['stop_after'] = 0  # a stop point belongs to the run that stopped there
         values.update({key: value for key, value in overrides.items() if value is not None})
@@ -260,9 +263,10 @@ class Trainer:
             logits = self.model(images)
         loss = self.loss(logits, targets)
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f'The training loss became {loss.item()} at step {self.step + 1}; lower --lr '
-                '(or check the label masks hold class ids below the number of classes).')
+            raise ConfigurationError(
+                f'The training loss became {loss.item()} at step {self.step + 1}; lower the '
+                'learning rate (or check the label masks hold class ids below the number of '
+                'classes).', setting='lr')
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)

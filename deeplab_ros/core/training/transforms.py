@@ -13,6 +13,9 @@ import cv2
 import numpy as np
 import torch
 
+from deeplab_ros.core.datasets import DatasetError
+from deeplab_ros.core.errors import InvalidSettingError
+
 
 def sample_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
     """Return the random generator for one sample of one epoch of a seeded run."""
@@ -21,9 +24,10 @@ def sample_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 def _check_pair(image: np.ndarray, target: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f'Expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}.')
+        raise DatasetError(f'Expected an HxWx3 uint8 RGB image, got {image.shape} '
+                           f'{image.dtype}.')
     if target.shape != image.shape[:2]:
-        raise ValueError(
+        raise DatasetError(
             f'Image {image.shape[:2]} and label mask {target.shape} differ in size; the mask '
             'must have one class id per image pixel.')
 
@@ -105,10 +109,14 @@ class TrainTransform:
 
     def __post_init__(self) -> None:
         if self.crop_size < 8:
-            raise ValueError(f'crop_size must be at least 8 pixels, got {self.crop_size}.')
+            raise InvalidSettingError(
+                f'crop_size must be at least 8 pixels, got {self.crop_size}.',
+                setting='crop_size')
         low, high = self.scale_range
         if not 0 < low <= high:
-            raise ValueError(f'scale_range must satisfy 0 < low <= high, got {self.scale_range}.')
+            raise InvalidSettingError(
+                f'scale_range must satisfy 0 < low <= high, got {self.scale_range}.',
+                setting='scale_range')
 
     def fill_color(self) -> tuple[int, int, int]:
         """The padding colour: the dataset mean, which normalises to zero."""
