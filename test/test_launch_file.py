@@ -22,7 +22,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from bag_helpers import best_effort_image_transfer, ros_environment, ros_session, wait_until
+from bag_helpers import best_effort_image_transfer, ros_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / 'launch' / 'segment.launch.py'
@@ -156,14 +156,15 @@ def test_node_declares_exactly_the_params_file_parameters(tmp_path: Path) -> Non
     from rcl_interfaces.srv import GetParameters, ListParameters  # noqa: PLC0415
     from rclpy.parameter import parameter_value_to_python  # noqa: PLC0415
 
-    from deeplab_ros.bagtools.pipeline import node_command, NodeProcess  # noqa: PLC0415
+    from deeplab_ros.ros.node_process import node_command, NodeProcess  # noqa: PLC0415
+    from deeplab_ros.ros.spinning import SpunNode  # noqa: PLC0415
 
     expected = yaml.safe_load(PARAMS_FILE.read_text())['/**']['ros__parameters']
     env = ros_environment({'FASTRTPS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE),
                            'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE)})
     node = NodeProcess(node_command(PARAMS_FILE), env=env, log_path=tmp_path / 'node.log')
     try:
-        with ros_session('parameter_probe') as ros:
+        with SpunNode('parameter_probe') as ros:
             listed = _call_service(ros.node, ListParameters,
                                    '/deeplab_segmentation/list_parameters',
                                    ListParameters.Request(), node)
