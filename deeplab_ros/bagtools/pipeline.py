@@ -118,4 +118,3 @@ def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | Non
                        publish_times=player.publish_times, node_exit_code=exit_code,
                        node_log=node_process.log_text(), wall_s=time.monotonic() - started,
                        node_pid=node_process.pid)
-

@@ -153,8 +153,8 @@ def analyse(input_bag: Path, output_bag: Path,
             publish_times: dict[tuple[int, int, str], float]) -> list[FrameReport]:
     """Match every input frame with the node's outputs for it (by header)."""
     names = class_names_from_label_info(output_bag)
-    labels = {header_key(m.header): t for t, m in read_messages(output_bag,
-                                                            '/segmentation/labels')}
+    labels = {header_key(m.header): t
+              for t, m in read_messages(output_bag, '/segmentation/labels')}
     classes = {header_key(m.header): classification_names(m, names)
                for _, m in read_messages(output_bag, '/segmentation/classes')}
     reports = []
