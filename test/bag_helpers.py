@@ -3,16 +3,12 @@ and the bag command line as its own process."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-import contextlib
-from dataclasses import dataclass
+from collections.abc import Sequence
 import os
 from pathlib import Path
 import signal
 import subprocess
 import sys
-import threading
-import time
 
 from deeplab_ros.bagtools.writer import ImageBagSpec, write_image_bag, WrittenBag
 from deeplab_ros.core.assets import shared_path
@@ -82,56 +78,6 @@ def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> tuple[int,
     return process.returncode, output or ''
 
 
-@dataclass
-class RosSession:
-    """An rclpy context with one node spun by a background executor."""
-
-    context: object
-    node: object
-    executor: object
-
-
-@contextlib.contextmanager
-def ros_session(node_name: str) -> Iterator[RosSession]:
-    """Start an rclpy context + node spun in a daemon thread; shut everything down after."""
-    import rclpy  # noqa: PLC0415
-    from rclpy.context import Context  # noqa: PLC0415
-    from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
-    from rclpy.node import Node  # noqa: PLC0415
-
-    context = Context()
-    rclpy.init(context=context)
-    node = Node(node_name, context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set() and context.ok():
-            executor.spin_once(timeout_sec=0.05)
-
-    thread = threading.Thread(target=spin, name=f'{node_name}_spin', daemon=True)
-    thread.start()
-    try:
-        yield RosSession(context=context, node=node, executor=executor)
-    finally:
-        stop.set()
-        thread.join(timeout=5.0)
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-
-
-def wait_until(predicate, timeout: float, period: float = 0.05) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(period)
-    return bool(predicate())
-
-
 def child_processes(pid: int | None = None) -> list[int]:
     """Ids of the live child processes of ``pid`` (default: this process), from /proc."""
     pid = os.getpid() if pid is None else pid
@@ -146,11 +92,6 @@ def child_processes(pid: int | None = None) -> list[int]:
         if int(fields[1]) == pid and fields[0] != 'Z':
             children.append(int(entry.name))
     return children
-
-
-def header_key(header: object) -> tuple[int, int, str]:
-    """(sec, nanosec, frame_id) of a message header, for matching outputs to inputs."""
-    return header.stamp.sec, header.stamp.nanosec, header.frame_id
 
 
 def topics_in(names: Sequence[str], namespace: str = '') -> list[str]:

@@ -15,21 +15,21 @@ from dataclasses import dataclass, field
 import itertools
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from deeplab_ros.bagtools.pipeline import LifecycleClient
 from deeplab_ros.ros.image_codec import decode_image_msg, encode_rgb8
+from deeplab_ros.ros.lifecycle_client import LifecycleClient
 from deeplab_ros.ros.segmentation_node import NODE_NAME, SegmentationNode
+from deeplab_ros.ros.spinning import Spinner, wait_until
 
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -54,37 +54,6 @@ def shared_context() -> Context:
     return _CONTEXT
 
 
-class _Spinner:
-    """An executor for one node, spun by a daemon thread."""
-
-    def __init__(self, node: Any) -> None:
-        self._executor = SingleThreadedExecutor(context=node.context)
-        self._executor.add_node(node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True, name='spin')
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self._executor.context.ok():
-            self._executor.spin_once(timeout_sec=0.05)
-
-    def stop(self) -> None:
-        """Stop spinning and release the executor."""
-        self._stop.set()
-        self._thread.join(timeout=10.0)
-        self._executor.shutdown()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
 class InProcessNode:
     """The segmentation node in its own context, spun by a daemon thread."""
 
@@ -93,7 +62,7 @@ class InProcessNode:
         overrides = [Parameter(name, value=value) for name, value in (parameters or {}).items()]
         self.node = SegmentationNode(context=self.context, namespace=namespace,
                                      parameter_overrides=overrides)
-        self._spinner = _Spinner(self.node)
+        self._spinner = Spinner(self.node)
 
     def close(self) -> None:
         """Stop the worker and the executor, destroy the node."""
@@ -139,7 +108,7 @@ class RosTester:
 
     def __init__(self, target: str = '/' + NODE_NAME) -> None:
         self.node = Node(f'deeplab_test_client_{next(_NAMES)}', context=shared_context())
-        self._spinner = _Spinner(self.node)
+        self._spinner = Spinner(self.node)
         self.target = target
         self.lifecycle = LifecycleClient(self.node, target)
         self._publishers: dict[str, Any] = {}
@@ -200,8 +169,3 @@ def decoded(message: Image) -> np.ndarray:
     if message.encoding == 'mono8':
         return data.reshape(message.height, message.step)[:, :message.width]
     return decode_image_msg(message)
-
-
-def header_key(header: Header) -> tuple[str, int, int]:
-    """A hashable identity of a header."""
-    return header.frame_id, header.stamp.sec, header.stamp.nanosec

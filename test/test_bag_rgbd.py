@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from rosbags.convert.converter import convert
 
-from bag_helpers import (
-    header_key, ros_environment, ros_session, run_bag_cli, start_bag_cli, stop_process,
-    wait_until)
+from bag_helpers import ros_environment, run_bag_cli, start_bag_cli, stop_process
 from deeplab_ros.bagtools.info import read_bag_info, read_messages
 from deeplab_ros.bagtools.pipeline import run_bag_through_node
 from deeplab_ros.ros.image_codec import decode_compressed_image_msg, decode_depth_msg
 from deeplab_ros.ros.spatial_messages import cloud_array
+from deeplab_ros.ros.spinning import SpunNode, wait_until
+from deeplab_ros.ros.stamps import header_key
 from rgbd_helpers import FRAME_NUMBERS, rgbd_camera, rgbd_dir, rgbd_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ def test_play_cli_publishes_a_ros1_bag_as_ros2_messages(rgbd_bags: dict[str, Pat
     from sensor_msgs.msg import CameraInfo  # noqa: PLC0415
 
     received: list = []
-    with ros_session('ros1_play_probe') as ros:
+    with SpunNode('ros1_play_probe') as ros:
         ros.node.create_subscription(CameraInfo, '/ros1/camera_info', received.append, 10)
         player = start_bag_cli('play', str(rgbd_bags['ros1']), '--topics', INFO, '--remap',
                                f'{INFO}:=/ros1/camera_info', '--rate', '4',

@@ -13,12 +13,12 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from deeplab_ros.bagtools.info import iter_records, read_bag_info, read_messages
 from deeplab_ros.bagtools.sources import open_frame_source, pinhole_intrinsics
+from deeplab_ros.ros.spinning import SpunNode, wait_until
 from deeplab_ros.tools import bag as bag_cli
 
-from bag_helpers import make_bag, ros_session
+from bag_helpers import make_bag
 from bag_helpers import PEDESTRIAN_VIDEO, start_bag_cli, stop_process, TRAFFIC_VIDEO
 from bag_helpers import video_path
-from bag_helpers import wait_until
 
 SMALL = (192, 108)  # 960x540 footage scaled by 1/5: real content, tiny messages
 
@@ -72,7 +72,7 @@ def test_type_hashes_match_the_ros_interfaces(tmp_path: Path) -> None:
     """The connection hashes are the ones rclpy's middleware reports for these types."""
     written = make_bag(tmp_path / 'bag', TRAFFIC_VIDEO, max_frames=1, resize=SMALL)
     info = read_bag_info(written.path)
-    with ros_session('hash_probe') as ros:
+    with SpunNode('hash_probe') as ros:
         image_pub = ros.node.create_publisher(Image, 'probe_image', 1)
         info_pub = ros.node.create_publisher(CameraInfo, 'probe_info', 1)
         endpoints = {
@@ -145,7 +145,7 @@ def test_play_into_ros_and_record_round_trip(tmp_path: Path) -> None:
     source = make_bag(tmp_path / 'source', TRAFFIC_VIDEO, max_frames=6, resize=SMALL,
                       rate=15.0, storage='sqlite3', version=8)
     recorded = tmp_path / 'recorded'
-    with ros_session('round_trip_recorder') as ros:
+    with SpunNode('round_trip_recorder') as ros:
         latched_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
         latched = ros.node.create_publisher(String, '/rt/latched', latched_qos)

@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from bag_helpers import child_processes, header_key, ros_environment
+from bag_helpers import child_processes, ros_environment
 
 pytestmark = pytest.mark.ros
 
@@ -25,8 +25,9 @@ if importlib.util.find_spec('deeplab_ros.ros.segmentation_node') is None:
     pytest.skip('deeplab_ros/ros/segmentation_node.py is not present', allow_module_level=True)
 
 from deeplab_ros.bagtools.info import read_messages  # noqa: E402
-from deeplab_ros.bagtools.pipeline import NodeProcess, PipelineRun  # noqa: E402
-from deeplab_ros.bagtools.pipeline import run_bag_through_node  # noqa: E402
+from deeplab_ros.bagtools.pipeline import PipelineRun, run_bag_through_node  # noqa: E402
+from deeplab_ros.ros.node_process import NodeProcess  # noqa: E402
+from deeplab_ros.ros.stamps import header_key  # noqa: E402
 from deeplab_ros.tools.demo import analyse, build_input_bag, FrameReport  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

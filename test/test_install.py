@@ -22,9 +22,11 @@ import time
 
 import pytest
 
-from bag_helpers import make_bag, PEDESTRIAN_VIDEO, ros_session, wait_until
+from bag_helpers import make_bag, PEDESTRIAN_VIDEO
 
 from deeplab_ros.core.pretrained import DEFAULT_PRETRAINED
+from deeplab_ros.ros.spinning import SpunNode, wait_until
+from deeplab_ros.ros.stamps import header_key
 
 pytestmark = pytest.mark.ros
 
@@ -180,7 +182,7 @@ def test_colcon_install_launches_with_namespace_remap_and_params_file(
                       f'/{NAMESPACE}/segmentation/label_info'):
             assert topic in topics, topics
 
-        with ros_session('install_probe') as ros:
+        with SpunNode('install_probe') as ros:
             inputs, labels, classes = [], [], []
             ros.node.create_subscription(Image, CAMERA_TOPIC,
                                          lambda m: inputs.append(m.header), 10)
@@ -193,12 +195,10 @@ def test_colcon_install_launches_with_namespace_remap_and_params_file(
             assert played.returncode == 0, played.stdout + played.stderr
             assert wait_until(lambda: len(labels) >= FRAMES and len(classes) >= FRAMES, 60.0)
 
-        keys = sorted((h.stamp.sec, h.stamp.nanosec, h.frame_id) for h in inputs)
+        keys = sorted(header_key(h) for h in inputs)
         assert len(keys) == FRAMES
-        assert sorted((m.header.stamp.sec, m.header.stamp.nanosec, m.header.frame_id)
-                      for m in labels) == keys
-        assert sorted((m.header.stamp.sec, m.header.stamp.nanosec, m.header.frame_id)
-                      for m in classes) == keys
+        assert sorted(header_key(m.header) for m in labels) == keys
+        assert sorted(header_key(m.header) for m in classes) == keys
         assert {(m.width, m.height, m.encoding) for m in labels} == {(320, 240, 'mono8')}
         assert all(m.results for m in classes)
 

@@ -1,11 +1,10 @@
 """The launch file and the shipped configuration files.
 
-The launch file is checked statically (it compiles; the package, executable and files it names
-exist and setup.py installs them; its arguments are the documented ones) and its node-building
-logic is run against small stand-ins of the launch classes that record what the file asks for
-(both the autostart and the Humble event-chain paths, whichever launch_ros is installed). The
-real launch runs in test/launch/test_segment_launch.py (launch_testing) and test_install.py
-(colcon install space, ``ros2 launch``).
+The launch file is loaded with the real launch system (its declared arguments are the
+documented ones) and its files are installed by setup.py; what it starts, with which
+parameters and remappings, and the configure -> activate chain are checked by running it for
+real: test/launch/test_segment_launch.py (launch_testing, against the installed package) and
+test_install.py (``ros2 launch`` from a colcon install space).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import ast
 import importlib.util
 from pathlib import Path
 import re
-import sys
 import time
 import types
 from xml.etree import ElementTree
@@ -22,7 +20,8 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from bag_helpers import best_effort_image_transfer, ros_environment, ros_session, wait_until
+from bag_helpers import best_effort_image_transfer, ros_environment
+from deeplab_ros.ros.spinning import SpunNode, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILE = ROOT / 'launch' / 'segment.launch.py'
@@ -47,6 +46,7 @@ NODE_PARAMETERS = {spec.name: spec.default for spec in _node_parameter_specs()}
 
 
 def _launch_module_constants() -> dict[str, object]:
+    """The launch file's literal module constants (package, executable, file names)."""
     tree = ast.parse(LAUNCH_FILE.read_text(), filename=str(LAUNCH_FILE))
     constants = {}
     for statement in tree.body:
@@ -59,25 +59,29 @@ def _launch_module_constants() -> dict[str, object]:
     return constants
 
 
-def test_launch_file_compiles_and_defines_generate_launch_description() -> None:
-    source = LAUNCH_FILE.read_text()
-    tree = ast.parse(source, filename=str(LAUNCH_FILE))
-    compile(source, str(LAUNCH_FILE), 'exec')
-    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-    assert 'generate_launch_description' in functions
-    assert max(len(line) for line in source.splitlines()) <= 99
+def _real_launch_module() -> types.ModuleType:
+    """The launch file loaded by the launch system's own loader (as ``ros2 launch`` does)."""
+    pytest.importorskip('launch_ros.actions', reason='needs the ROS 2 launch system')
+    from launch.launch_description_sources.python_launch_file_utilities import (  # noqa: PLC0415
+        load_python_launch_file_as_module)
+    return load_python_launch_file_as_module(str(LAUNCH_FILE))
 
 
 def test_launch_arguments_are_the_documented_ones_with_descriptions() -> None:
-    constants = _launch_module_constants()
-    arguments = constants['LAUNCH_ARGUMENTS']
-    assert tuple(name for name, _, _ in arguments) == DOCUMENTED_ARGUMENTS
-    for name, default, description in arguments:
-        assert isinstance(default, str), name
-        assert len(description) > 20 and description.endswith(('.', ')')), name
-    defaults = {name: default for name, default, _ in arguments}
+    from launch import LaunchContext  # noqa: PLC0415
+    from launch.utilities import perform_substitutions  # noqa: PLC0415
+
+    module = _real_launch_module()
+    arguments = module.generate_launch_description().get_launch_arguments()
+    assert tuple(argument.name for argument in arguments) == DOCUMENTED_ARGUMENTS
+    context = LaunchContext()
+    defaults = {argument.name: perform_substitutions(context, argument.default_value)
+                for argument in arguments}
+    for argument in arguments:
+        assert len(argument.description) > 20, argument.name
+        assert argument.description.endswith(('.', ')')), argument.name
     # Arguments that override the parameters file default to '' (= not passed).
-    for name in constants['OPTIONAL_PARAMETER_ARGUMENTS']:
+    for name in module.OPTIONAL_PARAMETER_ARGUMENTS:
         assert defaults[name] == '', name
     assert defaults['use_fastdds_profile'] == 'false' and defaults['rviz'] == 'false'
 
@@ -156,14 +160,14 @@ def test_node_declares_exactly_the_params_file_parameters(tmp_path: Path) -> Non
     from rcl_interfaces.srv import GetParameters, ListParameters  # noqa: PLC0415
     from rclpy.parameter import parameter_value_to_python  # noqa: PLC0415
 
-    from deeplab_ros.bagtools.pipeline import node_command, NodeProcess  # noqa: PLC0415
+    from deeplab_ros.ros.node_process import node_command, NodeProcess  # noqa: PLC0415
 
     expected = yaml.safe_load(PARAMS_FILE.read_text())['/**']['ros__parameters']
     env = ros_environment({'FASTRTPS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE),
                            'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE)})
     node = NodeProcess(node_command(PARAMS_FILE), env=env, log_path=tmp_path / 'node.log')
     try:
-        with ros_session('parameter_probe') as ros:
+        with SpunNode('parameter_probe') as ros:
             listed = _call_service(ros.node, ListParameters,
                                    '/deeplab_segmentation/list_parameters',
                                    ListParameters.Request(), node)
@@ -244,154 +248,3 @@ def test_fastdds_profile_carries_large_best_effort_images_across_processes() -> 
     print(f'640x480 rgb8 best effort, 50 Hz: {with_profile}/{count} with the profile, '
           f'{without_profile}/{count} with the Fast DDS defaults')
     assert with_profile >= 0.9 * count
-
-
-# --- the launch file's logic, run against recording stand-ins of launch / launch_ros ------
-
-class _Recorded:
-    """Stand-in for a launch entity: keeps its constructor arguments."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        self.args = args
-        self.kwargs = kwargs
-
-
-class _LaunchConfiguration(_Recorded):
-    def perform(self, context: '_Context') -> str:
-        return context.values[self.args[0]]
-
-
-class _Context:
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-
-
-class _LifecycleNodeWithAutostart(_Recorded):
-    def __init__(self, *, name: str, namespace: str, autostart: bool = False,
-                 **kwargs: object) -> None:
-        super().__init__(name=name, namespace=namespace, autostart=autostart, **kwargs)
-
-
-class _LifecycleNodeWithoutAutostart(_Recorded):
-    def __init__(self, *, name: str, namespace: str, **kwargs: object) -> None:
-        super().__init__(name=name, namespace=namespace, **kwargs)
-
-
-def _load_launch_module(monkeypatch: pytest.MonkeyPatch, share: Path,
-                        autostart: bool) -> types.ModuleType:
-    from lifecycle_msgs.msg import Transition  # noqa: PLC0415
-
-    def module(name: str, **members: object) -> None:
-        fake = types.ModuleType(name)
-        fake.__dict__.update(members)
-        monkeypatch.setitem(sys.modules, name, fake)
-
-    def entity(name: str) -> type:
-        return type(name, (_Recorded,), {})
-
-    module('launch', LaunchContext=_Context, LaunchDescription=entity('LaunchDescription'))
-    module('launch.actions', **{n: entity(n) for n in (
-        'DeclareLaunchArgument', 'EmitEvent', 'OpaqueFunction', 'RegisterEventHandler',
-        'SetEnvironmentVariable')})
-    module('launch.conditions', IfCondition=entity('IfCondition'))
-    module('launch.event_handlers', OnProcessStart=entity('OnProcessStart'))
-    module('launch.events', matches_action=lambda action: ('matches', action))
-    module('launch.substitutions', LaunchConfiguration=_LaunchConfiguration,
-           PathJoinSubstitution=entity('PathJoinSubstitution'))
-    lifecycle_node = _LifecycleNodeWithAutostart if autostart else \
-        _LifecycleNodeWithoutAutostart
-    module('launch_ros.actions', LifecycleNode=lifecycle_node, Node=entity('Node'))
-    module('launch_ros.event_handlers', OnStateTransition=entity('OnStateTransition'))
-    module('launch_ros.events.lifecycle', ChangeState=entity('ChangeState'))
-    module('ament_index_python.packages', get_package_share_directory=lambda p: str(share))
-    monkeypatch.setitem(sys.modules, 'lifecycle_msgs.msg',
-                        types.SimpleNamespace(Transition=Transition))
-    spec = importlib.util.spec_from_file_location('segment_launch_under_test', LAUNCH_FILE)
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
-
-
-def _argument_values(**overrides: str) -> dict[str, str]:
-    values = {name: default for name, default, _ in _launch_module_constants()[
-        'LAUNCH_ARGUMENTS']}
-    values.update(overrides)
-    return values
-
-
-def test_launch_with_defaults_passes_only_the_params_file(monkeypatch: pytest.MonkeyPatch,
-                                                          tmp_path: Path) -> None:
-    launch = _load_launch_module(monkeypatch, tmp_path, autostart=True)
-    description = launch.generate_launch_description()
-    entities = description.args[0]
-    declared = [e.args[0] for e in entities if type(e).__name__ == 'DeclareLaunchArgument']
-    assert tuple(declared) == DOCUMENTED_ARGUMENTS
-    environment = {e.args[0]: e for e in entities
-                   if type(e).__name__ == 'SetEnvironmentVariable'}
-    assert set(environment) == {'FASTDDS_DEFAULT_PROFILES_FILE',
-                                'FASTRTPS_DEFAULT_PROFILES_FILE'}
-    for action in environment.values():
-        assert action.args[1] == str(tmp_path / 'config' / 'fastdds_large_images.xml')
-        assert action.kwargs['condition'].args[0].args[0] == 'use_fastdds_profile'
-    rviz = next(e for e in entities if type(e).__name__ == 'Node')
-    assert (rviz.kwargs['package'], rviz.kwargs['executable']) == ('rviz2', 'rviz2')
-    assert rviz.kwargs['condition'].args[0].args[0] == 'rviz'
-    assert rviz.kwargs['arguments'][1].args[0][-1] == 'segment.rviz'
-    assert rviz.kwargs['namespace'].args[0] == 'namespace'
-    assert [(name, value.args[0]) for name, value in rviz.kwargs['remappings']] == [
-        ('image', 'image')]
-
-    opaque = next(e for e in entities if type(e).__name__ == 'OpaqueFunction')
-    actions = opaque.kwargs['function'](_Context(_argument_values()))
-    assert len(actions) == 1
-    node = actions[0]
-    assert node.kwargs['autostart'] is True
-    assert (node.kwargs['package'], node.kwargs['executable'], node.kwargs['name']) == (
-        'deeplab_ros', 'segmentation_node', 'deeplab_segmentation')
-    assert node.kwargs['namespace'] == ''
-    assert node.kwargs['parameters'] == [str(tmp_path / 'config' / 'segment.yaml'),
-                                         {'use_sim_time': False}]
-    assert node.kwargs['remappings'] == [('image', '/camera/image_raw'),
-                                         ('camera_info', '/camera/camera_info')]
-
-
-def test_launch_passes_given_arguments_and_skips_empty_ones(monkeypatch: pytest.MonkeyPatch,
-                                                            tmp_path: Path) -> None:
-    launch = _load_launch_module(monkeypatch, tmp_path, autostart=True)
-    opaque = next(e for e in launch.generate_launch_description().args[0]
-                  if type(e).__name__ == 'OpaqueFunction')
-    values = _argument_values(namespace='front', image='', params_file='/etc/seg.yaml',
-                              weights='pretrained:deeplabv3_mnv2_dm05_float', device='cpu',
-                              use_sim_time='true')
-    node = opaque.kwargs['function'](_Context(values))[0]
-    assert node.kwargs['namespace'] == 'front'
-    assert node.kwargs['parameters'] == ['/etc/seg.yaml', {
-        'use_sim_time': True, 'weights': 'pretrained:deeplabv3_mnv2_dm05_float',
-        'device': 'cpu'}]
-    assert node.kwargs['remappings'] == [('camera_info', '/camera/camera_info')]
-
-
-def test_launch_without_autostart_configures_then_activates(monkeypatch: pytest.MonkeyPatch,
-                                                            tmp_path: Path) -> None:
-    from lifecycle_msgs.msg import Transition  # noqa: PLC0415
-
-    launch = _load_launch_module(monkeypatch, tmp_path, autostart=False)
-    assert launch.lifecycle_autostart_supported() is False
-    opaque = next(e for e in launch.generate_launch_description().args[0]
-                  if type(e).__name__ == 'OpaqueFunction')
-    activate_handler, configure_handler, node = opaque.kwargs['function'](
-        _Context(_argument_values()))
-    assert 'autostart' not in node.kwargs
-    on_start = configure_handler.args[0]
-    assert type(on_start).__name__ == 'OnProcessStart'
-    assert on_start.kwargs['target_action'] is node
-    configure_event = on_start.kwargs['on_start'][0].kwargs['event']
-    assert configure_event.kwargs['transition_id'] == Transition.TRANSITION_CONFIGURE
-    assert configure_event.kwargs['lifecycle_node_matcher'] == ('matches', node)
-    on_inactive = activate_handler.args[0]
-    assert type(on_inactive).__name__ == 'OnStateTransition'
-    assert on_inactive.kwargs['target_lifecycle_node'] is node
-    assert (on_inactive.kwargs['start_state'], on_inactive.kwargs['goal_state']) == (
-        'configuring', 'inactive')
-    activate_event = on_inactive.kwargs['entities'][0].kwargs['event']
-    assert activate_event.kwargs['transition_id'] == Transition.TRANSITION_ACTIVATE

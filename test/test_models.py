@@ -1,7 +1,13 @@
-"""Model registry and architectures: VainF key compatibility, any resolution, both strides."""
+"""Model registry and architectures.
+
+:class:`TestEveryVariant` runs the same behaviour checks over every registered variant (as
+torchvision's and segmentation_models_pytorch's model tests do), so a newly registered variant
+is covered without a test of its own; the other tests check what is specific to one variant
+(VainF key layout, ASPP rates, depth multiplier, torchvision state dicts)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -9,7 +15,7 @@ import torch
 
 from deeplab_ros.core.checkpoint import load_model
 from deeplab_ros.core.errors import InvalidSettingError
-from deeplab_ros.core.models import available_models, build_model
+from deeplab_ros.core.models import available_models, build_model, model_spec
 
 
 def _reference_keys(shared: Path) -> dict[str, tuple[int, ...]]:
@@ -29,11 +35,9 @@ def test_registry_lists_every_variant() -> None:
         'lraspp_mobilenetv3_large', 'deeplabv3_resnet50', 'deeplabv3_resnet101'}
 
 
-def test_unknown_variant_and_stride_are_explained() -> None:
+def test_unknown_variant_is_explained() -> None:
     with pytest.raises(InvalidSettingError, match='Available: .*deeplabv3plus_mobilenetv2'):
         build_model('deeplabv3plus_resnet9000')
-    with pytest.raises(InvalidSettingError, match=r'output_stride 32 .*\(choose 8 or 16\)'):
-        build_model('deeplabv3plus_mobilenetv2', output_stride=32)
 
 
 @pytest.mark.parametrize('output_stride', [8, 16])
@@ -48,16 +52,6 @@ def test_aspp_rates_follow_the_output_stride() -> None:
     for stride, rates in ((16, (6, 12, 18)), (8, (12, 24, 36))):
         aspp = build_model('deeplabv3plus_mobilenetv2', output_stride=stride).classifier.aspp
         assert tuple(aspp.convs[i][0].dilation[0] for i in (1, 2, 3)) == rates
-
-
-@pytest.mark.parametrize('size', [(97, 131), (256, 320), (33, 33)])
-@pytest.mark.parametrize('output_stride', [8, 16])
-def test_deeplabv3plus_any_resolution(size: tuple[int, int], output_stride: int) -> None:
-    model = build_model('deeplabv3plus_mobilenetv2', num_classes=5,
-                        output_stride=output_stride).eval()
-    with torch.inference_mode():
-        out = model(torch.randn(2, 3, *size))
-    assert out.shape == (2, 5, *size)
 
 
 @pytest.mark.parametrize('depth_multiplier', [0.5, 1.0])
@@ -102,8 +96,73 @@ def test_torchvision_variants_load_torchvision_state_dicts(tmp_path: Path, name:
         assert torch.allclose(model(x), reference(x)['out'])
 
 
-def test_resnet_variants_build_without_downloading() -> None:
-    model = build_model('deeplabv3_resnet50', output_stride=8, num_classes=3).eval()
-    with torch.inference_mode():
-        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
-    assert 'deeplabv3_resnet101' in available_models()
+#: Odd and even input sizes (small: the whole class runs in seconds).
+INPUT_SIZES = ((33, 47), (64, 64))
+NUM_CLASSES = 5
+CANDIDATE_STRIDES = (4, 8, 16, 32)
+VARIANT_STRIDES = [(name, stride) for name in available_models()
+                   for stride in model_spec(name).output_strides]
+
+
+@pytest.fixture(scope='module')
+def built_models() -> dict[tuple[str, int], torch.nn.Module]:
+    """One model per (variant, output stride), built on first use for the module."""
+    return {}
+
+
+def _randomised(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` in eval mode with non-trivial normalisation statistics."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize('name,output_stride', VARIANT_STRIDES,
+                         ids=[f'{name}-os{stride}' for name, stride in VARIANT_STRIDES])
+class TestEveryVariant:
+    """Each registered variant at each output stride it supports."""
+
+    def model(self, built_models: dict, name: str, output_stride: int) -> torch.nn.Module:
+        """The variant built with NUM_CLASSES classes (cached for the module)."""
+        key = (name, output_stride)
+        if key not in built_models:
+            torch.manual_seed(0)
+            built_models[key] = _randomised(build_model(
+                name, num_classes=NUM_CLASSES, output_stride=output_stride))
+        return built_models[key]
+
+    @pytest.mark.parametrize('size', INPUT_SIZES, ids=['odd', 'even'])
+    def test_logits_have_the_input_size_and_one_channel_per_class(
+            self, built_models: dict, name: str, output_stride: int,
+            size: tuple[int, int]) -> None:
+        model = self.model(built_models, name, output_stride)
+        with torch.inference_mode():
+            logits = model(torch.randn(1, 3, *size))
+        assert isinstance(logits, torch.Tensor), 'a plain tensor, never a dict'
+        assert logits.shape == (1, NUM_CLASSES, *size)
+        assert logits.dtype == torch.float32 and bool(torch.isfinite(logits).all())
+
+    def test_state_dict_round_trip_reproduces_the_outputs(
+            self, built_models: dict, name: str, output_stride: int) -> None:
+        model = self.model(built_models, name, output_stride)
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        buffer.seek(0)
+        with torch.device('meta'):  # no weights of its own: only the loaded state can match
+            reloaded = build_model(name, num_classes=NUM_CLASSES, output_stride=output_stride)
+        reloaded.load_state_dict(torch.load(buffer, weights_only=True), strict=True, assign=True)
+        reloaded.eval()
+        image = torch.randn(1, 3, *INPUT_SIZES[0])
+        with torch.inference_mode():
+            assert torch.equal(model(image), reloaded(image))
+
+    def test_unsupported_output_stride_is_a_clear_error(
+            self, name: str, output_stride: int) -> None:
+        supported = model_spec(name).output_strides
+        unsupported = next(s for s in CANDIDATE_STRIDES if s not in supported)
+        choices = ' or '.join(str(stride) for stride in supported)
+        expected = rf"output_stride {unsupported} not supported by '{name}' \(choose {choices}\)"
+        with pytest.raises(InvalidSettingError, match=expected):
+            build_model(name, num_classes=NUM_CLASSES, output_stride=unsupported)

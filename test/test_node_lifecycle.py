@@ -16,9 +16,9 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Classification, LabelInfo
 
 from deeplab_ros.core.labels import voc_labels
+from deeplab_ros.ros.spinning import wait_until
 
-from ros_helpers import (
-    decoded, image_message, InProcessNode, LATCHED, RosTester, ROSOUT, wait_until)
+from ros_helpers import decoded, image_message, InProcessNode, LATCHED, RosTester, ROSOUT
 
 pytestmark = pytest.mark.ros
 QUIET = 1.0  # seconds to wait before concluding nothing was published

@@ -13,7 +13,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from vision_msgs.msg import Classification
 
 from deeplab_ros.core.labels import voc_labels
-from ros_helpers import decoded, header_key, image_message, InProcessNode, RosTester, wait_until
+from deeplab_ros.ros.spinning import wait_until
+from deeplab_ros.ros.stamps import header_key
+from ros_helpers import decoded, image_message, InProcessNode, RosTester
 
 pytestmark = pytest.mark.ros
 

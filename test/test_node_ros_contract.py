@@ -12,7 +12,9 @@ from rclpy.qos import qos_profile_sensor_data, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from deeplab_ros.ros import segmentation_node, statistics
-from ros_helpers import header_key, image_message, InProcessNode, RosTester, wait_until
+from deeplab_ros.ros.spinning import wait_until
+from deeplab_ros.ros.stamps import header_key
+from ros_helpers import image_message, InProcessNode, RosTester
 
 pytestmark = pytest.mark.ros
 

@@ -23,9 +23,10 @@ from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from deeplab_ros.core.geometry import resize_nearest, unpack_rgb
 from deeplab_ros.ros.image_codec import encode_depth
 from deeplab_ros.ros.spatial_messages import cloud_array
+from deeplab_ros.ros.spinning import wait_until
+from deeplab_ros.ros.stamps import header_key
 from rgbd_helpers import rgbd_camera, rgbd_frame, RgbdCamera, RgbdFrame
-from ros_helpers import (
-    decoded, header_key, image_message, InProcessNode, LATCHED, RosTester, ROSOUT, wait_until)
+from ros_helpers import decoded, image_message, InProcessNode, LATCHED, RosTester, ROSOUT
 
 pytestmark = pytest.mark.ros
 

@@ -25,7 +25,8 @@ from deeplab_ros.core.backends import onnxruntime_available
 from deeplab_ros.core.checkpoint import CheckpointMetadata, save_checkpoint
 from deeplab_ros.core.models import build_model
 from deeplab_ros.ros.image_codec import encode_image
-from ros_helpers import image_message, InProcessNode, RosTester, wait_until
+from deeplab_ros.ros.spinning import wait_until
+from ros_helpers import image_message, InProcessNode, RosTester
 
 pytestmark = pytest.mark.ros
 

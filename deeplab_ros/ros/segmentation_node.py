@@ -13,7 +13,8 @@ region of a class) and, with ``use_depth``, ``segmentation/points`` (labelled Po
 ``segmentation/detections_3d`` (vision_msgs/Detection3DArray).
 
 Frames are never queued: each camera keeps only its newest frame, a worker thread infers the
-newest frames of all cameras as one batch, and overwritten frames are counted as skipped.
+newest frames of all cameras as one batch, at most ``target_rate`` times a second, and
+overwritten frames are counted as skipped (:mod:`deeplab_ros.core.frame_scheduler`).
 The executor only receives frames and serves parameter and lifecycle services.
 """
 
@@ -46,6 +47,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, LabelInfo
 
 from deeplab_ros.core.errors import ConfigurationError, InputError
+from deeplab_ros.core.frame_scheduler import NewestFrameScheduler
 from deeplab_ros.ros import parameters as params
 from deeplab_ros.ros.depth_input import (
     check_depth_message, depth_for_frame, DepthInputError, stamp_ns, StampMatcher)
@@ -96,19 +98,17 @@ class PendingFrame:
     compressed: CompressedImage | None = None
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity: the frame scheduler's key
 class CameraStream:
-    """One camera: its topics, publishers and newest frame."""
+    """One camera: its topics, publishers and subscriptions."""
 
     name: str
     prefix: str
     publishers: dict[str, Any] = field(default_factory=dict)
     subscriptions: list[Any] = field(default_factory=list)
-    pending: PendingFrame | None = None
     camera_info: CameraInfo | None = None
     #: The last few camera_info messages: a frame takes the one with its own stamp if any.
     recent_camera_info: deque = field(default_factory=lambda: deque(maxlen=8))
-    last_processed: float = 0.0
     depth: StampMatcher[Image] | None = None
     last_received: float = 0.0  # time.monotonic() of the newest frame (0 = none yet)
 
@@ -147,8 +147,9 @@ class SegmentationNode(LifecycleNode):
         self._segmenter: Any = None
         self._cameras: list[CameraStream] = []
         self._worker: threading.Thread | None = None
-        self._running = False
-        self._condition = threading.Condition()
+        self._scheduler: NewestFrameScheduler[CameraStream, PendingFrame] = \
+            NewestFrameScheduler(lambda: self._live.target_rate)
+        self._error_lock = threading.Lock()
         self._stats = NodeStatistics()
         self._live = params.LiveSettings()
         self._diagnostics_publisher: Any = None
@@ -285,7 +286,7 @@ class SegmentationNode(LifecycleNode):
             header = Header(stamp=self.get_clock().now().to_msg())
             camera.publishers['label_info'].publish(label_info(
                 header, self._segmenter.labels, self._live.presence_min_fraction))
-        self._running = True
+        self._scheduler.start()
         self._activated_at = time.monotonic()
         self._worker = threading.Thread(target=self._work, name='deeplab_inference',
                                         daemon=True)
@@ -334,9 +335,9 @@ class SegmentationNode(LifecycleNode):
             for subscription in camera.subscriptions:
                 self.destroy_subscription(subscription)
             camera.subscriptions = []
-            camera.pending = None
             if camera.depth is not None:
                 camera.depth.clear()
+        self._scheduler.clear()
 
     def _release(self) -> None:
         """Stop the worker, then destroy what it uses: subscriptions, publishers, the model.
@@ -352,6 +353,7 @@ class SegmentationNode(LifecycleNode):
                 self.destroy_lifecycle_publisher(publisher)
             camera.publishers = {}
         self._cameras = []
+        self._scheduler.reset()
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
@@ -363,9 +365,7 @@ class SegmentationNode(LifecycleNode):
             self._segmenter = None
 
     def _stop_worker(self) -> None:
-        with self._condition:
-            self._running = False
-            self._condition.notify_all()
+        self._scheduler.stop()
         if self._worker is not None:
             self._worker.join(timeout=WORKER_JOIN_TIMEOUT_S)
             if self._worker.is_alive():
@@ -418,7 +418,7 @@ class SegmentationNode(LifecycleNode):
         self._stats.recent_bad_inputs.tick()
         key = (topic, what, problem)
         now = time.monotonic()
-        with self._condition:
+        with self._error_lock:
             if now - self._error_logged.get(key, -ERROR_THROTTLE_SECONDS) < \
                     ERROR_THROTTLE_SECONDS:
                 return
@@ -428,43 +428,17 @@ class SegmentationNode(LifecycleNode):
             f'({getattr(self._stats, counter)} {counter.replace("_", " ")} so far)')
 
     def _queue_frame(self, camera: CameraStream, frame: PendingFrame) -> None:
-        stats = self._stats
-        with self._condition:
-            if camera.pending is not None:
-                stats.count('skipped')
-            camera.pending = frame
-            self._condition.notify()
+        if self._scheduler.offer(camera, frame):
+            self._stats.count('skipped')
 
     def _on_camera_info(self, camera: CameraStream, message: CameraInfo) -> None:
         camera.recent_camera_info.append(message)
         camera.camera_info = message
 
     # ---------------------------------------------------------------- inference
-    def _take_frames(self) -> list[tuple[CameraStream, PendingFrame]] | None:
-        """Wait for frames allowed by the target rate; None when stopping."""
-        with self._condition:
-            while self._running:
-                now = time.monotonic()
-                rate = self._live.target_rate
-                period = 1.0 / rate if rate > 0 else 0.0
-                ready = [c for c in self._cameras if c.pending is not None
-                         and now - c.last_processed >= period]
-                if ready:
-                    taken = [(camera, camera.pending) for camera in ready]
-                    for camera in ready:
-                        camera.pending = None
-                        camera.last_processed = now
-                    return taken  # type: ignore[return-value]
-                waiting = [c for c in self._cameras if c.pending is not None]
-                timeout = None
-                if waiting:
-                    timeout = max(0.0, min(c.last_processed + period - now for c in waiting))
-                self._condition.wait(timeout=timeout if timeout is not None else 0.5)
-            return None
-
     def _work(self) -> None:
         while True:
-            batch = self._take_frames()
+            batch = self._scheduler.next_batch()
             if batch is None:
                 return
             try:
@@ -602,7 +576,7 @@ class SegmentationNode(LifecycleNode):
         inference = stats.inference.percentiles(50, 99)
         node = stats.node_latency.percentiles(50, 99)
         end_to_end = stats.end_to_end.percentiles(50, 99)
-        active = self._running
+        active = self._scheduler.running
         problems = []
         recent_bad = stats.recent_bad_inputs.recent()
         if recent_bad:

@@ -36,6 +36,7 @@ import numpy as np
 
 from deeplab_ros.core.backends import BACKENDS
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
+from deeplab_ros.tools.model_args import add_model_arguments, build_segmenter
 
 RESOLUTIONS: dict[str, tuple[int, int]] = {  # name -> (width, height)
     'qvga': (320, 240),
@@ -113,14 +114,9 @@ def default_backends() -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='deeplab-ros-bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--weights', default='pretrained',
-                        help="'pretrained', 'pretrained:NAME' or a checkpoint path")
-    parser.add_argument('--variant', default='', help='model variant for plain state dicts')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    add_model_arguments(parser, backend=False)
     parser.add_argument('--half', choices=('auto', 'on', 'off'), default='auto',
                         help='float16 on CUDA (auto: on for CUDA, off for CPU)')
-    parser.add_argument('--upsample', default='labels', choices=('labels', 'logits'),
-                        help='how predictions return to full resolution')
     parser.add_argument('--input-sizes', type=_int_list, default=[513],
                         help='comma-separated network input sides (default 513)')
     parser.add_argument('--resolutions', type=_resolution_list, default=['vga'],
@@ -185,15 +181,8 @@ def alternating_medians(functions: Sequence[Callable[[], object]], *, iterations
 
 def _build_segmenter(args: argparse.Namespace, input_size: int, backend: str):
     """The segmenter the command line asks for, at ``input_size``, with ``backend``."""
-    from deeplab_ros.core.backends import report_fallback_once
-    from deeplab_ros.core.segmenter import Segmenter
-
-    segmenter = Segmenter.from_checkpoint(
-        args.weights, device=args.device, input_size=input_size,
-        half=None if args.half == 'auto' else args.half == 'on', variant=args.variant or None,
-        upsample=args.upsample, backend=backend)
-    report_fallback_once(segmenter.backend_note)
-    return segmenter
+    return build_segmenter(args, input_size=input_size, backend=backend,
+                           half=None if args.half == 'auto' else args.half == 'on')
 
 
 def _synchronizer(segmenter) -> Callable[[], None]:

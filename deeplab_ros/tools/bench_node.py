@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from deeplab_ros.bagtools.config_files import config_file
+from deeplab_ros.package_files import config_file
 
 PROFILE_NAME = 'fastdds_large_images.xml'
 ARRIVAL_TIMEOUT_SECONDS = 10.0
@@ -207,8 +207,9 @@ def run_node_case(frame: np.ndarray, resolution: str, input_size: int, *, frames
         log_path: Where the node's output goes (discarded when None).
         backend: The node's ``backend`` parameter.
     """
-    from deeplab_ros.bagtools.pipeline import (
-        default_params_file, LifecycleClient, node_command, NodeProcess, SpunNode)
+    from deeplab_ros.ros.lifecycle_client import LifecycleClient
+    from deeplab_ros.ros.node_process import default_params_file, node_command, NodeProcess
+    from deeplab_ros.ros.spinning import SpunNode
 
     env = use_large_image_profile()
     parameters = {'input_size': input_size, 'weights': weights, 'device': device,

@@ -28,7 +28,6 @@ import numpy as np
 
 from rosbags.rosbag2 import Reader
 
-from deeplab_ros.bagtools.config_files import config_file
 from deeplab_ros.bagtools.info import read_messages
 from deeplab_ros.bagtools.typedefs import MessageDefinitionError
 from deeplab_ros.bagtools.writer import add_typed_connection, CAMERA_INFO_TYPE, IMAGE_TYPE
@@ -36,6 +35,8 @@ from deeplab_ros.bagtools.writer import ImageBagSpec, open_writer, write_image_b
 from deeplab_ros.core.assets import shared_path
 from deeplab_ros.core.backends import BACKEND_HELP, BACKENDS
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
+from deeplab_ros.package_files import config_file
+from deeplab_ros.ros.stamps import header_key
 
 PEDESTRIANS = 'data/video/vtest.avi'
 TRAFFIC = 'data/video/traffic_frames.mp4'
@@ -72,10 +73,6 @@ def image_to_array(message: object) -> np.ndarray:
     if message.encoding == 'bgr8':
         pixels = pixels[..., ::-1]
     return pixels[..., 0] if channels == 1 else pixels
-
-
-def _stamp(header: object) -> tuple[int, int, str]:
-    return header.stamp.sec, header.stamp.nanosec, header.frame_id
 
 
 def class_names_from_label_info(output_bag: Path) -> dict[int, str]:
@@ -158,13 +155,13 @@ def analyse(input_bag: Path, output_bag: Path,
             publish_times: dict[tuple[int, int, str], float]) -> list[FrameReport]:
     """Match every input frame with the node's outputs for it (by header)."""
     names = class_names_from_label_info(output_bag)
-    labels = {_stamp(m.header): t for t, m in read_messages(output_bag,
-                                                            '/segmentation/labels')}
-    classes = {_stamp(m.header): classification_names(m, names)
+    labels = {header_key(m.header): t
+              for t, m in read_messages(output_bag, '/segmentation/labels')}
+    classes = {header_key(m.header): classification_names(m, names)
                for _, m in read_messages(output_bag, '/segmentation/classes')}
     reports = []
     for index, (_, image) in enumerate(read_messages(input_bag, IMAGE_TOPIC)):
-        stamp = _stamp(image.header)
+        stamp = header_key(image.header)
         received_ns = labels.get(stamp)
         published = publish_times.get(stamp)
         latency = None
@@ -226,13 +223,12 @@ def write_contact_sheet(input_bag: Path, output_bag: Path, reports: list[FrameRe
         picks = np.linspace(0, len(source_reports) - 1, min(share, len(source_reports)))
         chosen.extend(source_reports[int(round(i))] for i in picks)
     wanted = {r.stamp: r for r in chosen}
-    inputs = {(m.header.stamp.sec, m.header.stamp.nanosec, m.header.frame_id):
-              image_to_array(m) for _, m in read_messages(input_bag, IMAGE_TOPIC)
-              if (m.header.stamp.sec, m.header.stamp.nanosec, m.header.frame_id) in wanted}
-    overlays = {(m.header.stamp.sec, m.header.stamp.nanosec, m.header.frame_id):
-                image_to_array(m) for _, m in read_messages(output_bag,
-                                                            '/segmentation/overlay')
-                if (m.header.stamp.sec, m.header.stamp.nanosec, m.header.frame_id) in wanted}
+    inputs = {header_key(m.header): image_to_array(m)
+              for _, m in read_messages(input_bag, IMAGE_TOPIC)
+              if header_key(m.header) in wanted}
+    overlays = {header_key(m.header): image_to_array(m)
+                for _, m in read_messages(output_bag, '/segmentation/overlay')
+                if header_key(m.header) in wanted}
     cells = []
     for report in chosen:
         if report.stamp not in inputs or report.stamp not in overlays:

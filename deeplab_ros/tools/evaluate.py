@@ -24,16 +24,14 @@ import sys
 import cv2
 import numpy as np
 
-from deeplab_ros.core.backends import BACKEND_HELP, BACKENDS, report_fallback_once
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
+from deeplab_ros.tools.model_args import add_model_arguments, build_segmenter
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='deeplab-ros-eval', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--weights', default='pretrained',
-                        help="'pretrained', 'pretrained:NAME' or a checkpoint path")
-    parser.add_argument('--variant', default='', help='model variant for plain state dicts')
+    add_model_arguments(parser)
     parser.add_argument('--labels', default='',
                         help="'voc', 'cityscapes' or a YAML class list (default: checkpoint's)")
     parser.add_argument('--data', type=Path, default=None,
@@ -43,10 +41,6 @@ def _parser() -> argparse.ArgumentParser:
                         help="network input side (default: the checkpoint's)")
     parser.add_argument('--output-stride', type=int, default=0,
                         help="output stride, e.g. 8 or 16 (default: the checkpoint's)")
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--upsample', default='labels', choices=('labels', 'logits'),
-                        help='how predictions return to full resolution')
-    parser.add_argument('--backend', default='auto', choices=BACKENDS, help=BACKEND_HELP)
     parser.add_argument('--confusion-csv', type=Path, help='write the confusion matrix here')
     parser.add_argument('--overlays', type=Path, help='write overlay images to this folder')
     return parser
@@ -60,15 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     from deeplab_ros.core.datasets import open_dataset
     from deeplab_ros.core.labels import resolve_labels
     from deeplab_ros.core.evaluation import evaluate
-    from deeplab_ros.core.segmenter import Segmenter
 
     try:
         labels = resolve_labels(args.labels) if args.labels else None
-        segmenter = Segmenter.from_checkpoint(
-            args.weights, device=args.device, input_size=args.input_size or None,
-            labels=labels, variant=args.variant or None, upsample=args.upsample,
-            backend=args.backend, output_stride=args.output_stride or None)
-        report_fallback_once(segmenter.backend_note)
+        segmenter = build_segmenter(args, input_size=args.input_size or None, labels=labels,
+                                    output_stride=args.output_stride or None)
         data = args.data or shared_path('data/voc_val' if segmenter.num_classes == 21
                                         else 'data/ade20k')
         dataset = open_dataset(data, segmenter.labels, args.split)

@@ -19,14 +19,13 @@ from pathlib import Path
 import sys
 
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
+from deeplab_ros.tools.model_args import add_model_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='deeplab-ros-export', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--weights', default='pretrained',
-                        help="'pretrained', 'pretrained:NAME' or a checkpoint path")
-    parser.add_argument('--variant', default='', help='model variant for plain state dicts')
+    add_model_arguments(parser, device=False, upsample=False, backend=False)
     parser.add_argument('--output', type=Path, required=True, help='ONNX file to write')
     parser.add_argument('--input-size', type=int, default=0,
                         help="square input side (default: the checkpoint's recommendation)")

@@ -19,11 +19,14 @@ from lifecycle_msgs.msg import State
 from lifecycle_msgs.srv import GetState
 import numpy as np
 import pytest
+from rcl_interfaces.srv import GetParameters
 import rclpy
+from rclpy.parameter import parameter_value_to_python
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile
 from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import LabelInfo
+import yaml
 
 NAMESPACE = 'launch_test'
 NODE = f'/{NAMESPACE}/deeplab_segmentation'
@@ -71,6 +74,28 @@ class TestSegmentLaunch(unittest.TestCase):
             time.sleep(0.5)
         self.node.destroy_client(client)
         return state
+
+    def _parameters(self, names: list) -> dict:
+        client = self.node.create_client(GetParameters, f'{NODE}/get_parameters')
+        self.assertTrue(client.wait_for_service(timeout_sec=60.0), 'no get_parameters service')
+        future = client.call_async(GetParameters.Request(names=names))
+        rclpy.spin_until_future_complete(self.node, future, timeout_sec=30.0)
+        self.node.destroy_client(client)
+        self.assertIsNotNone(future.result(), 'get_parameters did not answer')
+        return {name: parameter_value_to_python(value)
+                for name, value in zip(names, future.result().values)}
+
+    def test_given_arguments_become_parameters_and_empty_ones_leave_the_params_file(self):
+        self.assertEqual(self._wait_active(), State.PRIMARY_STATE_ACTIVE)
+        installed = os.path.join(get_package_share_directory('deeplab_ros'), 'config',
+                                 'segment.yaml')
+        with open(installed) as handle:
+            defaults = yaml.safe_load(handle)['/**']['ros__parameters']
+        values = self._parameters(['device', 'weights', 'variant', 'use_sim_time'])
+        self.assertEqual(values['device'], 'cpu')  # given: device:=cpu
+        self.assertEqual(values['weights'], defaults['weights'])  # empty: the file's
+        self.assertEqual(values['variant'], defaults['variant'])
+        self.assertIs(values['use_sim_time'], False)
 
     def test_node_activates_publishes_label_info_and_labels(self):
         self.assertEqual(self._wait_active(), State.PRIMARY_STATE_ACTIVE)

@@ -1,0 +1,10 @@
+"""Identity of a message by its header (rclpy and rosbags messages alike)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def header_key(header: Any) -> tuple[int, int, str]:
+    """``(sec, nanosec, frame_id)`` of a header: matches an output to its input frame."""
+    return header.stamp.sec, header.stamp.nanosec, header.frame_id
