@@ -101,6 +101,24 @@ def test_cache_with_another_source_is_converted_again(isolated: Path, shared: Pa
     assert pretrained.is_cached(pretrained.PRETRAINED[SMALL]) and path.is_file()
 
 
+def test_cache_of_another_conversion_is_converted_again(
+        isolated: Path, shared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (isolated / 'shared' / 'weights').mkdir()
+    shutil.copy(_published(shared, SMALL), isolated / 'shared' / 'weights')
+    path = pretrained.pretrained_checkpoint(SMALL, allow_download=False)
+    stamp = path.stat().st_mtime_ns
+    assert pretrained.is_cached(pretrained.PRETRAINED[SMALL])
+    # Other run settings in the row, or a converter whose output changed: not reused.
+    resized = dataclasses.replace(pretrained.PRETRAINED[SMALL], input_size=321)
+    assert not pretrained.is_cached(resized)
+    monkeypatch.setattr(pretrained, 'CONVERSION_REVISION', pretrained.CONVERSION_REVISION + 1)
+    assert not pretrained.is_cached(pretrained.PRETRAINED[SMALL])
+    again = pretrained.pretrained_checkpoint(SMALL, allow_download=False)
+    assert again == path and again.stat().st_mtime_ns != stamp
+    assert read_checkpoint(again)[1].conversion == pretrained.conversion_key(
+        pretrained.PRETRAINED[SMALL])
+
+
 def test_local_file_with_the_wrong_checksum_is_refused(isolated: Path) -> None:
     spec = pretrained.PRETRAINED[SMALL]
     (isolated / 'user_weights' / spec.tflite_file).write_bytes(b'not the published model')

@@ -46,6 +46,9 @@ class CheckpointMetadata:
     source: str = ''
     #: sha256 of the file the checkpoint was converted from ('' when not converted).
     source_sha256: str = ''
+    #: The conversion that made it (pretrained models: converter, its revision and the run
+    #: settings); a cached conversion is reused only while this still matches.
+    conversion: str = ''
     #: Run settings recommended on CUDA devices (0: as on the CPU).
     cuda_input_size: int = 0
     cuda_output_stride: int = 0

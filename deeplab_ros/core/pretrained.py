@@ -8,8 +8,9 @@ sha256 and the converter that turns it into a PyTorch model with metadata. Prepa
 (:func:`pretrained_checkpoint`) looks, in order:
 
 1. in the cache (:func:`~deeplab_ros.core.assets.cache_dir`): a converted checkpoint whose
-   metadata records the expected source sha256 is used as it is; the source file is not
-   needed again;
+   metadata records the expected source sha256 and the same conversion (:func:`conversion_key`:
+   converter, :data:`CONVERSION_REVISION`, run settings) is used as it is; the source file is
+   not needed again;
 2. for the source file, in the user weights folders
    (:func:`~deeplab_ros.core.assets.user_weights_dirs`, ``DEEPLAB_ROS_WEIGHTS_PATH``);
 3. in ``<shared>/weights`` (:func:`~deeplab_ros.core.assets.shared_dir`);
@@ -67,6 +68,10 @@ class PretrainedSpec:
     output_stride: int | None = None
     cuda_settings: tuple[int, int] = (0, 0)
 
+
+#: Revision of the converters' output. Raise it whenever a converter produces different
+#: weights or metadata for the same source file, so that cached conversions are redone.
+CONVERSION_REVISION = 2
 
 #: CPU run settings of the ADE20K DeepLabV3+ (exported at 513, output stride 8), chosen from
 #: mIoU on the shared ADE20K images against CPU cost (README, "Models and accuracy"); on CUDA
@@ -133,8 +138,19 @@ def cached_checkpoint_path(name: str) -> Path:
     return cache_dir() / f'{name}.pt'
 
 
+def conversion_key(spec: PretrainedSpec) -> str:
+    """What a cached conversion of ``spec`` must record to be reused as it is.
+
+    The converter, :data:`CONVERSION_REVISION` and the run settings stored in the metadata:
+    a changed row or converter makes the cache convert its source again.
+    """
+    return (f'{spec.converter} r{CONVERSION_REVISION} input_size={spec.input_size} '
+            f'output_stride={spec.output_stride} cuda={spec.cuda_settings[0]}/'
+            f'{spec.cuda_settings[1]}')
+
+
 def is_cached(spec: PretrainedSpec) -> bool:
-    """True when the cache holds a readable conversion of exactly ``spec``'s source."""
+    """True when the cache holds a readable, current conversion of exactly ``spec``'s source."""
     path = cached_checkpoint_path(spec.name)
     if not path.is_file():
         return False
@@ -142,7 +158,8 @@ def is_cached(spec: PretrainedSpec) -> bool:
         _, metadata = read_checkpoint(path)
     except CheckpointError:
         return False
-    return metadata is not None and (not spec.sha256 or metadata.source_sha256 == spec.sha256)
+    return (metadata is not None and metadata.conversion == conversion_key(spec)
+            and (not spec.sha256 or metadata.source_sha256 == spec.sha256))
 
 
 def source_candidates(spec: PretrainedSpec) -> list[Path]:
@@ -169,6 +186,7 @@ def _convert_into_cache(spec: PretrainedSpec, source: Path, digest: str) -> Path
                                        output_stride=spec.output_stride,
                                        cuda_settings=spec.cuda_settings)
     metadata.source_sha256 = digest
+    metadata.conversion = conversion_key(spec)
     return save_checkpoint(cached_checkpoint_path(spec.name), model, metadata)
 
 
