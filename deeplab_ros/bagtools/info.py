@@ -1,6 +1,8 @@
-"""Read rosbag2 bags (mcap or sqlite3, metadata version 8 or 9, e.g. from ``ros2 bag record``)
-and ROS 1 ``.bag`` files, whose messages are converted to their ROS 2 form (CDR; e.g. the
-Header's ``seq`` dropped) with ``rosbags``' type migration.
+"""Read rosbag2 bags and ROS 1 ``.bag`` files.
+
+rosbag2 bags may use mcap or sqlite3 storage, metadata version 8 or 9 (e.g. from
+``ros2 bag record``); the messages of ROS 1 bags are converted to their ROS 2 form (CDR; e.g.
+the Header's ``seq`` dropped) with ``rosbags``' type migration.
 """
 
 from __future__ import annotations

@@ -69,10 +69,11 @@ def to_bag_qos(profile: QoSProfile) -> Qos:
 
 
 def playback_qos(offered: list[Qos], default_depth: int = 10) -> QoSProfile:
-    """QoS to republish a recorded topic with: the recorded one's reliability and durability.
+    """Return the QoS to republish a recorded topic with, following the recorded QoS.
 
-    Reliable volatile unless every recorded publisher offered best effort / transient local
-    (the way ``ros2 bag play`` adapts); keep-last ``default_depth``.
+    The recorded reliability and durability are kept: reliable volatile unless every recorded
+    publisher offered best effort / transient local (the way ``ros2 bag play`` adapts);
+    keep-last ``default_depth``.
     """
     reliability = ReliabilityPolicy.RELIABLE
     durability = DurabilityPolicy.VOLATILE
@@ -86,10 +87,11 @@ def playback_qos(offered: list[Qos], default_depth: int = 10) -> QoSProfile:
 
 
 def recording_qos(offered: list[QoSProfile], depth: int = 100) -> QoSProfile:
-    """QoS to subscribe with so every offered publisher matches (as ``ros2 bag record`` does).
+    """Return the QoS to subscribe with so that every offered publisher matches.
 
-    Reliable only when all publishers are reliable; transient local only when all are (so a
-    late recorder still gets latched messages such as label info).
+    As ``ros2 bag record`` does: reliable only when all publishers are reliable; transient
+    local only when all are (so a late recorder still gets latched messages such as label
+    info).
     """
     reliable = bool(offered) and all(
         p.reliability == ReliabilityPolicy.RELIABLE for p in offered)

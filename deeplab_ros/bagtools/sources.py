@@ -17,8 +17,11 @@ DEFAULT_HORIZONTAL_FOV_DEG = 60.0
 
 
 class BagError(ConfigurationError):
-    """A bag cannot be made, read or played (a source that cannot be read, settings that
-    cannot give a valid bag); the message says which bag or source and why."""
+    """A bag cannot be made, read or played.
+
+    For example a source that cannot be read, or settings that cannot give a valid bag; the
+    message says which bag or source and why.
+    """
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class FrameSource:
 
     def frames(self, *, max_frames: int | None = None, resize: tuple[int, int] | None = None,
                first: int = 0, step: int = 1) -> Iterator[np.ndarray]:
-        """Yield RGB uint8 frames (HxWx3), optionally resized to ``resize`` = (width, height).
+        """Yield RGB uint8 HxWx3 frames, optionally resized to ``resize`` = (width, height).
 
         Frames ``first``, ``first + step``, ... of the source, at most ``max_frames`` of them.
         """
@@ -142,8 +145,11 @@ RGBD_CAMERA_FILE = 'camera.yaml'
 
 @dataclass(frozen=True)
 class RgbdSource:
-    """A folder of registered colour + depth frames: ``color/N.png``, ``depth/N.pgm`` (uint16
-    millimetres, 0 = no reading) and ``camera.yaml`` (fx, fy, cx, cy, width, height)."""
+    """A folder of registered colour + depth frames.
+
+    It holds ``color/N.png``, ``depth/N.pgm`` (uint16 millimetres, 0 = no reading) and
+    ``camera.yaml`` (fx, fy, cx, cy, width, height).
+    """
 
     path: Path
     camera_matrix: tuple[float, ...]   # row-major 3x3 K of the colour camera

@@ -40,7 +40,7 @@ def interface_search_paths() -> list[Path]:
 
 @lru_cache(maxsize=1)
 def typestore() -> Typestore:
-    """The shared Jazzy typestore (extended on demand by :func:`ensure_type`)."""
+    """Return the shared Jazzy typestore, extended on demand by :func:`ensure_type`."""
     return get_typestore(Stores.ROS2_JAZZY)
 
 

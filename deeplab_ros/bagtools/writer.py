@@ -1,5 +1,7 @@
-"""Write rosbag2 bags of camera frames (sensor_msgs/Image or CompressedImage, CameraInfo and,
-from an RGB-D folder, 16UC1 depth) without ROS.
+"""Write rosbag2 bags of camera frames without ROS.
+
+Frames become sensor_msgs/Image or CompressedImage messages, with CameraInfo and, from an RGB-D
+folder, 16UC1 depth images.
 
 Messages are serialized to CDR by the ``rosbags`` Jazzy typestore; every connection carries
 its full message definition and RIHS01 type hash, so ``ros2 bag info`` / ``ros2 bag play``
@@ -216,12 +218,12 @@ def add_typed_connection(writer: Writer, topic: str, msgtype: str,
 
 def write_image_bag(spec: ImageBagSpec,
                     source: str | Path | Sequence[str | Path]) -> WrittenBag:
-    """Write the frames of a video file or image folder (or of several, one after the other)
-    into a new bag.
+    """Write the frames of one or more video files or image folders into a new bag.
 
-    Frame ``i`` is stamped ``start_time + i / rate`` (header stamp and bag receive time
-    alike); every frame gets a CameraInfo with the same header when a camera-info topic is set.
-    ``max_frames`` applies to each source; the rate defaults to the first video's own.
+    Several sources are written one after the other. Frame ``i`` is stamped
+    ``start_time + i / rate`` (header stamp and bag receive time alike); every frame gets a
+    CameraInfo with the same header when a camera-info topic is set. ``max_frames`` applies to
+    each source; the rate defaults to the first video's own.
     An RGB-D folder (see :class:`~deeplab_ros.bagtools.sources.RgbdSource`) also gives a 16UC1
     depth image per frame on ``spec.depth_topic`` and its camera.yaml intrinsics.
 

@@ -44,8 +44,11 @@ def _is_source_checkout(folder: Path) -> bool:
 
 
 def source_checkouts() -> list[Path]:
-    """Source checkouts of this package: the one imported from, then any found from the
-    working directory upwards (directly or as ``src/deeplab_ros`` of a workspace)."""
+    """Return the source checkouts of this package.
+
+    The one imported from comes first, then any found from the working directory upwards
+    (directly or as ``src/deeplab_ros`` of a workspace).
+    """
     found: list[Path] = []
     cwd = Path.cwd().resolve()
     for folder in (_MODULE_ROOT, cwd, *cwd.parents):
@@ -72,8 +75,11 @@ def shared_dir() -> Path:
 
 
 def user_weights_dirs() -> list[Path]:
-    """Folders where users keep model files (``$DEEPLAB_ROS_WEIGHTS_PATH``, default
-    ``$XDG_DATA_HOME/deeplab_ros/weights``)."""
+    """Return the folders where users keep model files.
+
+    They are the entries of ``$DEEPLAB_ROS_WEIGHTS_PATH`` when it is set, else
+    ``$XDG_DATA_HOME/deeplab_ros/weights``.
+    """
     value = os.environ.get(WEIGHTS_PATH_ENV)
     if value:
         return [Path(part).expanduser() for part in value.split(os.pathsep) if part]

@@ -134,14 +134,21 @@ class TorchForward:
         self.model: torch.nn.Module | None = module
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """Run the eager model on ``batch`` and return its logits.
+
+        Raises:
+            RuntimeError: The forward was closed.
+        """
         if self.model is None:
             raise RuntimeError('this segmenter was closed')
         return self.model(batch)
 
     def describe(self) -> str:
+        """Return ``'torch'``, with ``' fp16'`` appended when the model runs in float16."""
         return 'torch' + (' fp16' if self.input_dtype == torch.float16 else '')
 
     def close(self) -> None:
+        """Drop the model, so its memory can be freed; later calls raise."""
         self.model = None
 
 
@@ -259,9 +266,11 @@ class OnnxRuntimeForward:
         return output
 
     def describe(self) -> str:
+        """Return ``'onnxruntime'`` with the first provider's short name and ``' fp16'`` if set."""
         provider = self.providers[0].replace('ExecutionProvider', '') if self.providers else '?'
         return f'onnxruntime {provider}' + (' fp16' if self.half else '')
 
     def close(self) -> None:
+        """Drop the session and the reused output buffers; later calls raise."""
         self.session = None
         self._outputs.clear()

@@ -1,5 +1,6 @@
-"""Readers for labelled image folders: flat ``N_image.png``/``N_target.png``, VOC layout and
-ADE20K-style image/annotation pairs.
+"""Readers for labelled image folders in the flat, VOC and ADE20K layouts.
+
+Flat layout: ``N_image.png``/``N_target.png`` pairs in one folder.
 
 VOC layout::
 
@@ -149,8 +150,11 @@ class VocLayoutDataset:
 
 def open_dataset(path: str | Path, labels: LabelSet, split: str = 'val'
                  ) -> VocLayoutDataset | list[SegmentationSample]:
-    """VOC layout when ``path`` has ImageSets/, the flat ``N_image.png`` layout when it has
-    such files, else ADE20K-style image/annotation pairs."""
+    """Open the labelled dataset at ``path`` with the reader of its layout.
+
+    VOC layout when ``path`` has ImageSets/, the flat ``N_image.png`` layout when it has such
+    files, else ADE20K-style image/annotation pairs.
+    """
     root = Path(path)
     if not root.is_dir():
         raise DatasetError(f'dataset folder not found: {root}')

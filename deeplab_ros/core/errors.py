@@ -40,8 +40,11 @@ class ConfigurationError(DeeplabRosError):
 
 
 class InvalidSettingError(ConfigurationError):
-    """A setting's value is not one the package understands (an unknown device, backend,
-    upsampling mode, model variant or pretrained name, an input size that is too small)."""
+    """A setting's value is not one the package understands.
+
+    For example an unknown device, backend, upsampling mode, model variant or pretrained name,
+    or an input size that is too small.
+    """
 
 
 class InputError(DeeplabRosError):

@@ -90,7 +90,7 @@ def same_aspect(size_a: tuple[int, int], size_b: tuple[int, int], tolerance_px: 
 
 
 def depth_in_metres(depth: np.ndarray, scale: float = 0.001) -> np.ndarray:
-    """HxW depth as float32 metres with NaN where there is no reading.
+    """Convert HxW depth to float32 metres, with NaN where there is no reading.
 
     Integer depth (uint16 millimetres, as 16UC1) is multiplied by ``scale``; float depth
     (32FC1) is taken as metres. 0, negative and non-finite values mean "no reading".

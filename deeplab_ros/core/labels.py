@@ -193,8 +193,10 @@ def load_label_file(path: str | Path) -> LabelSet:
 
 
 def resolve_labels(spec: str) -> LabelSet:
-    """The label set named by ``spec``: ``'voc'``, ``'cityscapes'``, ``'ade20k'``,
-    ``'ade20k32'`` or a YAML path."""
+    """Return the label set named by ``spec``.
+
+    ``spec`` is ``'voc'``, ``'cityscapes'``, ``'ade20k'``, ``'ade20k32'`` or a YAML path.
+    """
     key = spec.strip().lower()
     if key in ('voc', 'pascal_voc', 'pascal'):
         return voc_labels()

@@ -104,7 +104,7 @@ def fractions_from_counts(counts: np.ndarray, total: int) -> dict[int, float]:
 
 
 def colorize(labels: torch.Tensor, palette_lut: torch.Tensor) -> torch.Tensor:
-    """HxW uint8 labels -> HxWx3 uint8 colours through a (256, 3) look-up table."""
+    """Map HxW uint8 labels to HxWx3 uint8 colours through a (256, 3) look-up table."""
     return palette_lut[labels.to(torch.int64)]
 
 

@@ -125,8 +125,11 @@ def available_pretrained() -> tuple[str, ...]:
 
 
 def pretrained_spec(name: str) -> PretrainedSpec:
-    """The registry row of ``name``; :class:`InvalidSettingError` listing the names if
-    unknown."""
+    """Return the registry row of ``name``.
+
+    Raises:
+        InvalidSettingError: ``name`` is unknown; the message lists the known names.
+    """
     if name not in PRETRAINED:
         raise InvalidSettingError(f'Unknown pretrained model {name!r}. Available: '
                                   f'{", ".join(PRETRAINED)}.', setting='weights')

@@ -45,8 +45,9 @@ _DEVICE_SPEC = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
 
 
 def parse_device(spec: str = 'auto') -> str:
-    """The device setting normalised (``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``),
-    without looking at the hardware ('' means ``'auto'``).
+    """Normalise the device setting without looking at the hardware.
+
+    The result is ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``; '' means ``'auto'``.
 
     Raises:
         InvalidSettingError: ``spec`` names no device.

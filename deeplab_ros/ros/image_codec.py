@@ -96,7 +96,7 @@ def _pixel_rows(encoding: str, height: int, width: int, step: int,
 
 
 def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
-    """HxW uint8 -> HxWx3 uint8 with the grey value in every channel."""
+    """Convert HxW uint8 grey to HxWx3 uint8 with the grey value in every channel."""
     return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
 
 

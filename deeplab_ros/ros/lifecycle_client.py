@@ -69,7 +69,11 @@ class LifecycleClient:
         return bool(self._call(self._change, request, timeout).success)
 
     def bring_up(self, timeout: float = 180.0) -> None:
-        """configure + activate, like launch's autostart; RuntimeError naming what failed."""
+        """Configure, then activate the target node, like launch's autostart.
+
+        Raises:
+            RuntimeError: A transition failed; the message names it and the node's state.
+        """
         for transition in ('configure', 'activate'):
             if not self.change(transition, timeout):
                 raise RuntimeError(f'{self.target} refused to {transition} (state '

@@ -54,8 +54,10 @@ def diagnostic_array(header: Header, name: str, hardware_id: str, level: int, su
 
 def camera_info_for_frame(info: CameraInfo, header: Header, width: int,
                           height: int) -> CameraInfo | None:
-    """A copy of ``info`` carrying the processed frame's header, or None when ``info``
-    describes another image size (its width/height set and different from the frame's).
+    """Return a copy of ``info`` carrying the processed frame's header, or None.
+
+    None when ``info`` describes another image size (its width/height set and different from
+    the frame's).
 
     The received message is never modified: it may be used again for the next frame.
     """

@@ -204,7 +204,7 @@ def _uninitialized(node: Node, name: str) -> bool:
 
 
 def value(node: Node, name: str) -> Any:
-    """Current value (the default where an array parameter was left unset)."""
+    """Return the current value of ``name`` (the default where an array parameter is unset)."""
     try:
         current = node.get_parameter(name).value
     except ParameterUninitializedException:
@@ -225,8 +225,9 @@ def validate(parameter: Parameter) -> str:
 
 
 def check_model_parameters(node: Node) -> None:
-    """Check every parameter read at configure (values from a parameters file or the command
-    line never went through :func:`validate`).
+    """Check every parameter read at configure.
+
+    Values from a parameters file or the command line never went through :func:`validate`.
 
     Raises:
         InvalidSettingError: the first parameter whose value the node cannot use.

@@ -78,9 +78,12 @@ OUTPUTS = (('labels', Image), ('color', Image), ('overlay', Image), ('confidence
 
 
 def own_qos(template: QoSProfile) -> QoSProfile:
-    """A profile object of the endpoint's own: rclpy applies QoS override parameters to
-    the profile passed in, in place, so a shared one would carry an override of one topic to
-    every other endpoint created with it (and to rclpy's module-level presets)."""
+    """Return a copy of ``template`` for one endpoint to own.
+
+    rclpy applies QoS override parameters to the profile passed in, in place, so a shared one
+    would carry an override of one topic to every other endpoint created with it (and to
+    rclpy's module-level presets).
+    """
     return copy.copy(template)
 
 
@@ -622,8 +625,10 @@ class SegmentationNode(LifecycleNode):
             summary, values))
 
     def diagnostic_name(self) -> str:
-        """The status name on /diagnostics, unique per node: ``<namespace>/<name>:
-        segmentation`` (e.g. ``front/deeplab_segmentation: segmentation``)."""
+        """The status name on /diagnostics, unique per node.
+
+        ``<namespace>/<name>: segmentation``, e.g. ``front/deeplab_segmentation: segmentation``.
+        """
         return f'{self.get_fully_qualified_name().lstrip("/")}: segmentation'
 
     @property
@@ -633,8 +638,11 @@ class SegmentationNode(LifecycleNode):
 
 
 def _ignore_further_interrupts() -> None:
-    """Once shutting down, a second SIGINT must not abort the teardown: Ctrl-C in a terminal
-    under ``ros2 launch`` reaches the node twice (from the terminal and from launch)."""
+    """Ignore further SIGINTs once shutting down, so a second one cannot abort the teardown.
+
+    Ctrl-C in a terminal under ``ros2 launch`` reaches the node twice (from the terminal and
+    from launch).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

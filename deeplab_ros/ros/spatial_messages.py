@@ -52,8 +52,10 @@ def _hypothesis(class_id: int, score: float) -> ObjectHypothesisWithPose:
 
 
 def detections_2d(header: Header, regions: RegionSet) -> Detection2DArray:
-    """One Detection2D per region: box in the frame's pixels (pixel-edge coordinates),
-    one hypothesis (class id as in label_info, mean top-class probability), id = its index.
+    """Build one Detection2D per region.
+
+    Each has the region's box in the frame's pixels (pixel-edge coordinates), one hypothesis
+    (class id as in label_info, mean top-class probability) and id = the region's index.
     """
     message = Detection2DArray(header=header)
     for index, region in enumerate(regions.regions):

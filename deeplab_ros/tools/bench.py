@@ -105,7 +105,7 @@ def _backend_list(text: str) -> list[str]:
 
 
 def default_backends() -> list[str]:
-    """torch and onnxruntime, or torch alone where onnxruntime is not installed."""
+    """Return the backends to measure: torch and onnxruntime, or torch alone without it."""
     from deeplab_ros.core.backends import onnxruntime_available
 
     return ['torch', 'onnxruntime'] if onnxruntime_available() else ['torch']

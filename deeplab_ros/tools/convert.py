@@ -1,5 +1,7 @@
 """``deeplab-ros-convert``: make checkpoints with metadata from TFLite or VainF files.
 
+Examples::
+
     deeplab-ros-convert --all                                  # shared TFLite models -> cache
     deeplab-ros-convert --list
     deeplab-ros-convert --tflite model.tflite --output model.pt

@@ -297,8 +297,11 @@ def write_tables(reports: list[FrameReport], directory: Path, *, wall_s: float,
 
 
 def _apply_fastdds_profile() -> None:
-    """Use the shipped large-image Fast DDS profile here and in the node (full-size frames
-    cross processes through shared memory), unless the environment already names one."""
+    """Use the shipped large-image Fast DDS profile here and in the node.
+
+    With it, full-size frames cross processes through shared memory. Nothing changes when the
+    environment already names a profile.
+    """
     profile = config_file('fastdds_large_images.xml')
     for variable in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'):
         os.environ.setdefault(variable, str(profile))

@@ -1,7 +1,7 @@
-"""``deeplab-ros-export``: write a model as an ONNX file with its metadata.
+r"""``deeplab-ros-export``: write a model as an ONNX file with its metadata.
 
     deeplab-ros-export --output deeplab.onnx                     # default model, its input size
-    deeplab-ros-export --weights pretrained:deeplabv3_mnv2_dm10_dequant --input-size 513 \\
+    deeplab-ros-export --weights pretrained:deeplabv3_mnv2_dm10_dequant --input-size 513 \
         --batch-size 2 --output voc_dm10.onnx
     deeplab-ros-export --weights mine.pt --dynamic-batch --output mine.onnx
     trtexec --onnx=deeplab.onnx --fp16 --saveEngine=deeplab.plan  # TensorRT engine from it

@@ -34,8 +34,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, device: bool = True,
 
 
 def build_segmenter(args: argparse.Namespace, **options: Any) -> 'Segmenter':
-    """The segmenter of the parsed model options; ``options`` (e.g. ``input_size``) add to them
-    or override them. An ``auto`` backend fallback is reported once on stderr.
+    """Build the segmenter of the parsed model options.
+
+    ``options`` (e.g. ``input_size``) add to them or override them. An ``auto`` backend
+    fallback is reported once on stderr.
 
     Raises:
         The errors of :meth:`Segmenter.from_checkpoint` (missing or wrong weights, device).

@@ -1,8 +1,8 @@
-"""``deeplab-ros-train``: fine-tune a segmentation model on a PASCAL VOC layout dataset.
+r"""``deeplab-ros-train``: fine-tune a segmentation model on a PASCAL VOC layout dataset.
 
 Example::
 
-    deeplab-ros-train --dataset ~/data/mydataset --labels ~/data/mydataset/classes.yaml \\
+    deeplab-ros-train --dataset ~/data/mydataset --labels ~/data/mydataset/classes.yaml \
         --output runs/mine --epochs 30 --batch-size 8 --crop-size 513 --seed 1
 
 Writes into ``--output``: ``train_state.pt`` (resume with ``--resume``), ``model_last.pt`` and

@@ -39,8 +39,11 @@ def register_model(name: str, *, output_strides: tuple[int, ...] = (8, 16),
 
 
 def model_spec(name: str) -> ModelSpec:
-    """Return the spec of a registered variant (:class:`InvalidSettingError` listing the
-    variants otherwise)."""
+    """Return the spec of the registered variant ``name``.
+
+    Raises:
+        InvalidSettingError: ``name`` is not registered; the message lists the variants.
+    """
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -78,7 +78,7 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
 
 
 def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: derive numpy/random seeds from torch's worker seed."""
+    """Seed numpy and random from torch's worker seed (a DataLoader ``worker_init_fn``)."""
     del worker_id
     worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)

@@ -160,8 +160,13 @@ def init_from_checkpoint(model: nn.Module, path: str) -> str:
 
 def initialize_model(model: nn.Module, spec: str, *, variant: str,
                      model_options: dict[str, Any]) -> str:
-    """Apply the initialisation ``spec``: ``'backbone'``, ``'checkpoint:PATH'`` or
-    ``'none'``."""
+    """Apply the initialisation ``spec`` to ``model``.
+
+    ``spec`` is ``'backbone'``, ``'checkpoint:PATH'`` or ``'none'``.
+
+    Returns:
+        A description of the initialisation applied, for the training log.
+    """
     spec = spec.strip()
     if spec in ('', 'none'):
         return 'random initialisation'
