@@ -136,12 +136,22 @@ def test_labels_and_run_settings(converted: tuple) -> None:
     assert device_defaults(metadata, torch.device('cuda', 0)) == (1025, None)
 
 
-def test_segmenter_labels_a_street_frame(shared: Path) -> None:
-    segmenter = Segmenter.from_checkpoint(f'pretrained:{NAME}', device='cpu', backend='torch',
-                                          input_size=257)
+def test_segmenter_labels_a_street_frame_at_the_recommended_size(shared: Path) -> None:
+    segmenter = Segmenter.from_checkpoint(f'pretrained:{NAME}', device='cpu', backend='torch')
+    assert segmenter.input_size == 769
     frame = _street_frame(shared, 10)
     result = segmenter.segment(frame)
     assert result.labels.shape == frame.shape[:2]
-    names = segmenter.metadata.class_names
-    assert names[int(np.bincount(result.labels.ravel()).argmax())] == 'road'
+    fractions = {segmenter.metadata.class_names[index]: value
+                 for index, value in result.class_fractions.items()}
+    assert fractions['road'] > 0.2 and fractions['car'] > 0.2, fractions
     segmenter.close()
+
+
+def test_eval_without_data_says_there_are_no_labelled_cityscapes_images(
+        capsys: pytest.CaptureFixture) -> None:
+    from deeplab_ros.tools import evaluate
+
+    assert evaluate.main(['--weights', f'pretrained:{NAME}', '--device', 'cpu',
+                          '--backend', 'torch']) == 1
+    assert 'no labelled Cityscapes images' in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 ADE20K (150 scene classes + "other"; the default) and ADE20K-32 with DeepLabV3+, PASCAL VOC
 (21 classes) with DeepLabV3.
+Cityscapes (19 classes) with MobileNetV3-Large DeepLab (LR-ASPP-style head).
 
 The registry :data:`PRETRAINED` is a table: each row names the published file, its URL, its
 sha256 and the converter that turns it into a PyTorch model with metadata. Preparing a model

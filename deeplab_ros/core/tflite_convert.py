@@ -4,7 +4,8 @@ Two architectures: DeepLabV3 with DeepLab's MobileNetV2 head
 (:class:`~deeplab_ros.core.models.deeplab_mnv2.DeepLabV3MobileNetV2`, the PASCAL VOC files)
 and DeepLabV3+ with its decoder
 (:class:`~deeplab_ros.core.models.deeplabv3plus_tf.DeepLabV3PlusMobileNetV2TF`, the ADE20K
-files); the graph says which (a second concatenation is the decoder's).
+files); the graph says which (a second concatenation is the decoder's). Graphs with HARD_SWISH
+ops (MobileNetV3) are handed to :mod:`~deeplab_ros.core.tflite_mobilenetv3`.
 
 The flatbuffer is parsed with the ``tflite`` package (no interpreter needed). Each conv is
 read as one *logical* conv with what surrounds it: weights behind DEQUANTIZE ops (dynamic-range

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from deeplab_ros.core.assets import MissingAssetError, shared_path
     from deeplab_ros.core.checkpoint import CheckpointError
     from deeplab_ros.core.datasets import DatasetError, open_dataset
-    from deeplab_ros.core.labels import LabelFileError, resolve_labels
+    from deeplab_ros.core.labels import cityscapes_labels, LabelFileError, resolve_labels
     from deeplab_ros.core.evaluation import evaluate
     from deeplab_ros.core.segmenter import DeviceUnavailableError, Segmenter
 
@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
             labels=labels, variant=args.variant or None, upsample=args.upsample,
             backend=args.backend, output_stride=args.output_stride or None)
         report_fallback_once(segmenter.backend_note)
+        if args.data is None and \
+                segmenter.labels.class_names == cityscapes_labels().class_names:
+            raise DatasetError('the shared data holds no labelled Cityscapes images; pass '
+                               '--data DIR with N_image.png + N_target.png pairs whose masks '
+                               'use the Cityscapes palette')
         data = args.data or shared_path('data/voc_val' if segmenter.num_classes == 21
                                         else 'data/ade20k')
         dataset = open_dataset(data, segmenter.labels, args.split)
