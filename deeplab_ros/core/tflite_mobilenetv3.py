@@ -136,12 +136,8 @@ def convert_mobilenetv3_tflite(path: str | Path, *, expected_sha256: str | None 
                                ) -> tuple[nn.Module, CheckpointMetadata]:
     """Convert Google's MobileNetV3-Large DeepLab TFLite model into a model and metadata.
 
-    Args:
-        path: The ``.tflite`` file.
-        expected_sha256: Refuse a file with another content (the wrong download).
-        output_stride: Must be None or 32 (the only stride the architecture has).
-        input_size: Recommended input size stored in the metadata.
-        cuda_settings: Recommended (input size, output stride) on CUDA (0: as on the CPU).
+    The arguments are :func:`~deeplab_ros.core.tflite_convert.convert_tflite`'s, except that
+    ``output_stride`` can only be None or 32 (the architecture has no other).
     """
     path = Path(path)
     if expected_sha256 is not None and (digest := sha256_of(path)) != expected_sha256:
@@ -188,13 +184,13 @@ def convert_mobilenetv3_tflite(path: str | Path, *, expected_sha256: str | None 
                (head.low_level_logits, low_level, 'none')]
     for conv, source, activation in layers:
         _assign(conv, source, activation)
-    labels = cityscapes_labels() if num_classes == NUM_CLASSES else None
     metadata = CheckpointMetadata(
         variant=VARIANT, num_classes=num_classes, output_stride=OUTPUT_STRIDE,
-        class_names=labels.class_names if labels else (),
-        palette=labels.palette if labels else (),
         mean=TFLITE_MEAN, std=TFLITE_STD, input_size=input_size,
         cuda_input_size=cuda_settings[0], cuda_output_stride=cuda_settings[1],
         source=f'{path.name} (float32 input, int8 weights dequantized; exported at '
                f'{input_shape[1]}x{input_shape[2]}, output stride {export_stride})')
+    if num_classes == NUM_CLASSES:
+        labels = cityscapes_labels()
+        metadata.class_names, metadata.palette = labels.class_names, labels.palette
     return model.eval(), metadata
