@@ -45,7 +45,7 @@ def converted() -> tuple[torch.nn.Module, object]:
 def test_mobilenetv3_matches_the_interpreter_at_the_export_size(shared: Path,
                                                                 converted: tuple) -> None:
     # The interpreter runs the int8 1x1 convs on dynamically quantized activations, ours the
-    # same weights dequantized in float32: the float-only layers agree to 1e-5 and the
+    # same weights dequantized in float32: the float-only layers agree to 2e-5 and the
     # logits differ by quantization noise (max 0.41 on logits of -12..21 on this frame).
     model, metadata = converted
     assert metadata.variant == VARIANT and metadata.output_stride == 32
@@ -76,11 +76,11 @@ def test_image_pooling_is_global_up_to_the_kernel_and_local_beyond() -> None:
     for size, grid in (((17, 17), (1, 1)), ((25, 40), (1, 4)), ((33, 65), (3, 9))):
         features = torch.randn(1, 8, *size)
         pooled = []
-        head.image_pooling.register_forward_hook(
+        hook = head.image_pooling.register_forward_hook(
             lambda module, args, output: pooled.append(args[0]))
         with torch.inference_mode():
             logits = head(features, low_level)
-        head.image_pooling._forward_hooks.clear()
+        hook.remove()
         assert logits.shape == (1, 3, 40, 70)
         assert tuple(pooled[0].shape[-2:]) == grid, size
         if size[0] <= IMAGE_POOLING_KERNEL[0] and size[1] <= IMAGE_POOLING_KERNEL[1]:
