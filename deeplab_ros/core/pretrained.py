@@ -2,6 +2,7 @@
 
 ADE20K (150 scene classes + "other"; the default) and ADE20K-32 with DeepLabV3+, PASCAL VOC
 (21 classes) with DeepLabV3.
+Cityscapes (19 classes) with MobileNetV3-Large DeepLab (LR-ASPP-style head).
 
 The registry :data:`PRETRAINED` is a table: each row names the published file, its URL, its
 sha256 and the converter that turns it into a PyTorch model with metadata. Preparing a model
@@ -78,6 +79,10 @@ CONVERSION_REVISION = 2
 #: it runs at its export setting.
 ADE20K_INPUT_SIZE = 385
 ADE20K_OUTPUT_STRIDE = 16
+#: CPU input side of the Cityscapes MobileNetV3 (exported at 1025x2049): 769 is its training
+#: crop, where the image pooling is global as in training (README, "Models and accuracy").
+CITYSCAPES_MNV3_INPUT_SIZE = 769
+MOBILENETV3_CONVERTER = 'deeplab_ros.core.tflite_mobilenetv3:convert_mobilenetv3_tflite'
 
 
 PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
@@ -109,6 +114,16 @@ PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
                    _MLPERF_MOBILE + 'deeplabv3_mnv2_ade20k_uint8.tflite',
                    '2d58c681d81b5e181816b81cc815b82edf3daad905b4d7d35afade80aee93b5f',
                    input_size=512),
+    PretrainedSpec('lraspp_mnv3_cityscapes',
+                   'lite-model_deeplabv3-mobilenetv3-cityscapes_1_default_2.tflite',
+                   'MobileNetV3-Large DeepLab (LR-ASPP-style head), Cityscapes 19 classes, '
+                   'output stride 32, int8 weights dequantized '
+                   '(deeplab_mnv3_large_cityscapes_trainfine_2019_11_15)',
+                   _TF_HUB_LITE + 'deeplabv3-mobilenetv3-cityscapes/1/default/2'
+                   '?lite-format=tflite',
+                   '152e75abcbf2ef24f681b0a049afb45bfb87f0e54c7f00883772850ff141549e',
+                   converter=MOBILENETV3_CONVERTER, input_size=CITYSCAPES_MNV3_INPUT_SIZE,
+                   cuda_settings=(1025, 0)),
 )}
 
 #: The default: MobileNetV2 DeepLabV3+ on ADE20K, whose scene classes (road, sidewalk, floor,

@@ -4,7 +4,8 @@ Two architectures: DeepLabV3 with DeepLab's MobileNetV2 head
 (:class:`~deeplab_ros.core.models.deeplab_mnv2.DeepLabV3MobileNetV2`, the PASCAL VOC files)
 and DeepLabV3+ with its decoder
 (:class:`~deeplab_ros.core.models.deeplabv3plus_tf.DeepLabV3PlusMobileNetV2TF`, the ADE20K
-files); the graph says which (a second concatenation is the decoder's).
+files); the graph says which (a second concatenation is the decoder's). Graphs with HARD_SWISH
+ops (MobileNetV3) are handed to :mod:`~deeplab_ros.core.tflite_mobilenetv3`.
 
 The flatbuffer is parsed with the ``tflite`` package (no interpreter needed). Each conv is
 read as one *logical* conv with what surrounds it: weights behind DEQUANTIZE ops (dynamic-range
@@ -46,7 +47,7 @@ TFLITE_STD = (0.5, 0.5, 0.5)
 _ACTIVATIONS = {0: 'none', 1: 'relu', 2: 'relu_n1_to_1', 3: 'relu6'}
 _SUPPORTED_OPS = {'CONV_2D', 'DEPTHWISE_CONV_2D', 'ADD', 'AVERAGE_POOL_2D', 'RESIZE_BILINEAR',
                   'CONCATENATION', 'QUANTIZE', 'DEQUANTIZE', 'ARG_MAX', 'SPACE_TO_BATCH_ND',
-                  'BATCH_TO_SPACE_ND', 'MUL'}
+                  'BATCH_TO_SPACE_ND', 'MUL', 'HARD_SWISH'}
 #: Label sets by the number of classes a converted model predicts.
 _LABELS_BY_CLASSES: dict[int, Callable[[], LabelSet]] = {
     21: voc_labels, 151: ade20k_labels, 32: ade20k32_labels, 19: cityscapes_labels}
@@ -178,6 +179,13 @@ def _options(tflite: Any, name: str, op: Any) -> dict[str, Any]:
         options.Init(table.Bytes, table.Pos)
         return {'align_corners': options.AlignCorners(),
                 'half_pixel_centers': options.HalfPixelCenters()}
+    if name == 'AVERAGE_POOL_2D':
+        options = tflite.Pool2DOptions()
+        options.Init(table.Bytes, table.Pos)
+        return {'kernel': (options.FilterHeight(), options.FilterWidth()),
+                'stride': (options.StrideH(), options.StrideW()),
+                'padding': 'same' if options.Padding() == 0 else 'valid',
+                'activation': _ACTIVATIONS.get(options.FusedActivationFunction(), '?')}
     if name == 'ADD':
         options = tflite.AddOptions()
         options.Init(table.Bytes, table.Pos)
@@ -404,6 +412,10 @@ def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
         raise TFLiteConversionError(f'{path} is not the expected model: its sha256 is '
                                     f'{digest}, expected {expected_sha256}')
     graph = read_tflite(path)
+    if any(op.name == 'HARD_SWISH' for op in graph.ops):  # MobileNetV3: its own converter
+        from deeplab_ros.core.tflite_mobilenetv3 import convert_mobilenetv3_tflite
+        return convert_mobilenetv3_tflite(path, output_stride=output_stride,
+                                          input_size=input_size, cuda_settings=cuda_settings)
     pools = [op for op in graph.ops if op.name == 'AVERAGE_POOL_2D']
     if len(pools) != 1:
         raise TFLiteConversionError(f'{path}: expected one image-pooling op, found {len(pools)}')

@@ -51,14 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     from deeplab_ros.core.assets import shared_path
-    from deeplab_ros.core.datasets import open_dataset
-    from deeplab_ros.core.labels import resolve_labels
+    from deeplab_ros.core.datasets import DatasetError, open_dataset
+    from deeplab_ros.core.labels import cityscapes_labels, resolve_labels
     from deeplab_ros.core.evaluation import evaluate
 
     try:
         labels = resolve_labels(args.labels) if args.labels else None
         segmenter = build_segmenter(args, input_size=args.input_size or None, labels=labels,
                                     output_stride=args.output_stride or None)
+        if args.data is None and \
+                segmenter.labels.class_names == cityscapes_labels().class_names:
+            raise DatasetError('the shared data holds no labelled Cityscapes images; pass '
+                               '--data DIR with N_image.png + N_target.png pairs whose masks '
+                               'use the Cityscapes palette', setting='data')
         data = args.data or shared_path('data/voc_val' if segmenter.num_classes == 21
                                         else 'data/ade20k')
         dataset = open_dataset(data, segmenter.labels, args.split)

@@ -2,6 +2,7 @@
 
 from deeplab_ros.core.models import (  # noqa: F401
     deeplab_mnv2, deeplabv3plus, deeplabv3plus_tf, torchvision_variants)
+from deeplab_ros.core.models import mobilenetv3_tf  # noqa: F401
 from deeplab_ros.core.models.registry import (
     available_models, build_model, model_spec, register_model)
 
