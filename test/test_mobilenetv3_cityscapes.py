@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from deeplab_ros.core.checkpoint import CheckpointError, device_defaults, load_model
+from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.core.models import build_model
 from deeplab_ros.core.models.mobilenetv3_tf import IMAGE_POOLING_KERNEL, LiteRASPPHead
@@ -97,7 +98,8 @@ def test_any_input_size(size: tuple[int, int]) -> None:
 
 def test_only_output_stride_32_and_the_right_architecture(shared: Path, tmp_path: Path,
                                                           converted: tuple) -> None:
-    with pytest.raises(ValueError, match=f"output_stride 16 not supported by '{VARIANT}'"):
+    with pytest.raises(InvalidSettingError,
+                       match=f"output_stride 16 not supported by '{VARIANT}'"):
         build_model(VARIANT, output_stride=16)
     path = pretrained_checkpoint(NAME)
     with pytest.raises(CheckpointError, match=f"'{VARIANT}' runs at output stride 32, not 8"):
