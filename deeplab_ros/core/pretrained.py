@@ -1,7 +1,7 @@
 """Pretrained models: published TFLite files, converted once into self-sufficient checkpoints.
 
 ADE20K (150 scene classes + "other"; the default) and ADE20K-32 with DeepLabV3+, PASCAL VOC
-(21 classes) with DeepLabV3.
+(21 classes) with DeepLabV3, Cityscapes (19 classes) with DeepLabV3 on MobileNet-EdgeTPU.
 
 The registry :data:`PRETRAINED` is a table: each row names the published file, its URL, its
 sha256 and the converter that turns it into a PyTorch model with metadata. Preparing a model
@@ -74,6 +74,10 @@ ADE20K_INPUT_SIZE = 385
 ADE20K_OUTPUT_STRIDE = 16
 
 
+#: CPU input size of the MobileNet-EdgeTPU Cityscapes model (exported at 513, output stride 16).
+EDGETPU_CITYSCAPES_INPUT_SIZE = 513
+
+
 PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
     PretrainedSpec('deeplabv3_mnv2_dm05_float', 'deeplabv3_257_mv_gpu.tflite',
                    'DeepLabV3 MobileNetV2 dm0.5, output stride 8, float32 '
@@ -103,6 +107,13 @@ PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
                    _MLPERF_MOBILE + 'deeplabv3_mnv2_ade20k_uint8.tflite',
                    '2d58c681d81b5e181816b81cc815b82edf3daad905b4d7d35afade80aee93b5f',
                    input_size=512),
+    PretrainedSpec('deeplabv3_mnedgetpu_cityscapes',
+                   'deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite',
+                   'DeepLabV3 MobileNet-EdgeTPU dm0.75 (slim head), Cityscapes 19 classes, '
+                   'output stride 16, dequantized from uint8',
+                   _CORAL_TEST_DATA + 'deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite',
+                   '322fe29945cb1693f426952f2a330ab67ea5678545ddee6f2548e0cfd0ca03e5',
+                   input_size=EDGETPU_CITYSCAPES_INPUT_SIZE),
 )}
 
 #: The default: MobileNetV2 DeepLabV3+ on ADE20K, whose scene classes (road, sidewalk, floor,
