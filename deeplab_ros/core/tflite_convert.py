@@ -43,6 +43,7 @@ from deeplab_ros.core.download import sha256_of
 from deeplab_ros.core.labels import (
     ade20k32_labels, ade20k_labels, cityscapes_labels, LabelSet, voc_labels)
 from deeplab_ros.core.models import build_model
+from deeplab_ros.core.models.activation_quantization import quantize_activations
 
 #: x / 127.5 - 1, expressed for RGB scaled to [0, 1] (the float graphs' input).
 TFLITE_MEAN = (0.5, 0.5, 0.5)
@@ -98,6 +99,15 @@ class TFLiteGraph:
         quant = self._graph.Tensors(self._graph.Inputs(0)).Quantization()
         scale, zero = float(quant.ScaleAsNumpy()[0]), float(quant.ZeroPointAsNumpy()[0])
         return (zero / 255,) * 3, (1 / (255 * scale),) * 3
+
+    def quantization(self, index: int) -> tuple[float, int]:
+        """(scale, zero point) of a uint8 activation tensor."""
+        tensor = self._graph.Tensors(index)
+        quant = tensor.Quantization()
+        if tensor.Type() != 3 or quant is None or quant.ScaleLength() != 1:
+            raise TFLiteConversionError(f'tensor {index} ({tensor.Name().decode()}) is not a '
+                                        'uint8 tensor with one scale')
+        return float(quant.ScaleAsNumpy()[0]), int(quant.ZeroPointAsNumpy()[0])
 
     def is_constant(self, index: int) -> bool:
         """Whether tensor ``index`` holds data in the file."""
@@ -422,13 +432,47 @@ def _backbone_family(backbone_convs: list[LogicalConv], path: Path) -> tuple[str
     return backbone, multipliers[stem_channels]
 
 
+def _activation_table(graph: TFLiteGraph, model: nn.Module,
+                      layers: list[tuple[nn.Conv2d, LogicalConv, str]], path: Path
+                      ) -> dict[str, tuple[float, int]]:
+    """Module name -> (scale, zero point) of the uint8 activation it computes.
+
+    Each conv's activation (its ReLU, or the conv itself when linear), each residual block's
+    sum, and ``''`` (the model's output) for the resized logits the graph's arg-max reads.
+    """
+    if not graph.quantized_input:
+        raise TFLiteConversionError(f'{path}: a float graph has no activation quantization')
+    names = {module: name for name, module in model.named_modules()}
+    activation_after: dict[nn.Module, nn.Module] = {}
+    for module in model.modules():
+        children = list(module.children())
+        activation_after.update((child, after) for child, after in zip(children, children[1:])
+                                if isinstance(after, (nn.ReLU, nn.ReLU6)))
+    table, outputs = {}, {}
+    for conv, source, _ in layers:
+        table[names[activation_after.get(conv, conv)]] = graph.quantization(source.output)
+        outputs[conv] = source.output
+    for block in model.modules():
+        if getattr(block, 'use_residual', False):
+            projection = [conv for conv in block.modules() if isinstance(conv, nn.Conv2d)][-1]
+            add = _single_consumer(graph, outputs[projection], 'ADD')
+            if add is None:
+                raise TFLiteConversionError(f'{path}: no residual ADD after the projection '
+                                            f'of {names[block]}')
+            table[names[block]] = graph.quantization(add.outputs[0])
+    arg_max = next((op for op in graph.ops if op.name == 'ARG_MAX'), None)
+    if arg_max is not None:
+        table[''] = graph.quantization(arg_max.inputs[0])
+    return table
+
+
 def _has_int8_weights(graph: TFLiteGraph) -> bool:
     return any(op.name == 'DEQUANTIZE' for op in graph.ops)
 
 
 def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
                    output_stride: int | None = None, input_size: int = 513,
-                   cuda_settings: tuple[int, int] = (0, 0)
+                   cuda_settings: tuple[int, int] = (0, 0), quantized_activations: bool = False
                    ) -> tuple[nn.Module, CheckpointMetadata]:
     """Convert a DeepLab MobileNetV2 TFLite model into a model and its metadata.
 
@@ -439,6 +483,10 @@ def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
             weights do not depend on it, so ``load_model(output_stride=...)`` can change it.
         input_size: Recommended input size stored in the metadata.
         cuda_settings: Recommended (input size, output stride) on CUDA (0: as on the CPU).
+        quantized_activations: Emulate a uint8 graph's activation quantization (model option
+            ``activation_quantization``, see
+            :mod:`~deeplab_ros.core.models.activation_quantization`; DeepLabV3+ and
+            MobileNet-EdgeTPU models).
     """
     path = Path(path)
     if expected_sha256 is not None and (digest := sha256_of(path)) != expected_sha256:
@@ -510,6 +558,12 @@ def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
                 f'block\'s depthwise output (tensor {tap.output})')
     for conv, source, activation in layers:
         _assign(conv, source, activation)
+    if quantized_activations:
+        if variant == 'deeplabv3_mobilenetv2':
+            raise TFLiteConversionError(f'{path}: activation quantization is emulated for '
+                                        'DeepLabV3+ and MobileNet-EdgeTPU models only')
+        options['activation_quantization'] = _activation_table(graph, model, layers, path)
+        quantize_activations(model, options['activation_quantization'])
     labels = _LABELS_BY_CLASSES.get(num_classes, lambda: None)()
     kind = 'uint8 quantized, dequantized' if graph.quantized_input else \
         'float32 input, int8 weights dequantized' if _has_int8_weights(graph) else 'float32'

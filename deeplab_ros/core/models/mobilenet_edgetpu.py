@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deeplab_ros.core.models.activation_quantization import (
+    ActivationTable, quantize_activations)
 from deeplab_ros.core.models.deeplab_mnv2 import MobileNetV2Head
 from deeplab_ros.core.models.mobilenetv2 import (
     ConvBNReLU, initialise_weights, InvertedResidual, make_divisible)
@@ -139,11 +141,16 @@ class DeepLabV3MobileNetEdgeTPU(nn.Module):
                             '(Coral TFLite port)')
 def deeplabv3_mobilenet_edgetpu(*, num_classes: int = 19, output_stride: int = 16,
                                 depth_multiplier: float = 0.75,
-                                head_channels: int = SLIM_HEAD_CHANNELS
+                                head_channels: int = SLIM_HEAD_CHANNELS,
+                                activation_quantization: ActivationTable | None = None
                                 ) -> DeepLabV3MobileNetEdgeTPU:
-    """Build DeepLabV3 on MobileNet-EdgeTPU (Google's Cityscapes model: dm 0.75, head 128)."""
+    """Build DeepLabV3 on MobileNet-EdgeTPU (Google's Cityscapes model: dm 0.75, head 128).
+
+    ``activation_quantization`` emulates a uint8 graph's activations, see
+    :mod:`~deeplab_ros.core.models.activation_quantization`.
+    """
     model = DeepLabV3MobileNetEdgeTPU(num_classes=num_classes, output_stride=output_stride,
                                       depth_multiplier=float(depth_multiplier),
                                       head_channels=int(head_channels))
     initialise_weights(model)
-    return model
+    return quantize_activations(model, activation_quantization)
