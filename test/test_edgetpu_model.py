@@ -1,4 +1,5 @@
-"""Google's MobileNet-EdgeTPU DeepLabV3 on Cityscapes: interpreter parity, strides, bad input."""
+"""Google's MobileNet-EdgeTPU DeepLabV3 on Cityscapes: interpreter parity, strides, bad input,
+the node."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from sensor_msgs.msg import Image
 import torch
+from vision_msgs.msg import LabelInfo
 
 from deeplab_ros.core.checkpoint import CheckpointError, load_model
 from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.core.models import build_model
 from deeplab_ros.core.pretrained import pretrained_checkpoint
 from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
+from ros_helpers import decoded, image_message, InProcessNode, LATCHED, RosTester
 
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
 NAME = 'deeplabv3_mnedgetpu_cityscapes'
@@ -107,3 +111,25 @@ def test_wrong_files_and_architectures_are_named(shared: Path, tmp_path: Path) -
     with pytest.raises(CheckpointError, match='shape mismatches'):
         load_model(plain, variant='deeplabv3_mobilenet_edgetpu', num_classes=19,
                    depth_multiplier=1.0)
+
+
+def test_node_runs_the_model_by_name(shared: Path) -> None:
+    pretrained_checkpoint(NAME)  # converted before configure, as `deeplab-ros-models fetch`
+    node = InProcessNode({'weights': f'pretrained:{NAME}', 'input_size': 257})
+    tester = RosTester()
+    try:
+        labels = tester.collect('/segmentation/labels', Image)
+        label_info = tester.collect('/segmentation/label_info', LabelInfo, LATCHED)
+        assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
+        assert tester.wait_for_subscriber('/image')
+        frame = np.ascontiguousarray(cv2.resize(_first_frame(shared, VIDEOS[0]), (320, 180)))
+        tester.publisher('/image').publish(image_message(frame))
+        assert labels.wait_for(1, 60.0) and label_info.wait_for(1, 10.0)
+        names = [entry.class_name for entry in label_info.snapshot()[-1].class_map]
+        assert names == list(resolve_labels('cityscapes').class_names)
+        result = decoded(labels.snapshot()[-1])
+        assert result.shape == (180, 320) and result.max() < 19
+        assert {0, 13} <= set(np.unique(result).tolist())  # road and car on the highway
+    finally:
+        tester.close()
+        node.close()

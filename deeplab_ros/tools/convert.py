@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--quantized-activations', action='store_true',
                         help="with --tflite (uint8 DeepLabV3+ or MobileNet-EdgeTPU files): "
                              "emulate the graph's uint8 activations (closer to its interpreter, "
-                             'about twice the CPU time)')
+                             '70-100 % more CPU time)')
     return parser
 
 
