@@ -7,7 +7,8 @@ read from the graph, :func:`quantize_activations` makes each listed module's out
 through ``torch.fake_quantize_per_tensor_affine`` (a forward hook; the state dict is
 unchanged); the name ``''`` stands for the model's own output (the graph's resized logits
 before its arg-max, where equal uint8 values break ties towards the lower class id as the
-interpreter does).
+interpreter does). A hook fires when its module is called: the DeepLabV3+ decoder's tap block,
+run through ``forward_with_depthwise``, keeps its residual sum in float.
 """
 
 from __future__ import annotations
