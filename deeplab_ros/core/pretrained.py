@@ -1,8 +1,8 @@
 """Pretrained models: published TFLite files, converted once into self-sufficient checkpoints.
 
 ADE20K (150 scene classes + "other"; the default) and ADE20K-32 with DeepLabV3+, PASCAL VOC
-(21 classes) with DeepLabV3.
-Cityscapes (19 classes) with MobileNetV3-Large DeepLab (LR-ASPP-style head).
+(21 classes) with DeepLabV3, Cityscapes (19 classes) with MobileNetV3-Large DeepLab
+(LR-ASPP-style head) and with DeepLabV3 on MobileNet-EdgeTPU.
 
 The registry :data:`PRETRAINED` is a table: each row names the published file, its URL, its
 sha256 and the converter that turns it into a PyTorch model with metadata. Preparing a model
@@ -85,6 +85,10 @@ CITYSCAPES_MNV3_INPUT_SIZE = 769
 MOBILENETV3_CONVERTER = 'deeplab_ros.core.tflite_mobilenetv3:convert_mobilenetv3_tflite'
 
 
+#: CPU input size of the MobileNet-EdgeTPU Cityscapes model (exported at 513, output stride 16).
+EDGETPU_CITYSCAPES_INPUT_SIZE = 513
+
+
 PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
     PretrainedSpec('deeplabv3_mnv2_dm05_float', 'deeplabv3_257_mv_gpu.tflite',
                    'DeepLabV3 MobileNetV2 dm0.5, output stride 8, float32 '
@@ -124,6 +128,13 @@ PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
                    '152e75abcbf2ef24f681b0a049afb45bfb87f0e54c7f00883772850ff141549e',
                    converter=MOBILENETV3_CONVERTER, input_size=CITYSCAPES_MNV3_INPUT_SIZE,
                    cuda_settings=(1025, 0)),
+    PretrainedSpec('deeplabv3_mnedgetpu_cityscapes',
+                   'deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite',
+                   'DeepLabV3 MobileNet-EdgeTPU dm0.75 (slim head), Cityscapes 19 classes, '
+                   'output stride 16, dequantized from uint8',
+                   _CORAL_TEST_DATA + 'deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite',
+                   '322fe29945cb1693f426952f2a330ab67ea5678545ddee6f2548e0cfd0ca03e5',
+                   input_size=EDGETPU_CITYSCAPES_INPUT_SIZE),
 )}
 
 #: The default: MobileNetV2 DeepLabV3+ on ADE20K, whose scene classes (road, sidewalk, floor,

@@ -1,11 +1,15 @@
-"""Convert Google's DeepLab MobileNetV2 TFLite models into checkpoints with metadata.
+"""Convert Google's DeepLab MobileNetV2 / MobileNet-EdgeTPU TFLite models into checkpoints.
 
-Two architectures: DeepLabV3 with DeepLab's MobileNetV2 head
-(:class:`~deeplab_ros.core.models.deeplab_mnv2.DeepLabV3MobileNetV2`, the PASCAL VOC files)
-and DeepLabV3+ with its decoder
+Three architectures: DeepLabV3 with DeepLab's MobileNetV2 head
+(:class:`~deeplab_ros.core.models.deeplab_mnv2.DeepLabV3MobileNetV2`, the PASCAL VOC files),
+the same head on MobileNet-EdgeTPU
+(:class:`~deeplab_ros.core.models.mobilenet_edgetpu.DeepLabV3MobileNetEdgeTPU`, the Coral
+Cityscapes file; its first blocks are fused, dense convs where MobileNetV2 has a depthwise
+one) and DeepLabV3+ with its decoder
 (:class:`~deeplab_ros.core.models.deeplabv3plus_tf.DeepLabV3PlusMobileNetV2TF`, the ADE20K
-files); the graph says which (a second concatenation is the decoder's). Graphs with HARD_SWISH
-ops (MobileNetV3) are handed to :mod:`~deeplab_ros.core.tflite_mobilenetv3`.
+files); the graph says which (a second concatenation is the decoder's). The checkpoint's
+normalisation reproduces the graph's input: ``x / 127.5 - 1`` for float inputs, the input
+tensor's scale and zero point for uint8 ones.
 
 The flatbuffer is parsed with the ``tflite`` package (no interpreter needed). Each conv is
 read as one *logical* conv with what surrounds it: weights behind DEQUANTIZE ops (dynamic-range
@@ -40,14 +44,19 @@ from deeplab_ros.core.errors import ConfigurationError
 from deeplab_ros.core.labels import (
     ade20k32_labels, ade20k_labels, cityscapes_labels, LabelSet, voc_labels)
 from deeplab_ros.core.models import build_model
+from deeplab_ros.core.models.activation_quantization import quantize_activations
 
-#: x / 127.5 - 1, expressed for RGB scaled to [0, 1].
+#: x / 127.5 - 1, expressed for RGB scaled to [0, 1] (the float graphs' input).
 TFLITE_MEAN = (0.5, 0.5, 0.5)
 TFLITE_STD = (0.5, 0.5, 0.5)
 _ACTIVATIONS = {0: 'none', 1: 'relu', 2: 'relu_n1_to_1', 3: 'relu6'}
 _SUPPORTED_OPS = {'CONV_2D', 'DEPTHWISE_CONV_2D', 'ADD', 'AVERAGE_POOL_2D', 'RESIZE_BILINEAR',
                   'CONCATENATION', 'QUANTIZE', 'DEQUANTIZE', 'ARG_MAX', 'SPACE_TO_BATCH_ND',
-                  'BATCH_TO_SPACE_ND', 'MUL', 'HARD_SWISH'}
+                  'BATCH_TO_SPACE_ND', 'MUL', 'TILE', 'HARD_SWISH'}
+MOBILENETV2 = 'MobileNetV2'
+EDGETPU = 'MobileNet-EdgeTPU'
+#: Depth multipliers the converter maps, by backbone and stem width.
+_DEPTH_MULTIPLIERS_BY_STEM = {MOBILENETV2: {16: 0.5, 32: 1.0}, EDGETPU: {24: 0.75, 32: 1.0}}
 #: Label sets by the number of classes a converted model predicts.
 _LABELS_BY_CLASSES: dict[int, Callable[[], LabelSet]] = {
     21: voc_labels, 151: ade20k_labels, 32: ade20k32_labels, 19: cityscapes_labels}
@@ -78,6 +87,28 @@ class TFLiteGraph:
     quantized_input: bool
     _model: Any
     _graph: Any
+
+    def input_normalization(self) -> tuple[tuple[float, float, float],
+                                           tuple[float, float, float]]:
+        """(mean, std) for RGB in [0, 1] that give the values the graph's input holds.
+
+        Float graphs take ``x / 127.5 - 1`` (:data:`TFLITE_MEAN`, :data:`TFLITE_STD`); a uint8
+        input means ``(pixel - zero_point) * scale``, e.g. ``(pixel - 128) / 128``.
+        """
+        if not self.quantized_input:
+            return TFLITE_MEAN, TFLITE_STD
+        quant = self._graph.Tensors(self._graph.Inputs(0)).Quantization()
+        scale, zero = float(quant.ScaleAsNumpy()[0]), float(quant.ZeroPointAsNumpy()[0])
+        return (zero / 255,) * 3, (1 / (255 * scale),) * 3
+
+    def quantization(self, index: int) -> tuple[float, int]:
+        """(scale, zero point) of a uint8 activation tensor."""
+        tensor = self._graph.Tensors(index)
+        quant = tensor.Quantization()
+        if tensor.Type() != 3 or quant is None or quant.ScaleLength() != 1:
+            raise TFLiteConversionError(f'tensor {index} ({tensor.Name().decode()}) is not a '
+                                        'uint8 tensor with one scale')
+        return float(quant.ScaleAsNumpy()[0]), int(quant.ZeroPointAsNumpy()[0])
 
     def is_constant(self, index: int) -> bool:
         """Whether tensor ``index`` holds data in the file."""
@@ -297,7 +328,9 @@ def _backbone_convs(model: nn.Module) -> list[tuple[nn.Conv2d, str]]:
         for position, child in enumerate(children):
             if isinstance(child, nn.Conv2d):
                 following = children[position + 1] if position + 1 < len(children) else None
-                result.append((child, 'relu6' if isinstance(following, nn.ReLU6) else 'none'))
+                activation = ('relu6' if isinstance(following, nn.ReLU6) else
+                              'relu' if isinstance(following, nn.ReLU) else 'none')
+                result.append((child, activation))
             else:
                 visit(child)
 
@@ -335,9 +368,9 @@ def _producer(graph: TFLiteGraph, tensor: int) -> TFLiteOp | None:
 
 
 def _through_passthrough(graph: TFLiteGraph, tensor: int) -> TFLiteOp | None:
-    """The op producing ``tensor``, looking through resizes and (de)quantize ops."""
+    """The op producing ``tensor``, looking through resizes, tiles and (de)quantize ops."""
     op = _producer(graph, tensor)
-    while op is not None and op.name in ('RESIZE_BILINEAR', 'QUANTIZE', 'DEQUANTIZE'):
+    while op is not None and op.name in ('RESIZE_BILINEAR', 'TILE', 'QUANTIZE', 'DEQUANTIZE'):
         op = _producer(graph, op.inputs[0])
     return op
 
@@ -389,13 +422,65 @@ def _depthwise_tap_index(model: nn.Module) -> int:
     return [conv for conv, _ in _backbone_convs(model)].index(depthwise)
 
 
+def _backbone_family(backbone_convs: list[LogicalConv], path: Path) -> tuple[str, float]:
+    """The backbone (:data:`MOBILENETV2` or :data:`EDGETPU`) and its depth multiplier.
+
+    MobileNetV2's first block is a depthwise conv after the stem; MobileNet-EdgeTPU's first
+    blocks are fused (dense convs only).
+    """
+    fused = backbone_convs[1].op.name == 'CONV_2D'
+    backbone = EDGETPU if fused else MOBILENETV2
+    multipliers = _DEPTH_MULTIPLIERS_BY_STEM[backbone]
+    stem_channels = backbone_convs[0].weight.shape[0]
+    if stem_channels not in multipliers:
+        expected = ' or '.join(f'{channels} (depth multiplier {multiplier})'
+                               for channels, multiplier in multipliers.items())
+        raise TFLiteConversionError(f'{path}: {backbone} stem has {stem_channels} channels; '
+                                    f'expected {expected}')
+    return backbone, multipliers[stem_channels]
+
+
+def _activation_table(graph: TFLiteGraph, model: nn.Module,
+                      layers: list[tuple[nn.Conv2d, LogicalConv, str]], path: Path
+                      ) -> dict[str, tuple[float, int]]:
+    """Module name -> (scale, zero point) of the uint8 activation it computes.
+
+    Each conv's activation (its ReLU, or the conv itself when linear), each residual block's
+    sum, and ``''`` (the model's output) for the resized logits the graph's arg-max reads.
+    """
+    if not graph.quantized_input:
+        raise TFLiteConversionError(f'{path}: a float graph has no activation quantization')
+    names = {module: name for name, module in model.named_modules()}
+    activation_after: dict[nn.Module, nn.Module] = {}
+    for module in model.modules():
+        children = list(module.children())
+        activation_after.update((child, after) for child, after in zip(children, children[1:])
+                                if isinstance(after, (nn.ReLU, nn.ReLU6)))
+    table, outputs = {}, {}
+    for conv, source, _ in layers:
+        table[names[activation_after.get(conv, conv)]] = graph.quantization(source.output)
+        outputs[conv] = source.output
+    for block in model.modules():
+        if getattr(block, 'use_residual', False):
+            projection = [conv for conv in block.modules() if isinstance(conv, nn.Conv2d)][-1]
+            add = _single_consumer(graph, outputs[projection], 'ADD')
+            if add is None:
+                raise TFLiteConversionError(f'{path}: no residual ADD after the projection '
+                                            f'of {names[block]}')
+            table[names[block]] = graph.quantization(add.outputs[0])
+    arg_max = next((op for op in graph.ops if op.name == 'ARG_MAX'), None)
+    if arg_max is not None:
+        table[''] = graph.quantization(arg_max.inputs[0])
+    return table
+
+
 def _has_int8_weights(graph: TFLiteGraph) -> bool:
     return any(op.name == 'DEQUANTIZE' for op in graph.ops)
 
 
 def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
                    output_stride: int | None = None, input_size: int = 513,
-                   cuda_settings: tuple[int, int] = (0, 0)
+                   cuda_settings: tuple[int, int] = (0, 0), quantized_activations: bool = False
                    ) -> tuple[nn.Module, CheckpointMetadata]:
     """Convert a DeepLab MobileNetV2 TFLite model into a model and its metadata.
 
@@ -406,6 +491,10 @@ def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
             weights do not depend on it, so ``load_model(output_stride=...)`` can change it.
         input_size: Recommended input size stored in the metadata.
         cuda_settings: Recommended (input size, output stride) on CUDA (0: as on the CPU).
+        quantized_activations: Emulate a uint8 graph's activation quantization (model option
+            ``activation_quantization``, see
+            :mod:`~deeplab_ros.core.models.activation_quantization`; DeepLabV3+ and
+            MobileNet-EdgeTPU models).
     """
     path = Path(path)
     if expected_sha256 is not None and (digest := sha256_of(path)) != expected_sha256:
@@ -422,11 +511,7 @@ def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
     pool = pools[0]
     convs = logical_convs(graph)
     backbone_convs = [conv for conv in convs if conv.op.index < pool.index]
-    stem_channels = backbone_convs[0].weight.shape[0]
-    depth_multiplier = {16: 0.5, 32: 1.0}.get(stem_channels)
-    if depth_multiplier is None:
-        raise TFLiteConversionError(f'{path}: stem has {stem_channels} channels; expected 16 '
-                                    '(depth multiplier 0.5) or 32 (1.0)')
+    backbone, depth_multiplier = _backbone_family(backbone_convs, path)
     input_side = graph.input_shape[1]
     feature_side = graph.shapes[pool.inputs[0]][1]
     export_stride = round((input_side - 1) / (feature_side - 1))
@@ -445,10 +530,14 @@ def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
                                         'assumes align_corners=True')
         logits = _fed_by(convs, projection.output, path, 'logits conv')
         variant, options = 'deeplabv3_mobilenetv2', {'depth_multiplier': depth_multiplier}
+        if backbone == EDGETPU:
+            variant = 'deeplabv3_mobilenet_edgetpu'
+            options['head_channels'] = pooled.weight.shape[0]
     else:
-        if depth_multiplier != 1.0:
-            raise TFLiteConversionError(f'{path}: DeepLabV3+ is mapped at depth multiplier '
-                                        f'1.0 only, the file has {depth_multiplier}')
+        if backbone != MOBILENETV2 or depth_multiplier != 1.0:
+            raise TFLiteConversionError(f'{path}: DeepLabV3+ is mapped on MobileNetV2 at '
+                                        f'depth multiplier 1.0 only, the file has {backbone} '
+                                        f'at {depth_multiplier}')
         decoder_convs = _decoder_convs(graph, convs, concats[1], projection, path)
         logits = decoder_convs[-1]
         variant, options = 'deeplabv3plus_mobilenetv2_tf', {'resize': resize}
@@ -464,7 +553,7 @@ def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
     head = model.head
     layers += [(head.image_pooling[0], pooled, 'relu'), (head.aspp0[0], aspp0, 'relu'),
                (head.concat_projection[0], projection, 'relu')]
-    if variant == 'deeplabv3_mobilenetv2':
+    if len(concats) == 1:
         layers.append((head.logits, logits, 'none'))
     else:
         decoder = model.decoder
@@ -481,9 +570,16 @@ def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
                 f'block\'s depthwise output (tensor {tap.output})')
     for conv, source, activation in layers:
         _assign(conv, source, activation)
+    if quantized_activations:
+        if variant == 'deeplabv3_mobilenetv2':
+            raise TFLiteConversionError(f'{path}: activation quantization is emulated for '
+                                        'DeepLabV3+ and MobileNet-EdgeTPU models only')
+        options['activation_quantization'] = _activation_table(graph, model, layers, path)
+        quantize_activations(model, options['activation_quantization'])
     labels = _LABELS_BY_CLASSES.get(num_classes, lambda: None)()
     kind = 'uint8 quantized, dequantized' if graph.quantized_input else \
         'float32 input, int8 weights dequantized' if _has_int8_weights(graph) else 'float32'
+    mean, std = graph.input_normalization()
     runtime_stride = output_stride or export_stride
     if runtime_stride != export_stride:  # same weights, other dilations
         exported = model
@@ -495,10 +591,11 @@ def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
         model_options=options,
         class_names=labels.class_names if labels else (),
         palette=labels.palette if labels else (),
-        mean=TFLITE_MEAN, std=TFLITE_STD, input_size=input_size,
+        mean=mean, std=std, input_size=input_size,
         cuda_input_size=cuda_settings[0], cuda_output_stride=cuda_settings[1],
         source=f'{path.name} ({kind}; exported at {input_side}x{graph.input_shape[2]}, '
-               f'output stride {export_stride}, depth multiplier {depth_multiplier})')
+               f'output stride {export_stride}, {backbone} depth multiplier '
+               f'{depth_multiplier})')
     return model.eval(), metadata
 
 

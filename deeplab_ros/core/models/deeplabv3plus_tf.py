@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deeplab_ros.core.models.activation_quantization import (
+    ActivationTable, quantize_activations)
 from deeplab_ros.core.models.deeplab_mnv2 import conv_relu, MobileNetV2Head
 from deeplab_ros.core.models.mobilenetv2 import (
     feature_channels, initialise_weights, InvertedResidual, mobilenetv2_features)
@@ -93,9 +95,15 @@ class DeepLabV3PlusMobileNetV2TF(nn.Module):
                 description="DeepLabV3+ MobileNetV2, Google DeepLab's layout (MobileNetV2 "
                             'head, separable-conv decoder; TFLite ports)')
 def deeplabv3plus_mobilenetv2_tf(*, num_classes: int = 151, output_stride: int = 8,
-                                 resize: str = 'align_corners') -> DeepLabV3PlusMobileNetV2TF:
-    """Build Google's DeepLabV3+ MobileNetV2 (``resize`` as the source graph resizes)."""
+                                 resize: str = 'align_corners',
+                                 activation_quantization: ActivationTable | None = None
+                                 ) -> DeepLabV3PlusMobileNetV2TF:
+    """Build Google's DeepLabV3+ MobileNetV2 (``resize`` as the source graph resizes).
+
+    ``activation_quantization`` emulates a uint8 graph's activations, see
+    :mod:`~deeplab_ros.core.models.activation_quantization`.
+    """
     model = DeepLabV3PlusMobileNetV2TF(num_classes=num_classes, output_stride=output_stride,
                                        resize=resize)
     initialise_weights(model)
-    return model
+    return quantize_activations(model, activation_quantization)

@@ -89,36 +89,45 @@ class ConvBNReLU(nn.Sequential):
     """Conv + BatchNorm + ReLU6 (padding per ``padding``, see :data:`PADDING_MODES`).
 
     With ``batch_norm=False`` the conv carries a bias instead (batch norm folded into it, as
-    in exported inference graphs) and there is no BatchNorm layer.
+    in exported inference graphs) and there is no BatchNorm layer. ``activation`` replaces
+    ReLU6 (MobileNet-EdgeTPU uses ``nn.ReLU``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
                  stride: int = 1, dilation: int = 1, groups: int = 1,
-                 batch_norm: bool = True, padding: str = 'symmetric') -> None:
+                 batch_norm: bool = True, padding: str = 'symmetric',
+                 activation: type[nn.Module] = nn.ReLU6) -> None:
         conv = make_conv(in_channels, out_channels, kernel_size, stride=stride,
                          dilation=dilation, groups=groups, bias=not batch_norm,
                          padding=padding)
         norm = [nn.BatchNorm2d(out_channels)] if batch_norm else []
-        super().__init__(conv, *norm, nn.ReLU6(inplace=True))
+        super().__init__(conv, *norm, activation(inplace=True))
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 block: 1x1 expand, 3x3 depthwise (strided or dilated), 1x1 linear project."""
+    """MobileNetV2 block: 1x1 expand, 3x3 depthwise (strided or dilated), 1x1 linear project.
+
+    ``kernel_size`` (the depthwise conv's), ``activation`` (instead of ReLU6) and
+    ``residual=False`` (no shortcut even where shapes allow) serve MobileNet-EdgeTPU's blocks.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, dilation: int,
-                 expand_ratio: int, batch_norm: bool = True, padding: str = 'symmetric'
-                 ) -> None:
+                 expand_ratio: int, batch_norm: bool = True, padding: str = 'symmetric',
+                 *, kernel_size: int = 3, activation: type[nn.Module] = nn.ReLU6,
+                 residual: bool = True) -> None:
         super().__init__()
         hidden = int(round(in_channels * expand_ratio))
-        self.use_residual = stride == 1 and in_channels == out_channels
+        self.use_residual = residual and stride == 1 and in_channels == out_channels
         #: VainF pads the block's input (before the expansion), not the depthwise conv's.
         self.input_padding = fixed_padding(3, dilation) if padding == 'vainf' else None
         layers: list[nn.Module] = []
         if expand_ratio != 1:
-            layers.append(ConvBNReLU(in_channels, hidden, kernel_size=1, batch_norm=batch_norm))
+            layers.append(ConvBNReLU(in_channels, hidden, kernel_size=1, batch_norm=batch_norm,
+                                     activation=activation))
         layers.extend([
-            ConvBNReLU(hidden, hidden, stride=stride, dilation=dilation, groups=hidden,
-                       batch_norm=batch_norm, padding=padding),
+            ConvBNReLU(hidden, hidden, kernel_size, stride=stride, dilation=dilation,
+                       groups=hidden, batch_norm=batch_norm, padding=padding,
+                       activation=activation),
             nn.Conv2d(hidden, out_channels, 1, bias=not batch_norm),
         ])
         if batch_norm:
