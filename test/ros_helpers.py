@@ -11,11 +11,13 @@ one process, not of the node.
 from __future__ import annotations
 
 import atexit
+import contextlib
 from dataclasses import dataclass, field
 import itertools
+import os
 import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import rclpy
@@ -43,12 +45,22 @@ _CONTEXT: Context | None = None
 _NAMES = itertools.count()
 
 
+def in_process_domain_id() -> int:
+    """The DDS domain of the in-process nodes: not the one node processes and tools use.
+
+    A node process started by a later test has the same name as the in-process nodes; if both
+    shared a domain, that process's clients could match what an earlier in-process node left
+    behind in discovery. Node processes, the ROS CLI and the tools use ``ROS_DOMAIN_ID``.
+    """
+    return (int(os.environ.get('ROS_DOMAIN_ID', '0')) + 110) % 232
+
+
 def shared_context() -> Context:
     """The session's rclpy context (created on first use, shut down at exit)."""
     global _CONTEXT
     if _CONTEXT is None or not _CONTEXT.ok():
         _CONTEXT = Context()
-        rclpy.init(args=[], context=_CONTEXT)
+        rclpy.init(args=[], context=_CONTEXT, domain_id=in_process_domain_id())
         atexit.register(lambda context=_CONTEXT: context.ok() and rclpy.shutdown(
             context=context))
     return _CONTEXT
@@ -154,6 +166,19 @@ class RosTester:
         self.lifecycle.destroy()
         self._spinner.stop()
         self.node.destroy_node()
+
+
+@contextlib.contextmanager
+def node_under_test(parameters: dict[str, Any] | None = None, namespace: str = '',
+                    target: str = '/' + NODE_NAME) -> Iterator[tuple[InProcessNode, RosTester]]:
+    """The segmentation node and the test's own node, both closed on exit."""
+    node = InProcessNode(parameters, namespace=namespace)
+    tester = RosTester(target)
+    try:
+        yield node, tester
+    finally:
+        tester.close()
+        node.close()
 
 
 def image_message(rgb: np.ndarray, *, frame_id: str = 'camera', stamp_ns: int = 0) -> Image:

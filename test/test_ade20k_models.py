@@ -18,6 +18,7 @@ from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.core.pretrained import pretrained_checkpoint
 from deeplab_ros.core.segmenter import Segmenter
 from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
+from checkpoint_checks import assert_loaded_only_as_its_variant
 
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
 REPO = Path(__file__).resolve().parents[1]
@@ -114,14 +115,10 @@ def test_wrong_files_and_architectures_are_named(shared: Path, tmp_path: Path) -
     with pytest.raises(TFLiteConversionError, match='not the expected model: its sha256'):
         convert_tflite(shared / 'weights' / ADE32, expected_sha256='0' * 64)
     path = pretrained_checkpoint('deeplabv3plus_mnv2_ade20k')
-    with pytest.raises(CheckpointError, match="variant='deeplabv3plus_mobilenetv2_tf' "
-                                              'checkpoint, but variant=.deeplabv3_mobilenetv2'):
-        load_model(path, variant='deeplabv3_mobilenetv2')
-    state = torch.load(path, weights_only=True)['model_state']
-    plain = tmp_path / 'ade_state.pt'
-    torch.save(state, plain)
-    with pytest.raises(CheckpointError, match="looks like variant 'deeplabv3plus_mobilenetv2_tf'"):
-        load_model(plain, variant='deeplabv3plus_mobilenetv2')
+    assert_loaded_only_as_its_variant(path, 'deeplabv3plus_mobilenetv2_tf',
+                                      'deeplabv3_mobilenetv2', tmp_path)
+    assert_loaded_only_as_its_variant(path, 'deeplabv3plus_mobilenetv2_tf',
+                                      'deeplabv3plus_mobilenetv2', tmp_path)
 
 
 def test_ade20k_label_sets() -> None:

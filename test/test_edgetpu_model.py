@@ -13,11 +13,13 @@ import torch
 from vision_msgs.msg import LabelInfo
 
 from deeplab_ros.core.checkpoint import CheckpointError, load_model
+from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.core.models import build_model
 from deeplab_ros.core.pretrained import pretrained_checkpoint
 from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
-from ros_helpers import decoded, image_message, InProcessNode, LATCHED, RosTester
+from checkpoint_checks import assert_loaded_only_as_its_variant
+from ros_helpers import decoded, image_message, LATCHED, node_under_test
 
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
 NAME = 'deeplabv3_mnedgetpu_cityscapes'
@@ -91,8 +93,8 @@ def test_checkpoint_metadata_and_strides(edgetpu) -> None:
     with pytest.raises(CheckpointError, match="'deeplabv3_mobilenet_edgetpu' runs at output "
                                               'stride 8 or 16, not 32'):
         load_model(path, output_stride=32)
-    with pytest.raises(ValueError, match="output_stride 32 not supported by "
-                                         "'deeplabv3_mobilenet_edgetpu'"):
+    with pytest.raises(InvalidSettingError, match="output_stride 32 not supported by "
+                                                  "'deeplabv3_mobilenet_edgetpu'"):
         build_model('deeplabv3_mobilenet_edgetpu', output_stride=32)
 
 
@@ -100,14 +102,8 @@ def test_wrong_files_and_architectures_are_named(shared: Path, tmp_path: Path) -
     with pytest.raises(TFLiteConversionError, match='not the expected model: its sha256'):
         convert_tflite(shared / 'weights' / SOURCE, expected_sha256='0' * 64)
     path = pretrained_checkpoint(NAME)
-    with pytest.raises(CheckpointError, match="variant='deeplabv3_mobilenet_edgetpu' "
-                                              'checkpoint, but variant=.deeplabv3_mobilenetv2'):
-        load_model(path, variant='deeplabv3_mobilenetv2')
-    state = torch.load(path, weights_only=True)['model_state']
-    plain = tmp_path / 'edgetpu_state.pt'
-    torch.save(state, plain)
-    with pytest.raises(CheckpointError, match="looks like variant 'deeplabv3_mobilenet_edgetpu'"):
-        load_model(plain, variant='deeplabv3_mobilenetv2')
+    plain = assert_loaded_only_as_its_variant(path, 'deeplabv3_mobilenet_edgetpu',
+                                              'deeplabv3_mobilenetv2', tmp_path)
     with pytest.raises(CheckpointError, match='shape mismatches'):
         load_model(plain, variant='deeplabv3_mobilenet_edgetpu', num_classes=19,
                    depth_multiplier=1.0)
@@ -115,9 +111,7 @@ def test_wrong_files_and_architectures_are_named(shared: Path, tmp_path: Path) -
 
 def test_node_runs_the_model_by_name(shared: Path) -> None:
     pretrained_checkpoint(NAME)  # converted before configure, as `deeplab-ros-models fetch`
-    node = InProcessNode({'weights': f'pretrained:{NAME}', 'input_size': 257})
-    tester = RosTester()
-    try:
+    with node_under_test({'weights': f'pretrained:{NAME}', 'input_size': 257}) as (node, tester):
         labels = tester.collect('/segmentation/labels', Image)
         label_info = tester.collect('/segmentation/label_info', LabelInfo, LATCHED)
         assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
@@ -130,6 +124,3 @@ def test_node_runs_the_model_by_name(shared: Path) -> None:
         result = decoded(labels.snapshot()[-1])
         assert result.shape == (180, 320) and result.max() < 19
         assert {0, 13} <= set(np.unique(result).tolist())  # road and car on the highway
-    finally:
-        tester.close()
-        node.close()

@@ -18,6 +18,7 @@ from deeplab_ros.core.pretrained import pretrained_checkpoint
 from deeplab_ros.core.segmenter import Segmenter
 from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
 from deeplab_ros.core.tflite_mobilenetv3 import convert_mobilenetv3_tflite
+from checkpoint_checks import assert_loaded_only_as_its_variant
 
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
 NAME = 'lraspp_mnv3_cityscapes'
@@ -106,13 +107,8 @@ def test_only_output_stride_32_and_the_right_architecture(shared: Path, tmp_path
         load_model(path, output_stride=8)
     with pytest.raises(TFLiteConversionError, match='output stride 32 only, not 16'):
         convert_mobilenetv3_tflite(shared / 'weights' / MNV3, output_stride=16)
-    with pytest.raises(CheckpointError, match=f"variant='{VARIANT}' checkpoint, but "
-                                              "variant='deeplabv3plus_mobilenetv2_tf'"):
-        load_model(path, variant='deeplabv3plus_mobilenetv2_tf')
-    plain = tmp_path / 'mnv3_state.pt'
-    torch.save(converted[0].state_dict(), plain)
-    with pytest.raises(CheckpointError, match=f"looks like variant '{VARIANT}'"):
-        load_model(plain, variant='deeplabv3_mobilenetv2')
+    assert_loaded_only_as_its_variant(path, VARIANT, 'deeplabv3plus_mobilenetv2_tf', tmp_path)
+    assert_loaded_only_as_its_variant(path, VARIANT, 'deeplabv3_mobilenetv2', tmp_path)
 
 
 def test_wrong_source_files_are_named(shared: Path) -> None:

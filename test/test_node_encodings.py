@@ -11,7 +11,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from deeplab_ros.ros.image_codec import encode_image
-from ros_helpers import decoded, InProcessNode, RosTester
+from ros_helpers import decoded, node_under_test
 
 pytestmark = pytest.mark.ros
 
@@ -27,9 +27,8 @@ def test_encodings_give_matching_labels(shared: Path) -> None:
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     grey_rgb = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
     # The VOC model: few classes and large regions, so label agreement measures the decoding.
-    node = InProcessNode({'weights': 'pretrained:deeplabv3_mnv2_dm05_float', 'input_size': 257})
-    tester = RosTester()
-    try:
+    parameters = {'weights': 'pretrained:deeplabv3_mnv2_dm05_float', 'input_size': 257}
+    with node_under_test(parameters) as (node, tester):
         labels = tester.collect('/segmentation/labels', Image)
         assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
         assert tester.wait_for_subscriber('/image')
@@ -61,6 +60,3 @@ def test_encodings_give_matching_labels(shared: Path) -> None:
             else:
                 agreement = (result == reference).mean()
                 assert agreement >= minimum, (encoding, agreement)
-    finally:
-        tester.close()
-        node.close()

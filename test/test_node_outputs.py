@@ -15,7 +15,7 @@ from vision_msgs.msg import Classification
 from deeplab_ros.core.labels import voc_labels
 from deeplab_ros.ros.spinning import wait_until
 from deeplab_ros.ros.stamps import header_key
-from ros_helpers import decoded, image_message, InProcessNode, RosTester
+from ros_helpers import decoded, image_message, node_under_test, RosTester
 
 pytestmark = pytest.mark.ros
 
@@ -31,9 +31,8 @@ def _bring_up(tester: RosTester, *inputs: str) -> None:
 
 
 def test_real_photos_labels_classes_colour_and_overlay(shared: Path) -> None:
-    node = InProcessNode({'weights': 'pretrained:deeplabv3_mnv2_dm05_float', 'input_size': 321})
-    tester = RosTester()
-    try:
+    parameters = {'weights': 'pretrained:deeplabv3_mnv2_dm05_float', 'input_size': 321}
+    with node_under_test(parameters) as (node, tester):
         outputs = {name: tester.collect(f'/segmentation/{name}', Image)
                    for name in ('labels', 'color', 'overlay')}
         classes = tester.collect('/segmentation/classes', Classification)
@@ -77,15 +76,10 @@ def test_real_photos_labels_classes_colour_and_overlay(shared: Path) -> None:
                 counts[voc_labels().class_names.index(expected)], abs=1e-6)
         assert infos.wait_for(1)
         assert header_key(infos.snapshot()[-1].header) in sent
-    finally:
-        tester.close()
-        node.close()
 
 
 def test_two_cameras_keep_their_own_headers(shared: Path) -> None:
-    node = InProcessNode({'input_size': 129, 'cameras': ['front', 'rear']})
-    tester = RosTester()
-    try:
+    with node_under_test({'input_size': 129, 'cameras': ['front', 'rear']}) as (node, tester):
         front = tester.collect('/front/segmentation/labels', Image)
         rear = tester.collect('/rear/segmentation/labels', Image)
         _bring_up(tester, '/front/image', '/rear/image')
@@ -107,15 +101,10 @@ def test_two_cameras_keep_their_own_headers(shared: Path) -> None:
             assert message.header.frame_id == 'rear_optical'
             assert 2000 <= message.header.stamp.nanosec < 2005
             assert (message.height, message.width) == small.shape[:2]
-    finally:
-        tester.close()
-        node.close()
 
 
 def test_a_burst_is_not_queued_the_newest_frames_win(shared: Path) -> None:
-    node = InProcessNode({'input_size': 257})
-    tester = RosTester()
-    try:
+    with node_under_test({'input_size': 257}) as (node, tester):
         labels = tester.collect('/segmentation/labels', Image)
         diagnostics = tester.collect('/diagnostics', DiagnosticArray)
         _bring_up(tester, '/image')
@@ -142,9 +131,6 @@ def test_a_burst_is_not_queued_the_newest_frames_win(shared: Path) -> None:
         inference_p99 = float(_diagnostic(diagnostics, 'inference_ms_p99', cast=float))
         node_p99 = float(_diagnostic(diagnostics, 'node_latency_ms_p99', cast=float))
         assert node_p99 < 3 * inference_p99 + 250.0, (node_p99, inference_p99)
-    finally:
-        tester.close()
-        node.close()
 
 
 def _diagnostic(collector, key: str, cast=int):

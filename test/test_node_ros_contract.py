@@ -14,7 +14,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from deeplab_ros.ros import segmentation_node, statistics
 from deeplab_ros.ros.spinning import wait_until
 from deeplab_ros.ros.stamps import header_key
-from ros_helpers import image_message, InProcessNode, RosTester
+from ros_helpers import image_message, InProcessNode, node_under_test, RosTester
 
 pytestmark = pytest.mark.ros
 
@@ -31,12 +31,10 @@ def _reliability(tester: RosTester, topic: str, publishers: bool) -> Reliability
 
 
 def test_qos_override_of_one_endpoint_leaves_the_others_alone() -> None:
-    node = InProcessNode({
-        'input_size': 65,
-        'qos_overrides./segmentation/labels.publisher.reliability': 'best_effort',
-        'qos_overrides./image.subscription.reliability': 'reliable'})
-    tester = RosTester()
-    try:
+    parameters = {'input_size': 65,
+                  'qos_overrides./segmentation/labels.publisher.reliability': 'best_effort',
+                  'qos_overrides./image.subscription.reliability': 'reliable'}
+    with node_under_test(parameters) as (node, tester):
         _up(tester, '/image')
         assert wait_until(lambda: tester.node.get_subscriptions_info_by_topic('/camera_info'),
                           5.0)
@@ -49,15 +47,10 @@ def test_qos_override_of_one_endpoint_leaves_the_others_alone() -> None:
         assert _reliability(tester, '/camera_info', False) == ReliabilityPolicy.BEST_EFFORT
         assert qos_profile_sensor_data.reliability == ReliabilityPolicy.BEST_EFFORT
         assert segmentation_node.OUTPUT_QOS.reliability == ReliabilityPolicy.RELIABLE
-    finally:
-        tester.close()
-        node.close()
 
 
 def test_camera_info_is_copied_per_frame_and_checked_against_the_frame_size() -> None:
-    node = InProcessNode({'input_size': 65})
-    tester = RosTester()
-    try:
+    with node_under_test({'input_size': 65}) as (node, tester):
         infos = tester.collect('/segmentation/camera_info', CameraInfo)
         labels = tester.collect('/segmentation/labels', Image)
         _up(tester, '/image')
@@ -87,9 +80,6 @@ def test_camera_info_is_copied_per_frame_and_checked_against_the_frame_size() ->
         time.sleep(0.5)
         assert infos.count() == 2  # a camera_info for another size is not republished
         assert node.node.statistics.camera_info_mismatches == 1
-    finally:
-        tester.close()
-        node.close()
 
 
 def _statuses(collector, name: str) -> list[DiagnosticStatus]:
@@ -172,15 +162,10 @@ def test_teardown_never_destroys_what_a_busy_worker_uses(
 
 
 def test_lifecycle_publishers_are_released_through_the_lifecycle_api() -> None:
-    node = InProcessNode({'input_size': 65})
-    tester = RosTester()
-    try:
+    with node_under_test({'input_size': 65}) as (node, tester):
         for _ in range(3):
             assert tester.lifecycle.change('configure') and tester.lifecycle.change('cleanup')
         assert tester.lifecycle.change('configure')
         managed = node.node._managed_entities  # noqa: SLF001 - rclpy's lifecycle registry
         publishers = node.node._cameras[0].publishers.values()  # noqa: SLF001
         assert len(managed) == len(publishers) and set(publishers) <= managed
-    finally:
-        tester.close()
-        node.close()

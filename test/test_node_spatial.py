@@ -26,7 +26,7 @@ from deeplab_ros.ros.spatial_messages import cloud_array
 from deeplab_ros.ros.spinning import wait_until
 from deeplab_ros.ros.stamps import header_key
 from rgbd_helpers import rgbd_camera, rgbd_frame, RgbdCamera, RgbdFrame
-from ros_helpers import decoded, image_message, InProcessNode, LATCHED, RosTester, ROSOUT
+from ros_helpers import decoded, image_message, LATCHED, node_under_test, ROSOUT, RosTester
 
 pytestmark = pytest.mark.ros
 
@@ -80,10 +80,8 @@ def camera() -> RgbdCamera:
 
 @pytest.fixture(scope='module')
 def rgbd_node():
-    node = InProcessNode({'input_size': INPUT_SIZE, 'use_depth': True,
-                          'publish_confidence': True, 'depth_tolerance': 0.005})
-    tester = RosTester()
-    try:
+    with node_under_test({'input_size': INPUT_SIZE, 'use_depth': True,
+                          'publish_confidence': True, 'depth_tolerance': 0.005}) as (node, tester):
         outputs = Outputs(
             labels=tester.collect('/segmentation/labels', Image),
             confidence=tester.collect('/segmentation/confidence', Image),
@@ -98,9 +96,6 @@ def rgbd_node():
             tester.node.count_subscribers(f'/segmentation/{name}') for name in SPATIAL), 10)
         assert label_info.wait_for(1)
         yield node, tester, outputs, label_info.snapshot()[-1]
-    finally:
-        tester.close()
-        node.close()
 
 
 def _send(tester: RosTester, frame: RgbdFrame, stamp_ns: int, camera: RgbdCamera, *,
@@ -288,9 +283,8 @@ def _rosout_errors(log, fragment: str) -> list[str]:
 
 def test_bad_depth_and_camera_info_are_counted_and_2d_outputs_flow(
         camera: RgbdCamera) -> None:
-    node = InProcessNode({'input_size': 129, 'use_depth': True}, namespace='bad')
-    tester = RosTester('/bad/deeplab_segmentation')
-    try:
+    with node_under_test({'input_size': 129, 'use_depth': True}, namespace='bad',
+                         target='/bad/deeplab_segmentation') as (node, tester):
         labels = tester.collect('/bad/segmentation/labels', Image)
         detections = tester.collect('/bad/segmentation/detections', Detection2DArray)
         points = tester.collect('/bad/segmentation/points', PointCloud2)
@@ -360,9 +354,6 @@ def test_bad_depth_and_camera_info_are_counted_and_2d_outputs_flow(
         assert points.wait_for(1, 60.0)
         assert wait_until(lambda: _diagnostic(diagnostics, 'bad_depth') == '4', 10.0)
         assert _diagnostic(diagnostics, 'bad_camera_info') == '2'
-    finally:
-        tester.close()
-        node.close()
 
 
 def _diagnostic(collector, key: str) -> str | None:
@@ -375,10 +366,8 @@ def _diagnostic(collector, key: str) -> str | None:
 
 
 def test_compressed_input_jpeg_and_png_and_a_truncated_jpeg(camera: RgbdCamera) -> None:
-    node = InProcessNode({'input_size': 129, 'input_transport': 'compressed'},
-                         namespace='jpeg')
-    tester = RosTester('/jpeg/deeplab_segmentation')
-    try:
+    with node_under_test({'input_size': 129, 'input_transport': 'compressed'},
+                         namespace='jpeg', target='/jpeg/deeplab_segmentation') as (node, tester):
         labels = tester.collect('/jpeg/segmentation/labels', Image)
         log = tester.collect('/rosout', Log, ROSOUT)
         assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
@@ -413,6 +402,3 @@ def test_compressed_input_jpeg_and_png_and_a_truncated_jpeg(camera: RgbdCamera) 
                                           data=jpeg.tobytes()))
         assert wait_until(lambda: labels.snapshot()[-1].header.stamp.sec == 6, 60.0)
         assert wait_until(lambda: stats.processed == 3, 10.0)
-    finally:
-        tester.close()
-        node.close()

@@ -20,7 +20,7 @@ from deeplab_ros.core import assets, pretrained
 from deeplab_ros.core.assets import MissingAssetError
 from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint
 from deeplab_ros.core.download import sha256_of
-from ros_helpers import InProcessNode, RosTester
+from ros_helpers import node_under_test
 
 # The smallest published model (760 KB): quick to convert.
 SMALL = 'deeplabv3_mnv2_dm05_dequant'
@@ -177,9 +177,7 @@ def test_configure_fails_offline_with_the_message_and_recovers(
         capfd: pytest.CaptureFixture) -> None:
     spec = pretrained.PRETRAINED[SMALL]
     _point_at(monkeypatch, SMALL, 'http://127.0.0.1:9/' + spec.tflite_file)  # nothing listens
-    node = InProcessNode({'weights': f'pretrained:{SMALL}', 'input_size': 65})
-    tester = RosTester()
-    try:
+    with node_under_test({'weights': f'pretrained:{SMALL}', 'input_size': 65}) as (node, tester):
         assert tester.lifecycle.change('configure') is False
         assert tester.lifecycle.state() == 'unconfigured'
         logged = capfd.readouterr().err
@@ -187,6 +185,3 @@ def test_configure_fails_offline_with_the_message_and_recovers(
         assert 'http://127.0.0.1:9/' in logged and str(isolated / 'user_weights') in logged
         shutil.copy(_published(shared, SMALL), isolated / 'user_weights')
         assert tester.lifecycle.change('configure'), 'works once the file is in place'
-    finally:
-        tester.close()
-        node.close()

@@ -26,7 +26,7 @@ from deeplab_ros.core.checkpoint import CheckpointMetadata, save_checkpoint
 from deeplab_ros.core.models import build_model
 from deeplab_ros.ros.image_codec import encode_image
 from deeplab_ros.ros.spinning import wait_until
-from ros_helpers import image_message, InProcessNode, RosTester
+from ros_helpers import image_message, InProcessNode, node_under_test, RosTester
 
 pytestmark = pytest.mark.ros
 
@@ -83,9 +83,7 @@ def _malformed(index: int, frame: np.ndarray) -> Image:
 def test_fuzz_malformed_images_are_counted_and_valid_frames_still_processed(
         small_frame: np.ndarray, capfd: pytest.CaptureFixture) -> None:
     bad_count, valid_count, bad_per_valid = 1000, 25, 40
-    node = InProcessNode({'input_size': 65, 'diagnostics_period': 0.5})
-    tester = RosTester()
-    try:
+    with node_under_test({'input_size': 65, 'diagnostics_period': 0.5}) as (node, tester):
         labels = tester.collect('/segmentation/labels', Image)
         diagnostics = tester.collect('/diagnostics', DiagnosticArray)
         assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
@@ -132,9 +130,6 @@ def test_fuzz_malformed_images_are_counted_and_valid_frames_still_processed(
         assert len(errors) <= duration / 5.0 + 3, (len(errors), duration)  # throttled
         print(f'\nfuzz: {bad_count} malformed + {valid_count} valid frames in {duration:.1f} s; '
               f'{stats.bad_inputs} counted, {len(errors)} error log lines, all valid processed')
-    finally:
-        tester.close()
-        node.close()
 
 
 @pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
@@ -170,9 +165,8 @@ def test_churn_leaves_no_threads_memory_or_graph_entities(full_size: bool, backe
 
 def test_soak_memory_and_latency_stay_flat(small_frame: np.ndarray, full_size: bool) -> None:
     frames = 10_000 if full_size else 2_000
-    node = InProcessNode({'input_size': 65, 'publish_color': False, 'publish_overlay': False})
-    tester = RosTester()
-    try:
+    parameters = {'input_size': 65, 'publish_color': False, 'publish_overlay': False}
+    with node_under_test(parameters) as (node, tester):
         # No collector here: keeping every label image would grow this process by itself.
         assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
         assert tester.wait_for_subscriber('/image')
@@ -205,9 +199,6 @@ def test_soak_memory_and_latency_stay_flat(small_frame: np.ndarray, full_size: b
         assert growth < 50.0
         assert len(latencies) == frames
         assert node.node.statistics.bad_inputs == 0
-    finally:
-        tester.close()
-        node.close()
 
 
 def _bad_weights(kind: str, folder: Path) -> Path:
@@ -250,9 +241,7 @@ def test_bad_weights_fail_configure_with_a_clear_message(tmp_path: Path, kind: s
     parameters = {'weights': str(weights), 'input_size': 65, 'variant': variant}
     if kind == 'classes':
         parameters['labels'] = 'voc'  # 21 class names for a 19-class checkpoint
-    node = InProcessNode(parameters)
-    tester = RosTester()
-    try:
+    with node_under_test(parameters) as (node, tester):
         assert tester.lifecycle.change('configure') is False
         assert tester.lifecycle.state() == 'unconfigured'
         logged = capfd.readouterr().err  # the node's own log output (this process)
@@ -261,34 +250,25 @@ def test_bad_weights_fail_configure_with_a_clear_message(tmp_path: Path, kind: s
         assert tester.set_parameters({'weights': 'pretrained', 'variant': '',
                                       'labels': ''})[0].successful
         assert tester.lifecycle.change('configure'), 'fixed without restarting the process'
-    finally:
-        tester.close()
-        node.close()
 
 
 def test_auto_device_falls_back_to_cpu_and_says_so_once_per_configure(
         capfd: pytest.CaptureFixture) -> None:
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA')
-    node = InProcessNode({'input_size': 65, 'device': 'auto'})
-    tester = RosTester()
-    try:
+    with node_under_test({'input_size': 65, 'device': 'auto'}) as (node, tester):
         life = tester.lifecycle
         assert life.change('configure')
         assert capfd.readouterr().err.count('CUDA is not available, running on the CPU') == 1
         assert life.change('cleanup') and life.change('configure')
         assert capfd.readouterr().err.count('CUDA is not available, running on the CPU') == 1
-    finally:
-        tester.close()
-        node.close()
 
 
 def test_missing_onnxruntime_fails_configure_with_the_hint_and_auto_falls_back(
         capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # as if it were not installed
-    node = InProcessNode({'input_size': 65, 'backend': 'onnxruntime', 'device': 'cpu'})
-    tester = RosTester()
-    try:
+    parameters = {'input_size': 65, 'backend': 'onnxruntime', 'device': 'cpu'}
+    with node_under_test(parameters) as (node, tester):
         life = tester.lifecycle
         assert not life.change('configure')
         assert 'pip install onnx onnxruntime' in capfd.readouterr().err
@@ -300,6 +280,3 @@ def test_missing_onnxruntime_fails_configure_with_the_hint_and_auto_falls_back(
             assert 'backend torch' in err
             assert life.change('cleanup')
         assert not tester.set_parameters({'backend': 'tensorrt'})[0].successful
-    finally:
-        tester.close()
-        node.close()

@@ -317,11 +317,9 @@ def test_exported_checkpoint_runs_in_the_node_with_only_its_path(fine_tuned: dic
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Classification, LabelInfo
 
-    from ros_helpers import decoded, image_message, InProcessNode, LATCHED, RosTester
+    from ros_helpers import decoded, image_message, LATCHED, node_under_test
 
-    node = InProcessNode({'weights': str(fine_tuned['result'].last_model)})
-    tester = RosTester()
-    try:
+    with node_under_test({'weights': str(fine_tuned['result'].last_model)}) as (node, tester):
         labels = tester.collect('/segmentation/labels', Image)
         classes = tester.collect('/segmentation/classes', Classification)
         info = tester.collect('/segmentation/label_info', LabelInfo, LATCHED)
@@ -334,9 +332,6 @@ def test_exported_checkpoint_runs_in_the_node_with_only_its_path(fine_tuned: dic
         assert int(decoded(labels.snapshot()[0]).max()) < len(CLASS_NAMES)
         assert {int(h.class_id) for h in classes.snapshot()[0].results} <= \
             set(range(len(CLASS_NAMES)))
-    finally:
-        tester.close()
-        node.close()
 
 
 def test_pretrained_backbone_transfer_reproduces_the_original_features() -> None:

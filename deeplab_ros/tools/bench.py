@@ -262,16 +262,28 @@ def run_node(args: argparse.Namespace, timings: list[CoreTiming]) -> dict:
             'node_block_frames': args.node_block}
 
 
+def text_table(columns: list[tuple[str, str]], rows: list[list]) -> str:
+    """Format ``rows`` under ``columns`` = ``[(title, format spec), ...]`` as aligned text.
+
+    A spec is a format spec such as ``'<16'`` or ``'>9.1f'``; the title takes its alignment
+    and width.
+    """
+    def title_spec(spec: str) -> str:
+        return spec.split('.')[0].rstrip('fdsx%')
+
+    lines = [' '.join(f'{title:{title_spec(spec)}}' for title, spec in columns)]
+    lines += [' '.join(f'{value:{spec}}' for value, (_, spec) in zip(row, columns))
+              for row in rows]
+    return '\n'.join(lines)
+
+
 def format_core_table(timings: list[CoreTiming]) -> str:
     """Human-readable table of the core timings."""
-    lines = [f'{"frame":<16} {"input":>5} {"backend":<18} {"model ms":>9} '
-             f'{"segmenter ms":>13} {"ratio":>6} {"overhead":>9}']
-    for timing in timings:
-        lines.append(f'{timing.resolution + f" {timing.width}x{timing.height}":<16} '
-                     f'{timing.input_size:>5} {timing.backend:<18} {timing.model_ms:>9.1f} '
-                     f'{timing.segmenter_ms:>13.1f} {timing.ratio:>6.3f} '
-                     f'{timing.overhead_percent:>8.1f}%')
-    return '\n'.join(lines)
+    columns = [('frame', '<16'), ('input', '>5'), ('backend', '<18'), ('model ms', '>9.1f'),
+               ('segmenter ms', '>13.1f'), ('ratio', '>6.3f'), ('overhead %', '>10.1f')]
+    return text_table(columns, [[f'{t.resolution} {t.width}x{t.height}', t.input_size,
+                                 t.backend, t.model_ms, t.segmenter_ms, t.ratio,
+                                 t.overhead_percent] for t in timings])
 
 
 def backend_speedups(timings: list[CoreTiming]) -> list[dict]:
@@ -291,13 +303,11 @@ def backend_speedups(timings: list[CoreTiming]) -> list[dict]:
 
 def format_speedups(rows: list[dict]) -> str:
     """Table of :func:`backend_speedups` (reference time / backend time)."""
-    lines = [f'{"frame":<8} {"input":>5} {"backend":<18} {"vs":<18} {"model x":>8} '
-             f'{"segmenter x":>12}']
-    for row in rows:
-        lines.append(f'{row["resolution"]:<8} {row["input_size"]:>5} {row["backend"]:<18} '
-                     f'{row["reference"]:<18} {row["model_speedup"]:>8.3f} '
-                     f'{row["segmenter_speedup"]:>12.3f}')
-    return '\n'.join(lines)
+    columns = [('frame', '<8'), ('input', '>5'), ('backend', '<18'), ('vs', '<18'),
+               ('model x', '>8.3f'), ('segmenter x', '>12.3f')]
+    return text_table(columns, [[row['resolution'], row['input_size'], row['backend'],
+                                 row['reference'], row['model_speedup'],
+                                 row['segmenter_speedup']] for row in rows])
 
 
 def main(argv: list[str] | None = None) -> int:
