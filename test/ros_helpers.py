@@ -78,8 +78,7 @@ class InProcessNode:
 
     def close(self) -> None:
         """Stop the worker and the executor, destroy the node."""
-        self.node._release()  # noqa: SLF001 - same order as the executable's shutdown
-        self._spinner.stop()
+        self._spinner.stop()  # as the executable: stop spinning, then destroy_node releases
         self.node.destroy_node()
 
 

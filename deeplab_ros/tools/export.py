@@ -43,17 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.batch_size < 1 or (args.input_size and args.input_size < 17):
-        print('error: --batch-size must be >= 1 and --input-size 0 or >= 17', file=sys.stderr)
-        return 2
+    if args.batch_size < 1:
+        parser.error('--batch-size must be at least 1')
     import torch
 
     from deeplab_ros.core.checkpoint import load_model
     from deeplab_ros.core.onnx_export import (
         describe, export_onnx, ExportSettings, read_onnx_metadata)
+    from deeplab_ros.core.preprocess import check_input_size
     from deeplab_ros.core.pretrained import resolve_weights
 
     try:
+        if args.input_size:
+            check_input_size(args.input_size)
         model, metadata = load_model(resolve_weights(args.weights),
                                      variant=args.variant or None)
         settings = ExportSettings(input_size=args.input_size or metadata.input_size,
