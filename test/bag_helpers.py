@@ -106,44 +106,54 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-role, count, period = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+from std_msgs.msg import String
+role, count, ack_wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 rclpy.init(args=['image_probe'])
 node = Node('image_probe_' + role)
 if role == 'pub':
     publisher = node.create_publisher(Image, 'image_probe', qos_profile_sensor_data)
-    deadline = time.monotonic() + 30.0
-    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    acked = set()
+    node.create_subscription(String, 'image_probe_ack', lambda m: acked.add(m.data), 100)
+    deadline = time.monotonic() + 60.0
+    while (publisher.get_subscription_count() == 0
+           or node.count_publishers('image_probe_ack') == 0) and time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
     time.sleep(0.5)
     message = Image(height=480, width=640, encoding='rgb8', step=1920,
                     data=bytes(640 * 480 * 3))
     for index in range(count):
         message.header.frame_id = str(index)
         publisher.publish(message)
-        time.sleep(period)
-    time.sleep(1.0)
+        # The next image only once this one was acknowledged (or given up on): the
+        # subscriber's history never overflows, so a lost image is lost in transport.
+        waited = time.monotonic() + ack_wait
+        while str(index) not in acked and time.monotonic() < waited:
+            rclpy.spin_once(node, timeout_sec=0.01)
+    print('ACKED', len(acked))
 else:
     received = set()
-    node.create_subscription(Image, 'image_probe', lambda m: received.add(m.header.frame_id),
-                             qos_profile_sensor_data)
-    deadline = time.monotonic() + 40.0
-    last = None
+    ack = node.create_publisher(String, 'image_probe_ack', 100)
+
+    def on_image(message):
+        received.add(message.header.frame_id)
+        ack.publish(String(data=message.header.frame_id))
+    node.create_subscription(Image, 'image_probe', on_image, qos_profile_sensor_data)
+    deadline = time.monotonic() + 60.0 + count * ack_wait
     while time.monotonic() < deadline and len(received) < count:
         rclpy.spin_once(node, timeout_sec=0.1)
-        if received and last is None:
-            last = time.monotonic()
-        if last is not None and time.monotonic() - last > 5.0 + count * period:
-            break
+    time.sleep(0.5)  # let the last acknowledgement go out
     print('RECEIVED', len(received))
 node.destroy_node()
 rclpy.shutdown()
 '''
 
 
-def best_effort_image_transfer(count: int, period_s: float,
+def best_effort_image_transfer(count: int, ack_wait_s: float,
                                profile: Path | None) -> int:
     """Send ``count`` 640x480 rgb8 best-effort images between two processes; return how many
-    arrived. ``profile`` is a Fast DDS XML profile applied to both (None: the defaults)."""
+    arrived. Each image is sent once the previous one was acknowledged (or after
+    ``ack_wait_s``), so what is lost is lost in transport, not to a slow reader. ``profile``
+    is a Fast DDS XML profile applied to both (None: the defaults)."""
     extra = {}
     if profile is not None:
         extra = {'FASTRTPS_DEFAULT_PROFILES_FILE': str(profile),
@@ -153,13 +163,14 @@ def best_effort_image_transfer(count: int, period_s: float,
         env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
         env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
     command = [sys.executable, '-c', _IMAGE_PROBE]
-    subscriber = subprocess.Popen(command + ['sub', str(count), str(period_s)], env=env,
+    arguments = [str(count), str(ack_wait_s)]
+    subscriber = subprocess.Popen(command + ['sub', *arguments], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        publisher = subprocess.run(command + ['pub', str(count), str(period_s)], env=env,
-                                   capture_output=True, text=True, timeout=90, check=False)
+        publisher = subprocess.run(command + ['pub', *arguments], env=env, capture_output=True,
+                                   text=True, timeout=120 + count * ack_wait_s, check=False)
         assert publisher.returncode == 0, publisher.stdout + publisher.stderr
-        output, _ = subscriber.communicate(timeout=60)
+        output, _ = subscriber.communicate(timeout=120 + count * ack_wait_s)
     finally:
         if subscriber.poll() is None:
             stop_process(subscriber)

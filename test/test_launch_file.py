@@ -241,10 +241,13 @@ def test_fastdds_profile_is_well_formed_and_configures_shm_and_localhost_udp() -
 
 @pytest.mark.ros
 def test_fastdds_profile_carries_large_best_effort_images_across_processes() -> None:
-    """640x480 rgb8 best effort at 50 Hz between two processes, with and without the profile."""
-    count = 40
-    with_profile = best_effort_image_transfer(count, 0.02, PROFILE_FILE)
-    without_profile = best_effort_image_transfer(count, 0.02, None)
-    print(f'640x480 rgb8 best effort, 50 Hz: {with_profile}/{count} with the profile, '
-          f'{without_profile}/{count} with the Fast DDS defaults')
-    assert with_profile >= 0.9 * count
+    """640x480 rgb8 best effort between two processes with the profile: every image arrives.
+
+    Each image is sent once the previous one was acknowledged, so a slow (loaded) reader cannot
+    lose any to its history depth; what the profile fixes is the transport (Fast DDS's default
+    512 KiB shared-memory segment cannot hold one such image).
+    """
+    count = 20
+    with_profile = best_effort_image_transfer(count, 5.0, PROFILE_FILE)
+    print(f'640x480 rgb8 best effort: {with_profile}/{count} with the profile')
+    assert with_profile == count

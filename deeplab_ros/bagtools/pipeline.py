@@ -31,15 +31,42 @@ OUTPUT_TOPICS = ('segmentation/labels', 'segmentation/color', 'segmentation/over
 
 
 class TimedPlayer(BagPlayer):
-    """A :class:`BagPlayer` that notes the wall time each image was published at."""
+    """A :class:`BagPlayer` that notes the wall time each image was published at.
 
-    def __init__(self, *args: object, image_topic: str, **kwargs: object) -> None:
+    With ``outputs_seen`` (a callable counting the node's outputs so far) each image is
+    published only once the previous one's output came back, or ``pace_timeout_s`` passed
+    (an image lost in transport): the bag is played at the node's own pace, so no frame is
+    replaced by a newer one whatever the host's speed. The other topics (camera_info, depth)
+    keep their place in the bag relative to the images.
+    """
+
+    def __init__(self, *args: object, image_topic: str,
+                 outputs_seen: Callable[[], int] | None = None,
+                 pace_timeout_s: float = 20.0, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.image_topic = image_topic
         self.publish_times: dict[tuple[int, int, str], float] = {}
+        self._outputs_seen = outputs_seen
+        self._pace_timeout_s = pace_timeout_s
+        self._outputs_before_last_image: int | None = None
+        #: Images whose output did not come back within ``pace_timeout_s``.
+        self.unanswered = 0
+
+    def wait_for_last_output(self) -> None:
+        """Paced: wait until the last image published has its output (or the timeout)."""
+        if self._outputs_seen is None or self._outputs_before_last_image is None:
+            return
+        outputs_seen, before = self._outputs_seen, self._outputs_before_last_image
+        self._outputs_before_last_image = None
+        if not wait_until(lambda: outputs_seen() > before, self._pace_timeout_s,
+                          interval=0.01):
+            self.unanswered += 1
 
     def _publish(self, topic: str, message: object) -> None:
         if topic == self.image_topic:
+            self.wait_for_last_output()
+            if self._outputs_seen is not None:
+                self._outputs_before_last_image = self._outputs_seen()
             self.publish_times[header_key(message.header)] = time.time()
         super()._publish(topic, message)
 
@@ -55,6 +82,8 @@ class PipelineRun:
     node_log: str
     wall_s: float
     node_pid: int = 0
+    #: Paced runs: images whose output did not come back within the pacing timeout.
+    images_unanswered: int = 0
 
 
 def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | None = None,
@@ -65,15 +94,17 @@ def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | Non
                          log_path: Path | None = None, settle_s: float = 3.0,
                          env: Mapping[str, str] | None = None,
                          executable: Sequence[str] | None = None,
-                         after_play: Callable[[Node, NodeProcess], None] | None = None
-                         ) -> PipelineRun:
+                         after_play: Callable[[Node, NodeProcess], None] | None = None,
+                         paced: bool = False) -> PipelineRun:
     """Start the node, bring it up, play ``bag`` into it, record its outputs, stop it.
 
     Recording ends ``settle_s`` seconds after the last new output message; then
     ``after_play(session_node, node_process)`` (optional) runs while the node is still
     active, before it is stopped with SIGINT. With ``input_transport: compressed`` among
     ``parameters`` the bag's ``<image_topic>/compressed`` is played; with ``depth_topic`` the
-    depth images too (remapped onto the node's ``depth``).
+    depth images too (remapped onto the node's ``depth``). ``paced`` plays each image only
+    after the node's labels for the previous one were recorded (see :class:`TimedPlayer`):
+    for checks of what the node outputs rather than of what it drops under load.
     """
     started = time.monotonic()
     params_file = params_file or default_params_file()
@@ -95,12 +126,15 @@ def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | Non
     try:
         recorder = BagRecorder(session.node, output_bag, [f'/{t}' for t in OUTPUT_TOPICS])
         lifecycle.bring_up()
+        labels_topic = '/segmentation/labels'
         player = TimedPlayer(session.node, bag, rate=rate, image_topic=image_topic,
-                             topics=tuple(played))
+                             topics=tuple(played),
+                             outputs_seen=(lambda: recorder.stats.counts.get(labels_topic, 0))
+                             if paced else None)
         player.wait_for_subscribers(30.0)
-        wait_until(lambda: '/segmentation/labels' in recorder.subscribed_topics, 30.0,
-                   interval=0.05)
+        wait_until(lambda: labels_topic in recorder.subscribed_topics, 30.0, interval=0.05)
         stats = player.play()
+        player.wait_for_last_output()
         last_total, last_change = -1, time.monotonic()
         while time.monotonic() - last_change < settle_s and node_process.running():
             if recorder.stats.total != last_total:
@@ -117,4 +151,4 @@ def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | Non
                        images_published=stats.published.get(image_topic, 0),
                        publish_times=player.publish_times, node_exit_code=exit_code,
                        node_log=node_process.log_text(), wall_s=time.monotonic() - started,
-                       node_pid=node_process.pid)
+                       node_pid=node_process.pid, images_unanswered=player.unanswered)
