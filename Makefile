@@ -6,12 +6,17 @@ PY := $(VENV)/bin/python
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench eval clean help
+# The edit-run loop: the tests that start no node, open no DDS participant and run no full-size
+# model (markers in setup.cfg). Not a replacement for `make test`.
+FAST_TESTS := -m 'not ros and not models and not slow and not needs_launch and not needs_gpu'
+
+.PHONY: setup test test-fast demo bench eval clean help
 
 help:
 	@echo 'make setup  - create/update .venv (ROS 2 Jazzy wheels + launch/ros2 CLI/vision_msgs, PyTorch, weights)'
 	@echo 'make demo   - run the node on a recorded bag of real footage; writes demo_output/'
 	@echo 'make test   - run the whole test suite'
+	@echo 'make test-fast - the tests that need no node process and no model conversion'
 	@echo 'make bench  - benchmark model vs segmenter vs node (prints a table, writes JSON)'
 	@echo 'make eval   - mIoU of the default pretrained model on the shared ADE20K images'
 
@@ -20,6 +25,9 @@ setup:
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest $(FAST_TESTS) --ignore=test/launch $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) -m deeplab_ros.tools.demo --output $(CURDIR)/demo_output

@@ -20,6 +20,8 @@ from deeplab_ros.core.segmenter import Segmenter
 from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
 from checkpoint_checks import assert_loaded_only_as_its_variant
 
+pytestmark = pytest.mark.models
+
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
 REPO = Path(__file__).resolve().parents[1]
 ADE151 = 'lite-model_deeplabv3-mobilenetv2-ade20k_1_default_1.tflite'

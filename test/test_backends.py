@@ -22,6 +22,8 @@ from deeplab_ros.core.pretrained import available_pretrained, pretrained_checkpo
 from deeplab_ros.core.segmenter import Segmenter
 from deeplab_ros.tools import export as export_tool
 
+pytestmark = pytest.mark.models
+
 CPU = torch.device('cpu')
 ARGMAX_AGREEMENT = 0.999
 needs_onnxruntime = pytest.mark.skipif(not onnxruntime_available(),

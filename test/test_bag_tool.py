@@ -68,6 +68,7 @@ def test_made_bag_reads_back_with_rclpy(tmp_path: Path, storage: str, version: i
         assert camera.p[3] == 0.0 and camera.p[0] == camera.k[0]
 
 
+@pytest.mark.ros
 def test_type_hashes_match_the_ros_interfaces(tmp_path: Path) -> None:
     """The connection hashes are the ones rclpy's middleware reports for these types."""
     written = make_bag(tmp_path / 'bag', TRAFFIC_VIDEO, max_frames=1, resize=SMALL)
@@ -135,6 +136,7 @@ def test_cli_make_info_and_clear_errors(tmp_path: Path,
     assert 'WIDTHxHEIGHT' in capsys.readouterr().err
 
 
+@pytest.mark.ros
 def test_play_into_ros_and_record_round_trip(tmp_path: Path) -> None:
     """``play`` (own process, remapped) -> DDS -> in-process recorder -> identical frames."""
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: PLC0415
@@ -189,6 +191,7 @@ def test_play_into_ros_and_record_round_trip(tmp_path: Path) -> None:
           f'{[round((b - a) / 1e6, 1) for a, b in zip(receive_ns, receive_ns[1:])]}')
 
 
+@pytest.mark.ros
 def test_record_cli_stops_at_max_messages_on_sigint_and_after_duration(
         tmp_path: Path) -> None:
     source = make_bag(tmp_path / 'source', TRAFFIC_VIDEO, max_frames=5, resize=SMALL,

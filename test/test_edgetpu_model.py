@@ -21,6 +21,8 @@ from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionErro
 from checkpoint_checks import assert_loaded_only_as_its_variant
 from ros_helpers import decoded, image_message, LATCHED, node_under_test
 
+pytestmark = pytest.mark.models
+
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
 NAME = 'deeplabv3_mnedgetpu_cityscapes'
 SOURCE = 'deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite'

@@ -14,6 +14,8 @@ import pytest
 
 from deeplab_ros.tools.bench import RESOLUTIONS
 
+pytestmark = pytest.mark.models
+
 REPO = Path(__file__).resolve().parents[1]
 
 

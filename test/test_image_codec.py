@@ -208,6 +208,7 @@ def test_decode_error_is_an_input_error() -> None:
     assert issubclass(ImageDecodeError, InputError)
 
 
+@pytest.mark.ros
 def test_vision_msgs_classification_crosses_between_nodes() -> None:
     """A vision_msgs/Classification published by one node arrives intact at another."""
     import vision_msgs.msg as vision_msgs  # noqa: PLC0415

@@ -20,6 +20,8 @@ from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionErro
 from deeplab_ros.core.tflite_mobilenetv3 import convert_mobilenetv3_tflite
 from checkpoint_checks import assert_loaded_only_as_its_variant
 
+pytestmark = pytest.mark.models
+
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
 NAME = 'lraspp_mnv3_cityscapes'
 MNV3 = 'lite-model_deeplabv3-mobilenetv3-cityscapes_1_default_2.tflite'

@@ -22,6 +22,8 @@ from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint
 from deeplab_ros.core.download import sha256_of
 from ros_helpers import node_under_test
 
+pytestmark = pytest.mark.models
+
 # The smallest published model (760 KB): quick to convert.
 SMALL = 'deeplabv3_mnv2_dm05_dequant'
 

@@ -132,6 +132,7 @@ def test_fuzz_malformed_images_are_counted_and_valid_frames_still_processed(
               f'{stats.bad_inputs} counted, {len(errors)} error log lines, all valid processed')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('backend', ['torch', 'onnxruntime'])
 def test_churn_leaves_no_threads_memory_or_graph_entities(full_size: bool, backend: str) -> None:
     if backend == 'onnxruntime' and not onnxruntime_available():
@@ -163,6 +164,7 @@ def test_churn_leaves_no_threads_memory_or_graph_entities(full_size: bool, backe
         node.close()
 
 
+@pytest.mark.slow
 def test_soak_memory_and_latency_stay_flat(small_frame: np.ndarray, full_size: bool) -> None:
     frames = 10_000 if full_size else 2_000
     parameters = {'input_size': 65, 'publish_color': False, 'publish_overlay': False}

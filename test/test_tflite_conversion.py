@@ -15,6 +15,8 @@ from deeplab_ros.core.pretrained import (
     available_pretrained, DEFAULT_PRETRAINED, PRETRAINED, pretrained_checkpoint)
 from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
 
+pytestmark = pytest.mark.models
+
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
 PHOTOS = ('pets.jpg', 'basketball1.png', 'cat.bmp', 'grace_hopper.bmp')
 

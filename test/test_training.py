@@ -15,6 +15,8 @@ from deeplab_ros.core.training.data import epoch_permutation, EpochBatchSampler
 from deeplab_ros.core.training.schedule import PolyLR
 from deeplab_ros.core.training.transforms import sample_generator, TrainTransform
 
+pytestmark = pytest.mark.models
+
 # ---------------------------------------------------------------------------------------------
 # Augmentations, sampling and schedule (no model needed)
 # ---------------------------------------------------------------------------------------------

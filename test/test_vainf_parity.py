@@ -16,6 +16,8 @@ import torch
 from deeplab_ros.core.models import build_model
 from reference_weights import randomised_state, reference_input
 
+pytestmark = pytest.mark.models
+
 GOLDEN = Path(__file__).parent / 'data' / 'vainf_deeplabv3plus_mobilenet_golden.npz'
 
 
