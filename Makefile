@@ -5,13 +5,22 @@ PY := $(VENV)/bin/python
 # Every test run gets localhost-only discovery; the domain id is chosen per run in conftest.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 PYTEST_ARGS ?=
+# make test-fast leaves out the tests that run the node over DDS (marker ros), launch files,
+# GPUs, and these files: model conversions and interpreter parity, ONNX exports, the tools run
+# as processes, bag playback.
+FAST_MARKERS := not ros and not slow and not needs_launch and not needs_gpu
+FAST_SKIPPED := test/launch test/test_ade20k_models.py test/test_edgetpu_model.py \
+	test/test_mobilenetv3_cityscapes.py test/test_tflite_conversion.py \
+	test/test_pretrained_weights.py test/test_backends.py test/test_evaluate.py \
+	test/test_bag_tool.py test/test_ros_toolchain.py test/test_training.py
 
-.PHONY: setup test demo bench eval docs clean help
+.PHONY: setup test test-fast demo bench eval docs clean help
 
 help:
 	@echo 'make setup  - create/update .venv (ROS 2 Jazzy wheels + launch/ros2 CLI/vision_msgs, PyTorch, weights)'
 	@echo 'make demo   - run the node on a recorded bag of real footage; writes demo_output/'
 	@echo 'make test   - run the whole test suite'
+	@echo 'make test-fast - the tests that start no node process and convert no model (edit-run loop)'
 	@echo 'make bench  - benchmark model vs segmenter vs node (prints a table, writes JSON)'
 	@echo 'make eval   - mIoU of the default pretrained model on the shared ADE20K images'
 	@echo 'make docs   - regenerate docs/parameters.md from the node parameter table'
@@ -21,6 +30,9 @@ setup:
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m '$(FAST_MARKERS)' $(addprefix --ignore=,$(FAST_SKIPPED)) $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) -m deeplab_ros.tools.demo --output $(CURDIR)/demo_output
