@@ -1,5 +1,6 @@
 """Every console command shown in README.md and docs/ parses with the real argument parser,
-and every relative link there names a file (and heading) that exists.
+every relative link there names a file (and heading) that exists, and every ``deeplab_ros.…``
+name in their inline code imports.
 
 A renamed or removed option then breaks this test instead of the user. Commands are taken
 from fenced code blocks (with ``\\`` continuations) and from inline code spans; each one is
@@ -265,3 +266,36 @@ def test_code_pointer_to_the_docs_resolves(source: str, page: str, anchor: str) 
     assert document.is_file(), f'{source} points to docs/{page}, which does not exist'
     if anchor:
         assert anchor in anchors(document), f'{source}: docs/{page}#{anchor}: no such heading'
+
+
+INLINE_CODE = re.compile(r'`([^`\n]+)`')
+DOTTED_NAME = re.compile(r'\bdeeplab_ros(?:\.[A-Za-z_]\w*)+')
+
+
+def documented_python_names() -> list[tuple[str, str]]:
+    """(document, dotted name) of every ``deeplab_ros.…`` name in the documents' inline code."""
+    found = []
+    for document in DOCUMENTS:
+        for span in INLINE_CODE.findall(_without_code_blocks(document.read_text())):
+            found.extend((document.name, name) for name in DOTTED_NAME.findall(span))
+    return list(dict.fromkeys(found))
+
+
+PYTHON_NAMES = documented_python_names()
+
+
+@pytest.mark.parametrize('source, name', PYTHON_NAMES,
+                         ids=[f'{s}: {n}' for s, n in PYTHON_NAMES])
+def test_documented_python_name_exists(source: str, name: str) -> None:
+    """A module moved or a function renamed breaks this test instead of the reader."""
+    parts = name.split('.')
+    for split in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module('.'.join(parts[:split]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[split:]:
+            assert hasattr(target, attribute), f'{source}: {name}: no {attribute}'
+            target = getattr(target, attribute)
+        return
+    pytest.fail(f'{source}: {name} names no module')
