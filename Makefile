@@ -5,20 +5,20 @@ PY := $(VENV)/bin/python
 # Every test run gets localhost-only discovery; the domain id is chosen per run in conftest.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 PYTEST_ARGS ?=
-
 # The edit-run loop: the tests that start no node, open no DDS participant and run no full-size
 # model (markers in setup.cfg). Not a replacement for `make test`.
 FAST_TESTS := -m 'not ros and not models and not slow and not needs_launch and not needs_gpu'
 
-.PHONY: setup test test-fast demo bench eval clean help
+.PHONY: setup test test-fast demo bench eval docs clean help
 
 help:
 	@echo 'make setup  - create/update .venv (ROS 2 Jazzy wheels + launch/ros2 CLI/vision_msgs, PyTorch, weights)'
 	@echo 'make demo   - run the node on a recorded bag of real footage; writes demo_output/'
 	@echo 'make test   - run the whole test suite'
-	@echo 'make test-fast - the tests that need no node process and no model conversion'
+	@echo 'make test-fast - the tests that start no node process and convert no model (edit-run loop)'
 	@echo 'make bench  - benchmark model vs segmenter vs node (prints a table, writes JSON)'
 	@echo 'make eval   - mIoU of the default pretrained model on the shared ADE20K images'
+	@echo 'make docs   - regenerate docs/parameters.md from the node parameter table'
 
 setup:
 	@bash scripts/setup_env.sh
@@ -38,6 +38,9 @@ bench: setup
 
 eval: setup
 	$(PY) -m deeplab_ros.tools.evaluate
+
+docs: setup
+	$(PY) -m deeplab_ros.tools.parameters_doc --output $(CURDIR)/docs/parameters.md
 
 clean:
 	rm -rf build install log *.egg-info demo_output bench_output .pytest_cache

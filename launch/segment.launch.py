@@ -33,7 +33,7 @@ PARAMS_FILE = 'segment.yaml'
 RVIZ_CONFIG = 'segment.rviz'
 FASTDDS_PROFILE = 'fastdds_large_images.xml'
 
-# (name, default, description): the launch arguments, as documented in the README.
+# (name, default, description): the launch arguments, as documented in docs/launch.md.
 LAUNCH_ARGUMENTS = (
     ('namespace', '', 'Namespace of the node and its topics (e.g. front_camera).'),
     ('image', '/camera/image_raw',

@@ -1,4 +1,6 @@
-"""Every console command shown in README.md and docs/ parses with the real argument parser.
+"""Every console command shown in README.md and docs/ parses with the real argument parser,
+every relative link there names a file (and heading) that exists, and every ``deeplab_ros.…``
+name in their inline code imports.
 
 A renamed or removed option then breaks this test instead of the user. Commands are taken
 from fenced code blocks (with ``\\`` continuations) and from inline code spans; each one is
@@ -179,3 +181,121 @@ def test_documented_node_command_names_real_arguments(command: DocCommand) -> No
     parameters = [words[i + 1] for i, word in enumerate(words[:-1]) if word == '-p']
     unknown = set(_assignments(tuple(parameters))) - set(SPEC_BY_NAME)
     assert not unknown, f'{command}: no such parameters {sorted(unknown)}'
+
+
+LINK = re.compile(r'\[[^\]]*\]\(([^)\s]+)\)')
+HEADING = re.compile(r'^#{1,6}\s+(.+?)\s*#*$', re.MULTILINE)
+EXPLICIT_ANCHOR = re.compile(r'<a id="([^"]+)"')
+
+
+def _without_code_blocks(text: str) -> str:
+    return FENCE.sub('', text)
+
+
+def anchors(document: Path) -> set[str]:
+    """The link targets a Markdown page offers: GitHub's heading slugs and ``<a id>``s."""
+    text = _without_code_blocks(document.read_text())
+    found: set[str] = set(EXPLICIT_ANCHOR.findall(text))
+    seen: dict[str, int] = {}
+    for heading in HEADING.findall(text):
+        slug = re.sub(r'[^\w\- ]', '', heading.lower()).replace(' ', '-')
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f'{slug}-{count}')
+    return found
+
+
+def documented_links() -> list[tuple[str, str]]:
+    """(document, target) of every relative link and image in the README and the docs."""
+    links = []
+    for document in DOCUMENTS:
+        for target in LINK.findall(_without_code_blocks(document.read_text())):
+            if not re.match(r'^[a-z]+:', target):
+                links.append((str(document.relative_to(ROOT)), target))
+    return list(dict.fromkeys(links))
+
+
+def test_the_documents_cover_every_page_in_docs() -> None:
+    pages = {path.name for path in (ROOT / 'docs').iterdir() if path.suffix == '.md'}
+    assert pages == {path.name for path in DOCUMENTS[1:]}
+    linked = {Path(target.split('#')[0]).name for _, target in documented_links()}
+    assert pages <= linked, f'pages no document links to: {sorted(pages - linked)}'
+
+
+LINKS = documented_links()
+
+
+@pytest.mark.parametrize('source, target', LINKS, ids=[f'{s} -> {t}' for s, t in LINKS])
+def test_relative_link_resolves(source: str, target: str) -> None:
+    """A link to a file names a file of the repository, and its #anchor a heading there."""
+    path, _, anchor = target.partition('#')
+    linked = (ROOT / source).parent / path if path else ROOT / source
+    assert linked.exists(), f'{source}: {target} names no file'
+    if anchor:
+        assert linked.suffix == '.md', f'{source}: {target}'
+        assert anchor in anchors(linked), (
+            f'{source}: {target}: no such heading in {path or source} '
+            f'({sorted(anchors(linked))})')
+
+
+CODE_POINTER = re.compile(r'\bdocs/([\w-]+\.md)(?:#([\w-]+))?')
+CODE_FILES = sorted([*ROOT.glob('deeplab_ros/**/*.py'), *ROOT.glob('config/*'),
+                     *ROOT.glob('launch/*.py'), ROOT / 'Makefile', ROOT / 'package.xml'])
+
+
+def code_pointers() -> list[tuple[str, str, str]]:
+    """(file, page, anchor) of every ``docs/PAGE.md#anchor`` named in the code and config."""
+    found = []
+    for path in CODE_FILES:
+        for page, anchor in CODE_POINTER.findall(path.read_text(errors='replace')):
+            found.append((str(path.relative_to(ROOT)), page, anchor))
+    return list(dict.fromkeys(found))
+
+
+POINTERS = code_pointers()
+
+
+def test_the_code_points_to_the_docs() -> None:
+    assert {page for _, page, _ in POINTERS} >= {'benchmarks.md', 'models.md'}
+
+
+@pytest.mark.parametrize('source, page, anchor', POINTERS,
+                         ids=[f'{s} -> {p}#{a}' for s, p, a in POINTERS])
+def test_code_pointer_to_the_docs_resolves(source: str, page: str, anchor: str) -> None:
+    document = ROOT / 'docs' / page
+    assert document.is_file(), f'{source} points to docs/{page}, which does not exist'
+    if anchor:
+        assert anchor in anchors(document), f'{source}: docs/{page}#{anchor}: no such heading'
+
+
+INLINE_CODE = re.compile(r'`([^`\n]+)`')
+DOTTED_NAME = re.compile(r'\bdeeplab_ros(?:\.[A-Za-z_]\w*)+')
+
+
+def documented_python_names() -> list[tuple[str, str]]:
+    """(document, dotted name) of every ``deeplab_ros.…`` name in the documents' inline code."""
+    found = []
+    for document in DOCUMENTS:
+        for span in INLINE_CODE.findall(_without_code_blocks(document.read_text())):
+            found.extend((document.name, name) for name in DOTTED_NAME.findall(span))
+    return list(dict.fromkeys(found))
+
+
+PYTHON_NAMES = documented_python_names()
+
+
+@pytest.mark.parametrize('source, name', PYTHON_NAMES,
+                         ids=[f'{s}: {n}' for s, n in PYTHON_NAMES])
+def test_documented_python_name_exists(source: str, name: str) -> None:
+    """A module moved or a function renamed breaks this test instead of the reader."""
+    parts = name.split('.')
+    for split in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module('.'.join(parts[:split]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[split:]:
+            assert hasattr(target, attribute), f'{source}: {name}: no {attribute}'
+            target = getattr(target, attribute)
+        return
+    pytest.fail(f'{source}: {name} names no module')

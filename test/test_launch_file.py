@@ -86,19 +86,23 @@ def test_launch_arguments_are_the_documented_ones_with_descriptions() -> None:
     assert defaults['use_fastdds_profile'] == 'false' and defaults['rviz'] == 'false'
 
 
-def test_readme_documents_the_launch_arguments() -> None:
-    """Once README.md has its launch-argument table (after <!-- LAUNCH -->), it lists exactly
-    the launch file's arguments."""
-    readme = ROOT / 'README.md'
-    text = readme.read_text() if readme.is_file() else ''
-    marker = text.find('<!-- LAUNCH -->')
-    section = text[marker + 4:].split('<!--', 1)[0] if marker >= 0 else ''
-    first_table = re.search(r'(?:^\|.*\n?)+', section, flags=re.MULTILINE)
-    documented = re.findall(r'^\|\s*`([a-z_]+)`\s*\|', first_table.group(0) if first_table
-                            else '', flags=re.MULTILINE)
-    if not documented:
-        pytest.skip('README.md has no launch-argument table yet')
+def _documented_launch_arguments() -> dict[str, str]:
+    """Argument -> default column of docs/launch.md's table under "## Arguments"."""
+    text = (ROOT / 'docs' / 'launch.md').read_text()
+    section = text.split('\n## Arguments\n', 1)[1].split('\n## ', 1)[0]
+    rows = re.findall(r'^\|\s*`([a-z_]+)`\s*\|\s*([^|]*?)\s*\|', section, flags=re.MULTILINE)
+    return dict(rows)
+
+
+def test_docs_document_the_launch_arguments_with_their_defaults() -> None:
+    """docs/launch.md's argument table lists exactly the launch file's arguments, in order,
+    each with its default ('' for an empty one, which may be followed by what decides)."""
+    documented = _documented_launch_arguments()
     assert tuple(documented) == DOCUMENTED_ARGUMENTS
+    module = _real_launch_module()
+    for name, default, _ in module.LAUNCH_ARGUMENTS:
+        shown = documented[name]
+        assert shown.startswith("''") if default == '' else shown == default, (name, shown)
 
 
 def test_named_package_executable_and_files_exist_and_are_installed() -> None:

@@ -1,5 +1,6 @@
-"""The parameter table: its checks are the core's rules, its defaults pass them, and the README
-says which parameters are live exactly as the table does."""
+"""The parameter table: its checks are the core's rules, its defaults and documented choices
+pass them, and the parameter reference (docs/parameters.md) says which parameters are live
+exactly as the table does."""
 
 from __future__ import annotations
 
@@ -50,19 +51,26 @@ def test_live_settings_start_from_the_table_defaults() -> None:
     assert vars(LiveSettings()) == live
 
 
-def _readme_parameter_kinds() -> dict[str, set[str]]:
-    text = (ROOT / 'README.md').read_text()
-    start = text.index('Parameters (all documented')
-    paragraph = ' '.join(text[start:text.index('Lifecycle:', start)].split())
+@pytest.mark.parametrize('spec', [spec for spec in SPECS if spec.choices],
+                         ids=lambda s: s.name)
+def test_documented_choices_are_exactly_what_the_check_accepts(spec) -> None:
+    assert spec.check is not None and spec.default in spec.choices
+    for choice in spec.choices:
+        assert validate(Parameter(spec.name, value=choice)) == '', choice
+    assert validate(Parameter(spec.name, value='no_such_choice'))
+
+
+def _documented_parameter_kinds() -> dict[str, set[str]]:
+    """Parameter names per 'applies' column value of docs/parameters.md's table."""
+    text = (ROOT / 'docs' / 'parameters.md').read_text()
     kinds: dict[str, set[str]] = {'configure': set(), 'live': set()}
-    pattern = r'((?:`[a-z_]+`(?:,? and |, )?)+) (are read at `configure`|apply at once)'
-    for match in re.finditer(pattern, paragraph):
-        kind = 'live' if match.group(2) == 'apply at once' else 'configure'
-        kinds[kind].update(re.findall(r'`([a-z_]+)`', match.group(1)))
+    for name, applies in re.findall(r'^\| `([a-z_]+)` \|(?:[^|]*\|){3} (configure|live) \|',
+                                    text, flags=re.MULTILINE):
+        kinds[applies].add(name)
     return kinds
 
 
-def test_readme_lists_every_parameter_as_live_or_read_at_configure_as_the_table_does() -> None:
-    kinds = _readme_parameter_kinds()
+def test_docs_list_every_parameter_as_live_or_read_at_configure_as_the_table_does() -> None:
+    kinds = _documented_parameter_kinds()
     assert kinds['live'] == {spec.name for spec in SPECS if spec.live}
     assert kinds['configure'] == {spec.name for spec in SPECS if not spec.live}

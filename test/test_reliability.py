@@ -1,7 +1,8 @@
 """Reliability: malformed input, long runs, lifecycle churn, bad weights, missing devices.
 
 CI runs these at a size that finishes in minutes; ``--run-slow`` runs the full sizes
-(10 000 soak frames, 50 churn cycles). Figures are printed (``-s``) and kept in the README.
+(10 000 soak frames, 50 churn cycles). Figures are printed (``-s``) and kept in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations

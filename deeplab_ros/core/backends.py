@@ -12,9 +12,8 @@ segmenter's device as torch operations, and a backend takes the normalised batch
   CUDA it uses the TensorRT execution provider when present (float16 when ``half``), else
   the CUDA provider (a float16 graph when ``half``), with inputs and outputs bound to the
   torch tensors in device memory.
-- ``auto``: ONNX Runtime on the CPU when it is installed (the default model's full segmenter
-  measured 1.4-1.5x faster than with PyTorch eager on a quiet 2-core AVX2 CPU and 4-8x on a
-  loaded one, with the same arg-max on 99.999 % of pixels or more), else PyTorch
+- ``auto``: ONNX Runtime on the CPU when it is installed (faster than PyTorch eager there in
+  every measurement, with the same arg-max: ``docs/benchmarks.md#backends``), else PyTorch
   (saying so once); PyTorch on CUDA (ONNX Runtime's GPU providers have not been measured
   against PyTorch's float16 path, so the measured path stays the default there).
 """
@@ -229,9 +228,8 @@ class OnnxRuntimeForward:
         options.intra_op_num_threads = cpu_threads()
         options.inter_op_num_threads = 1
         # Idle workers sleep instead of spinning: PyTorch's pre/post-processing threads
-        # (and the node's) run right after each forward on the same cores. Full segmenter
-        # path at VGA, input 513, on 2 cores, interleaved medians: 88 ms without spinning
-        # against 98 ms with it on a quiet host, and lower in 3 of 4 runs on a loaded one.
+        # (and the node's) run right after each forward on the same cores, and the full
+        # path measured faster so (docs/benchmarks.md#onnx-runtime-session-settings).
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         self.session: onnxruntime.InferenceSession | None = onnxruntime.InferenceSession(
             str(self.path), sess_options=options,

@@ -8,11 +8,9 @@ Two ways back to full resolution (``upsample``):
 - ``'logits'``: bilinear resize of the region's logits to the frame size, then arg-max.
   Costs classes x frame pixels of memory and time.
 
-Measured on the ten shared VOC images (513x513 frames) with the default model, the two agree
-to within 0.0006 mIoU at inputs 257/321/385 (0.6951/0.6952, 0.7375/0.7381, 0.7699/0.7697),
-while ``'logits'`` costs 26 ms instead of 8 ms at VGA and 205 ms instead of 7 ms at 1080p
-on two CPU cores (input 513). Arg-max over the whole padded square before cropping gives the
-same labels as ``'labels'`` but takes 10-12 ms.
+The two agree to within 0.001 mIoU on the shared VOC images while ``'logits'`` costs several
+times more per frame, hence ``'labels'`` by default; cropping the padding off before the
+arg-max gives the same labels for less work (``docs/benchmarks.md#upsample-labels-or-logits``).
 """
 
 from __future__ import annotations

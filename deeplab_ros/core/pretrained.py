@@ -75,12 +75,12 @@ class PretrainedSpec:
 CONVERSION_REVISION = 2
 
 #: CPU run settings of the ADE20K DeepLabV3+ (exported at 513, output stride 8), chosen from
-#: mIoU on the shared ADE20K images against CPU cost (README, "Models and accuracy"); on CUDA
-#: it runs at its export setting.
+#: mIoU on the shared ADE20K images against CPU cost; on CUDA it runs at its export setting
+#: (docs/models.md#input-size-and-output-stride).
 ADE20K_INPUT_SIZE = 385
 ADE20K_OUTPUT_STRIDE = 16
 #: CPU input side of the Cityscapes MobileNetV3 (exported at 1025x2049): 769 is its training
-#: crop, where the image pooling is global as in training (README, "Models and accuracy").
+#: crop, where the image pooling is global as in training (docs/models.md#cityscapes-mobilenetv3).
 CITYSCAPES_MNV3_INPUT_SIZE = 769
 MOBILENETV3_CONVERTER = 'deeplab_ros.core.tflite_mobilenetv3:convert_mobilenetv3_tflite'
 
@@ -139,7 +139,7 @@ PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (
 
 #: The default: MobileNetV2 DeepLabV3+ on ADE20K, whose scene classes (road, sidewalk, floor,
 #: wall, table, person, car, ...) are what robots need. Of the VOC models the most accurate on
-#: the shared VOC images at input 513 is ``deeplabv3_mnv2_dm05_float`` (mIoU 0.809).
+#: the shared VOC images is ``deeplabv3_mnv2_dm05_float`` (docs/models.md#pretrained-models).
 DEFAULT_PRETRAINED = 'deeplabv3plus_mnv2_ade20k'
 
 PRETRAINED_PREFIX = 'pretrained'

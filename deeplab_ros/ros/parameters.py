@@ -23,10 +23,10 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from deeplab_ros.core.backends import parse_backend
+from deeplab_ros.core.backends import BACKENDS, parse_backend
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
-from deeplab_ros.core.postprocess import parse_upsample
-from deeplab_ros.core.preprocess import check_input_size
+from deeplab_ros.core.postprocess import parse_upsample, UPSAMPLE_MODES
+from deeplab_ros.core.preprocess import check_input_size, MIN_INPUT_SIZE
 from deeplab_ros.core.segmenter import parse_device
 
 INPUT_TRANSPORTS = ('raw', 'compressed')
@@ -70,6 +70,9 @@ class ParameterSpec:
     minimum: float | None = None
     maximum: float | None = None
     type: int | None = None  # explicit ParameterType where the default cannot tell
+    #: The accepted values of a string parameter with a closed set of them (documentation;
+    #: ``check`` enforces them).
+    choices: tuple[str, ...] = ()
     #: Raises :class:`ConfigurationError` for a value the node cannot use (None: any value
     #: of the parameter's type and range).
     check: Callable[[Any], Any] | None = None
@@ -94,11 +97,12 @@ SPECS: tuple[ParameterSpec, ...] = (
                   'Model variant for checkpoints without metadata (e.g. '
                   "deeplabv3plus_mobilenetv2); '' = from the checkpoint. Read at configure."),
     ParameterSpec('labels', '',
-                  "Class names/palette: '' = the checkpoint's, 'voc', 'cityscapes' or a YAML "
-                  'file. Read at configure.'),
+                  "Class names/palette: '' = the checkpoint's, 'voc', 'cityscapes', 'ade20k', "
+                  "'ade20k32' or a YAML file. Read at configure."),
     ParameterSpec('input_size', 0,
-                  "Square network input side in pixels; 0 = the checkpoint's recommendation. "
-                  'Read at configure.', minimum=0, maximum=4097, check=_checked_input_size),
+                  f'Square network input side in pixels ({MIN_INPUT_SIZE} or more); 0 = the '
+                  "checkpoint's recommendation. Read at configure.", minimum=0, maximum=4097,
+                  check=_checked_input_size),
     ParameterSpec('device', 'auto',
                   "Inference device: 'auto' (CUDA if present, else CPU), 'cpu', 'cuda', "
                   "'cuda:N'. Read at configure.", check=parse_device),
@@ -107,7 +111,7 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('upsample', 'labels',
                   "How predictions return to the frame's resolution: 'labels' (arg-max, then "
                   "nearest resize; fast) or 'logits' (bilinear logits, then arg-max). Read at "
-                  'configure.', check=parse_upsample),
+                  'configure.', check=parse_upsample, choices=UPSAMPLE_MODES),
     ParameterSpec('cameras', [],
                   'Camera names for several streams in one node: NAME/image -> '
                   'NAME/segmentation/...; empty = one stream on image. Read at configure.',
@@ -132,11 +136,12 @@ SPECS: tuple[ParameterSpec, ...] = (
                   minimum=0.0, maximum=3600.0),
     ParameterSpec('backend', 'auto',
                   "Network forward: 'auto' (onnxruntime on the CPU when installed, else "
-                  "torch), 'torch' or 'onnxruntime'. Read at configure.", check=parse_backend),
+                  "torch), 'torch' or 'onnxruntime'. Read at configure.", check=parse_backend,
+                  choices=BACKENDS),
     ParameterSpec('input_transport', 'raw',
                   "'raw' (sensor_msgs/Image on image) or 'compressed' "
                   '(sensor_msgs/CompressedImage, JPEG or PNG, on <image>/compressed). Read at '
-                  'configure.', check=parse_input_transport),
+                  'configure.', check=parse_input_transport, choices=INPUT_TRANSPORTS),
     ParameterSpec('use_depth', False,
                   'Subscribe to depth (sensor_msgs/Image 16UC1 mm or 32FC1 m, registered to '
                   'the colour camera) for segmentation/points and segmentation/detections_3d. '
