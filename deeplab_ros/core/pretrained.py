@@ -10,8 +10,10 @@ sha256 and the converter that turns it into a PyTorch model with metadata. Prepa
 
 1. in the cache (:func:`~deeplab_ros.core.assets.cache_dir`): a converted checkpoint whose
    metadata records the expected source sha256 and the same conversion (:func:`conversion_key`:
-   converter, :data:`CONVERSION_REVISION`, run settings) is used as it is; the source file is
-   not needed again;
+   converter name, :data:`CONVERSION_REVISION`, run settings) is used as it is; the source file
+   is not needed again. Converters are named by a stable name from :data:`CONVERTERS`, never by
+   where their code lives, so moving code does not invalidate caches; caches that recorded the
+   converter's former module path (:data:`LEGACY_CONVERTER_PATHS`) are still used;
 2. for the source file, in the user weights folders
    (:func:`~deeplab_ros.core.assets.user_weights_dirs`, ``DEEPLAB_ROS_WEIGHTS_PATH``);
 3. in ``<shared>/weights`` (:func:`~deeplab_ros.core.assets.shared_dir`);
@@ -24,7 +26,6 @@ removed after conversion.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import importlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,8 +35,24 @@ from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint, save_c
 from deeplab_ros.core.download import download, DownloadError, ProgressCallback, sha256_of, \
     text_progress
 from deeplab_ros.core.errors import InvalidSettingError
+from deeplab_ros.core.tflite_convert import convert_tflite
+from deeplab_ros.core.tflite_mobilenetv3 import convert_mobilenetv3_tflite
 
-TFLITE_CONVERTER = 'deeplab_ros.core.tflite_convert:convert_tflite'
+#: Converters by the stable name that rows and cached conversions record (the name, not the
+#: code's location, is part of :func:`conversion_key`). Each takes the source path and the
+#: keyword run settings of :class:`PretrainedSpec` and returns ``(model, CheckpointMetadata)``.
+CONVERTERS: dict[str, Callable[..., tuple[Any, Any]]] = {
+    'tflite': convert_tflite,
+    'tflite-mnv3': convert_mobilenetv3_tflite,
+}
+#: What caches written before converters had names recorded instead of the name: the
+#: converter's ``module:function`` path. Only read, to keep using those caches.
+LEGACY_CONVERTER_PATHS = {
+    'tflite': 'deeplab_ros.core.tflite_convert:convert_tflite',
+    'tflite-mnv3': 'deeplab_ros.core.tflite_mobilenetv3:convert_mobilenetv3_tflite',
+}
+TFLITE_CONVERTER = 'tflite'
+MOBILENETV3_CONVERTER = 'tflite-mnv3'
 _TF_GPU_MODELS = 'https://storage.googleapis.com/download.tensorflow.org/models/tflite/gpu/'
 _CORAL_TEST_DATA = 'https://github.com/google-coral/test_data/raw/master/'
 _TF_HUB_LITE = 'https://tfhub.dev/sayakpaul/lite-model/'
@@ -52,8 +69,7 @@ class PretrainedSpec:
         summary: One line for listings.
         url: Where the publisher serves the file ('' = no download source).
         sha256: Hex sha256 of the published file ('' = not checked).
-        converter: ``'module:function'`` taking the source path (and the keyword run
-            settings below) and returning ``(model, CheckpointMetadata)``.
+        converter: Name of the converter in :data:`CONVERTERS`.
         input_size: Recommended input side on the CPU, stored in the metadata.
         output_stride: Output stride the checkpoint runs at (None: the export's).
         cuda_settings: Recommended (input size, output stride) on CUDA (0: as on the CPU).
@@ -82,7 +98,6 @@ ADE20K_OUTPUT_STRIDE = 16
 #: CPU input side of the Cityscapes MobileNetV3 (exported at 1025x2049): 769 is its training
 #: crop, where the image pooling is global as in training (README, "Models and accuracy").
 CITYSCAPES_MNV3_INPUT_SIZE = 769
-MOBILENETV3_CONVERTER = 'deeplab_ros.core.tflite_mobilenetv3:convert_mobilenetv3_tflite'
 
 
 #: CPU input size of the MobileNet-EdgeTPU Cityscapes model (exported at 513, output stride 16).
@@ -170,10 +185,25 @@ def cached_checkpoint_path(name: str) -> Path:
 def conversion_key(spec: PretrainedSpec) -> str:
     """What a cached conversion of ``spec`` must record to be reused as it is.
 
-    The converter, :data:`CONVERSION_REVISION` and the run settings stored in the metadata:
-    a changed row or converter makes the cache convert its source again.
+    The converter's name, :data:`CONVERSION_REVISION` and the run settings stored in the
+    metadata: a changed row or converter makes the cache convert its source again.
     """
-    return (f'{spec.converter} r{CONVERSION_REVISION} input_size={spec.input_size} '
+    return _key(spec.converter, spec)
+
+
+def accepted_conversion_keys(spec: PretrainedSpec) -> tuple[str, ...]:
+    """The keys with which a cached conversion of ``spec`` is used as it is.
+
+    :func:`conversion_key`, and the same key with the converter's former module path in place
+    of its name (:data:`LEGACY_CONVERTER_PATHS`), as caches written before converters had
+    names record it.
+    """
+    legacy = LEGACY_CONVERTER_PATHS.get(spec.converter)
+    return (conversion_key(spec),) + ((_key(legacy, spec),) if legacy else ())
+
+
+def _key(converter: str, spec: PretrainedSpec) -> str:
+    return (f'{converter} r{CONVERSION_REVISION} input_size={spec.input_size} '
             f'output_stride={spec.output_stride} cuda={spec.cuda_settings[0]}/'
             f'{spec.cuda_settings[1]}')
 
@@ -187,7 +217,7 @@ def is_cached(spec: PretrainedSpec) -> bool:
         _, metadata = read_checkpoint(path)
     except CheckpointError:
         return False
-    return (metadata is not None and metadata.conversion == conversion_key(spec)
+    return (metadata is not None and metadata.conversion in accepted_conversion_keys(spec)
             and (not spec.sha256 or metadata.source_sha256 == spec.sha256))
 
 
@@ -205,15 +235,22 @@ def _checked_source(spec: PretrainedSpec, path: Path) -> str:
     return digest
 
 
-def _converter(spec: PretrainedSpec) -> Callable[[Path], tuple[Any, Any]]:
-    module, function = spec.converter.split(':')
-    return getattr(importlib.import_module(module), function)
+def converter(name: str) -> Callable[..., tuple[Any, Any]]:
+    """The converter registered as ``name`` in :data:`CONVERTERS`.
+
+    Raises:
+        InvalidSettingError: no converter has that name.
+    """
+    if name not in CONVERTERS:
+        raise InvalidSettingError(f'Unknown converter {name!r}. Known: '
+                                  f'{", ".join(CONVERTERS)}.', setting='weights')
+    return CONVERTERS[name]
 
 
 def _convert_into_cache(spec: PretrainedSpec, source: Path, digest: str) -> Path:
-    model, metadata = _converter(spec)(source, input_size=spec.input_size,
-                                       output_stride=spec.output_stride,
-                                       cuda_settings=spec.cuda_settings)
+    model, metadata = converter(spec.converter)(source, input_size=spec.input_size,
+                                                output_stride=spec.output_stride,
+                                                cuda_settings=spec.cuda_settings)
     metadata.source_sha256 = digest
     metadata.conversion = conversion_key(spec)
     return save_checkpoint(cached_checkpoint_path(spec.name), model, metadata)
