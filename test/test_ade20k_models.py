@@ -17,7 +17,7 @@ from deeplab_ros.core.checkpoint import (
 from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.core.pretrained import pretrained_checkpoint
 from deeplab_ros.core.segmenter import Segmenter
-from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
+from deeplab_ros.core.weights.convert import convert_tflite, TFLiteConversionError
 from checkpoint_checks import assert_loaded_only_as_its_variant
 
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter

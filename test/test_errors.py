@@ -29,7 +29,7 @@ from deeplab_ros.core.postprocess import parse_upsample
 from deeplab_ros.core.preprocess import check_frame, check_input_size, FrameError
 from deeplab_ros.core.pretrained import resolve_weights
 from deeplab_ros.core.segmenter import DeviceUnavailableError, parse_device
-from deeplab_ros.core.tflite_convert import TFLiteConversionError
+from deeplab_ros.core.weights.convert import TFLiteConversionError
 from deeplab_ros.core.training.config import TrainConfig
 from deeplab_ros.ros.depth_input import DepthInputError
 from deeplab_ros.ros.image_codec import decode_image, ImageDecodeError

@@ -13,7 +13,7 @@ from deeplab_ros.core.assets import MissingAssetError, SHARED_ENV
 from deeplab_ros.core.checkpoint import read_checkpoint
 from deeplab_ros.core.pretrained import (
     available_pretrained, DEFAULT_PRETRAINED, PRETRAINED, pretrained_checkpoint)
-from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
+from deeplab_ros.core.weights.convert import convert_tflite, TFLiteConversionError
 
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
 PHOTOS = ('pets.jpg', 'basketball1.png', 'cat.bmp', 'grace_hopper.bmp')

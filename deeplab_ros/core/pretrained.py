@@ -27,24 +27,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 from deeplab_ros.core.assets import cache_dir, MissingAssetError, shared_dir, \
     user_weights_dirs, WEIGHTS_PATH_ENV
 from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from deeplab_ros.core.download import download, DownloadError, ProgressCallback, sha256_of, \
-    text_progress
+from deeplab_ros.core.download import download, DownloadError, ProgressCallback, \
+    text_progress, verify_sha256
 from deeplab_ros.core.errors import InvalidSettingError
-from deeplab_ros.core.tflite_convert import convert_tflite
-from deeplab_ros.core.tflite_mobilenetv3 import convert_mobilenetv3_tflite
+from deeplab_ros.core.weights.convert import CONVERTERS, Converter
 
-#: Converters by the stable name that rows and cached conversions record (the name, not the
-#: code's location, is part of :func:`conversion_key`). Each takes the source path and the
-#: keyword run settings of :class:`PretrainedSpec` and returns ``(model, CheckpointMetadata)``.
-CONVERTERS: dict[str, Callable[..., tuple[Any, Any]]] = {
-    'tflite': convert_tflite,
-    'tflite-mnv3': convert_mobilenetv3_tflite,
-}
 #: What caches written before converters had names recorded instead of the name: the
 #: converter's ``module:function`` path. Only read, to keep using those caches.
 LEGACY_CONVERTER_PATHS = {
@@ -228,14 +219,11 @@ def source_candidates(spec: PretrainedSpec) -> list[Path]:
 
 
 def _checked_source(spec: PretrainedSpec, path: Path) -> str:
-    digest = sha256_of(path)
-    if spec.sha256 and digest != spec.sha256:
-        raise CheckpointError(f'{path} is not the published {spec.tflite_file} of '
-                              f'{spec.name!r}: sha256 {digest}, expected {spec.sha256}.')
-    return digest
+    return verify_sha256(path, spec.sha256, error=CheckpointError,
+                         what=f'the published {spec.tflite_file} of {spec.name!r}')
 
 
-def converter(name: str) -> Callable[..., tuple[Any, Any]]:
+def converter(name: str) -> Converter:
     """The converter registered as ``name`` in :data:`CONVERTERS`.
 
     Raises:

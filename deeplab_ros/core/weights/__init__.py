@@ -1,0 +1,1 @@
+"""Weight files: converting published models into checkpoints with metadata."""
