@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from deeplab_ros.core.checkpoint import CheckpointError, device_defaults, load_model
 from deeplab_ros.core.errors import InvalidSettingError
+from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.core.models import build_model
-from deeplab_ros.core.models.mobilenetv3_tf import IMAGE_POOLING_KERNEL, LiteRASPPHead
-from deeplab_ros.core.pretrained import pretrained_checkpoint
-from deeplab_ros.core.segmenter import Segmenter
+from deeplab_ros.core.models.lraspp_tf import IMAGE_POOLING_KERNEL, LiteRASPPHead
+from deeplab_ros.core.weights.checkpoint import CheckpointError, device_defaults, load_model
 from deeplab_ros.core.weights.convert import (
     convert_mobilenetv3_tflite, convert_tflite, TFLiteConversionError)
 from deeplab_ros.core.weights.convert.tflite_graph import read_tflite
+from deeplab_ros.core.weights.pretrained import pretrained_checkpoint
 from checkpoint_checks import assert_loaded_only_as_its_variant
 
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter

@@ -16,10 +16,10 @@ from typing import Iterator
 
 import pytest
 
-from deeplab_ros.core import assets, pretrained
-from deeplab_ros.core.assets import MissingAssetError
-from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from deeplab_ros.core.download import sha256_of
+from deeplab_ros.core.weights import locations, pretrained
+from deeplab_ros.core.weights.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from deeplab_ros.core.weights.download import sha256_of
+from deeplab_ros.core.weights.locations import MissingAssetError
 from ros_helpers import node_under_test
 
 # The smallest published model (760 KB): quick to convert.
@@ -29,8 +29,8 @@ SMALL = 'deeplabv3_mnv2_dm05_dequant'
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty cache, user weights folder and shared folder (nothing prepared)."""
-    for name, env in (('cache', assets.CACHE_ENV), ('user_weights', assets.WEIGHTS_PATH_ENV),
-                      ('shared', assets.SHARED_ENV)):
+    for name, env in (('cache', locations.CACHE_ENV), ('user_weights', locations.WEIGHTS_PATH_ENV),
+                      ('shared', locations.SHARED_ENV)):
         (tmp_path / name).mkdir()
         monkeypatch.setenv(env, str(tmp_path / name))
     return tmp_path
@@ -81,15 +81,15 @@ def test_cached_checkpoint_needs_no_source(isolated: Path, shared: Path) -> None
 
 def test_shared_folder_of_a_source_checkout_is_found_from_the_working_directory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared: Path) -> None:
-    monkeypatch.delenv(assets.SHARED_ENV, raising=False)
-    monkeypatch.setattr(assets, '_MODULE_ROOT', tmp_path / 'install' / 'lib')  # an install
+    monkeypatch.delenv(locations.SHARED_ENV, raising=False)
+    monkeypatch.setattr(locations, '_MODULE_ROOT', tmp_path / 'install' / 'lib')  # an install
     workspace = tmp_path / 'ws'
     checkout = workspace / 'src' / 'deeplab_ros'
     (checkout / 'deeplab_ros').mkdir(parents=True)
     shutil.copy(Path(__file__).resolve().parents[1] / 'package.xml', checkout)
     (workspace / 'src' / 'shared').symlink_to(shared)
     monkeypatch.chdir(workspace)
-    assert assets.shared_dir() == shared.resolve()
+    assert locations.shared_dir() == shared.resolve()
 
 
 def test_cache_with_another_source_is_converted_again(isolated: Path, shared: Path) -> None:
@@ -215,7 +215,7 @@ def test_offline_without_the_model_names_file_url_and_folder(
             pretrained.pretrained_checkpoint(SMALL, progress=lambda got, total: None)
     message = str(error.value)
     assert spec.tflite_file in message and base + spec.tflite_file in message
-    assert str(isolated / 'user_weights') in message and assets.WEIGHTS_PATH_ENV in message
+    assert str(isolated / 'user_weights') in message and locations.WEIGHTS_PATH_ENV in message
     assert 'deeplab-ros-models fetch' in message
     assert [p for p in (isolated / 'cache').rglob('*') if p.is_file()] == []
 

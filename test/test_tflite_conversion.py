@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from deeplab_ros.core.assets import MissingAssetError, SHARED_ENV
-from deeplab_ros.core.checkpoint import read_checkpoint
-from deeplab_ros.core.pretrained import (
-    available_pretrained, DEFAULT_PRETRAINED, PRETRAINED, pretrained_checkpoint)
+from deeplab_ros.core.weights.checkpoint import read_checkpoint
 from deeplab_ros.core.weights.convert import convert_tflite, TFLiteConversionError
+from deeplab_ros.core.weights.locations import MissingAssetError, SHARED_ENV
+from deeplab_ros.core.weights.pretrained import (
+    available_pretrained, DEFAULT_PRETRAINED, PRETRAINED, pretrained_checkpoint)
 
 Interpreter = pytest.importorskip('ai_edge_litert.interpreter').Interpreter
 PHOTOS = ('pets.jpg', 'basketball1.png', 'cat.bmp', 'grace_hopper.bmp')

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    from deeplab_ros.core import pretrained
+    from deeplab_ros.core.weights import pretrained
     try:
         if args.list:
             for name, spec in pretrained.PRETRAINED.items():
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.output is None:
             print('error: --output is required with --tflite / --vainf', file=sys.stderr)
             return 2
-        from deeplab_ros.core.checkpoint import save_checkpoint
+        from deeplab_ros.core.weights.checkpoint import save_checkpoint
         from deeplab_ros.core.weights.convert import convert_tflite_file, convert_vainf
         if args.tflite:
             print(convert_tflite_file(args.tflite, args.output,

@@ -1,4 +1,4 @@
-"""Training and validation datasets on top of :mod:`deeplab_ros.core.datasets` samples.
+"""Training and validation datasets on top of :mod:`deeplab_ros.core.evaluation.datasets` samples.
 
 Sampling is deterministic by construction: :class:`EpochBatchSampler` shuffles each epoch with
 a generator seeded from ``(seed, epoch)`` and hands out ``(epoch, index)`` keys, and
@@ -21,7 +21,7 @@ from deeplab_ros.core.training.transforms import sample_generator, TrainTransfor
 
 
 class SampleLike(Protocol):
-    """What a dataset sample offers (``deeplab_ros.core.datasets.SegmentationSample``)."""
+    """What a dataset sample offers (``evaluation.datasets.SegmentationSample``)."""
 
     name: str
     image_rgb: np.ndarray

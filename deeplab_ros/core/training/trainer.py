@@ -14,13 +14,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from deeplab_ros.core.checkpoint import CheckpointError, CheckpointMetadata, save_checkpoint
-from deeplab_ros.core.datasets import VocLayoutDataset
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
-from deeplab_ros.core.evaluation import evaluate, EvaluationResult
+from deeplab_ros.core.evaluation.datasets import VocLayoutDataset
+from deeplab_ros.core.evaluation.evaluate import evaluate, EvaluationResult
+from deeplab_ros.core.inference.device import resolve_device
+from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.labels import LabelSet, resolve_labels
 from deeplab_ros.core.models import build_model
-from deeplab_ros.core.segmenter import resolve_device, Segmenter
 from deeplab_ros.core.training.config import TrainConfig
 from deeplab_ros.core.training.data import AugmentedDataset, make_train_loader, SampleLike
 from deeplab_ros.core.training.initialization import initialize_model
@@ -29,6 +29,8 @@ from deeplab_ros.core.training.schedule import PolyLR
 from deeplab_ros.core.training.state import (
     atomic_save, capture_rng_state, restore_rng_state, seed_everything)
 from deeplab_ros.core.training.transforms import TrainTransform
+from deeplab_ros.core.weights.checkpoint import (
+    CheckpointError, CheckpointMetadata, save_checkpoint)
 
 #: File names inside the output folder.
 STATE_FILE = 'train_state.pt'

@@ -21,13 +21,13 @@ from typing import Any, Callable
 
 from torch import nn
 
-from deeplab_ros.core.checkpoint import CheckpointMetadata, save_checkpoint
-from deeplab_ros.core.download import verify_sha256
+from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, save_checkpoint
 from deeplab_ros.core.weights.convert.deeplab_mobilenetv2 import convert_mobilenetv2_graph
 from deeplab_ros.core.weights.convert.deeplab_mobilenetv3 import (
     convert_mobilenetv3_graph, convert_mobilenetv3_tflite, is_mobilenetv3)
 from deeplab_ros.core.weights.convert.tflite_graph import read_tflite, TFLiteConversionError
 from deeplab_ros.core.weights.convert.vainf import convert_vainf
+from deeplab_ros.core.weights.download import verify_sha256
 
 __all__ = ['convert_mobilenetv3_tflite', 'convert_tflite', 'convert_tflite_file',
            'convert_vainf', 'CONVERTERS', 'Converter', 'TFLiteConversionError']

@@ -1,9 +1,9 @@
 """Convert Google's DeepLab MobileNetV2 / MobileNet-EdgeTPU TFLite graphs into models.
 
 Three architectures: DeepLabV3 with DeepLab's MobileNetV2 head
-(:class:`~deeplab_ros.core.models.deeplab_mnv2.DeepLabV3MobileNetV2`, the PASCAL VOC files),
+(:class:`~deeplab_ros.core.models.deeplabv3_tf.DeepLabV3MobileNetV2`, the PASCAL VOC files),
 the same head on MobileNet-EdgeTPU
-(:class:`~deeplab_ros.core.models.mobilenet_edgetpu.DeepLabV3MobileNetEdgeTPU`, the Coral
+(:class:`~deeplab_ros.core.models.deeplabv3_tf.DeepLabV3MobileNetEdgeTPU`, the Coral
 Cityscapes file; its first blocks are fused, dense convs where MobileNetV2 has a depthwise
 one) and DeepLabV3+ with its decoder
 (:class:`~deeplab_ros.core.models.deeplabv3plus_tf.DeepLabV3PlusMobileNetV2TF`, the ADE20K
@@ -26,12 +26,12 @@ from typing import Callable
 
 from torch import nn
 
-from deeplab_ros.core.checkpoint import CheckpointMetadata
 from deeplab_ros.core.labels import (
     ade20k32_labels, ade20k_labels, cityscapes_labels, LabelSet, voc_labels)
 from deeplab_ros.core.models import build_model
 from deeplab_ros.core.models.activation_quantization import quantize_activations
 from deeplab_ros.core.models.deeplabv3plus_tf import LOW_LEVEL_BLOCK
+from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
 from deeplab_ros.core.weights.convert.tflite_convs import (
     assign_checked, convs_with_activations, fed_by, LogicalConv, logical_convs)
 from deeplab_ros.core.weights.convert.tflite_graph import (

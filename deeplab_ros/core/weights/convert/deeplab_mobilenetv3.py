@@ -1,6 +1,6 @@
 """Convert Google's MobileNetV3-Large DeepLab TFLite graph into a model with metadata.
 
-The target is :class:`~deeplab_ros.core.models.mobilenetv3_tf.LRASPPMobileNetV3TF`. The graph
+The target is :class:`~deeplab_ros.core.models.lraspp_tf.LRASPPMobileNetV3TF`. The graph
 is read once by :mod:`~deeplab_ros.core.weights.convert.tflite_graph` (its int8 weights behind
 DEQUANTIZE ops are dequantized with their scales), and two activations that TFLite writes as
 separate ops are resolved first
@@ -29,18 +29,18 @@ from pathlib import Path
 
 from torch import nn
 
-from deeplab_ros.core.checkpoint import CheckpointMetadata
-from deeplab_ros.core.download import verify_sha256
 from deeplab_ros.core.labels import cityscapes_labels
 from deeplab_ros.core.models import build_model
-from deeplab_ros.core.models.mobilenetv3_tf import (
+from deeplab_ros.core.models.lraspp_tf import (
     IMAGE_POOLING_KERNEL, IMAGE_POOLING_STRIDE, LOW_LEVEL_BLOCK)
+from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
 from deeplab_ros.core.weights.convert.tflite_convs import (
     assign_checked, convs_with_activations, fed_by, LogicalConv, logical_convs,
     with_separate_activation)
 from deeplab_ros.core.weights.convert.tflite_graph import (
     consumers, producer, read_tflite, resize_mode, single_consumer, TFLITE_MEAN, TFLITE_STD,
     TFLiteConversionError, TFLiteGraph, TFLiteOp)
+from deeplab_ros.core.weights.download import verify_sha256
 
 VARIANT = 'lraspp_mobilenetv3_large_tf'
 OUTPUT_STRIDE = 32

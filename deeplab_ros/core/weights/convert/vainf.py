@@ -1,9 +1,9 @@
 """Give a VainF DeepLabV3Plus-Pytorch MobileNet checkpoint the metadata of this package.
 
 VainF's checkpoints (``{'model_state': ...}``) hold weights only; their key names are the
-layout of :mod:`~deeplab_ros.core.models.deeplabv3plus`, so converting is loading them strictly
-as ``deeplabv3plus_mobilenetv2`` and recording what a checkpoint here carries: class names and
-palette, the recommended input size and where the weights came from.
+layout of :mod:`~deeplab_ros.core.models.deeplabv3plus_vainf`, so converting is loading them
+strictly as ``deeplabv3plus_mobilenetv2`` and recording what a checkpoint here carries: class
+names and palette, the recommended input size and where the weights came from.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from torch import nn
 
-from deeplab_ros.core.checkpoint import CheckpointMetadata, load_model
 from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.labels import resolve_labels
+from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, load_model
 
 VARIANT = 'deeplabv3plus_mobilenetv2'
 

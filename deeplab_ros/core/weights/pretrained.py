@@ -8,15 +8,16 @@ The registry :data:`PRETRAINED` is a table: each row names the published file, i
 sha256 and the converter that turns it into a PyTorch model with metadata. Preparing a model
 (:func:`pretrained_checkpoint`) looks, in order:
 
-1. in the cache (:func:`~deeplab_ros.core.assets.cache_dir`): a converted checkpoint whose
-   metadata records the expected source sha256 and the same conversion (:func:`conversion_key`:
-   converter name, :data:`CONVERSION_REVISION`, run settings) is used as it is; the source file
-   is not needed again. Converters are named by a stable name from :data:`CONVERTERS`, never by
-   where their code lives, so moving code does not invalidate caches; caches that recorded the
-   converter's former module path (:data:`LEGACY_CONVERTER_PATHS`) are still used;
+1. in the cache (:func:`~deeplab_ros.core.weights.locations.cache_dir`): a converted
+   checkpoint whose metadata records the expected source sha256 and the same conversion
+   (:func:`conversion_key`: converter name, :data:`CONVERSION_REVISION`, run settings) is used
+   as it is; the source file is not needed again. Converters are named by a stable name from
+   :data:`CONVERTERS`, never by where their code lives, so moving code does not invalidate
+   caches; caches that recorded the converter's former module path
+   (:data:`LEGACY_CONVERTER_PATHS`) are still used;
 2. for the source file, in the user weights folders
-   (:func:`~deeplab_ros.core.assets.user_weights_dirs`, ``DEEPLAB_ROS_WEIGHTS_PATH``);
-3. in ``<shared>/weights`` (:func:`~deeplab_ros.core.assets.shared_dir`);
+   (:func:`~deeplab_ros.core.weights.locations.user_weights_dirs`, ``DEEPLAB_ROS_WEIGHTS_PATH``);
+3. in ``<shared>/weights`` (:func:`~deeplab_ros.core.weights.locations.shared_dir`);
 4. at the publisher's URL: downloaded with a sha256 check and a progress bar.
 
 A source found is checked against its sha256, converted and cached; a downloaded source is
@@ -28,13 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from deeplab_ros.core.assets import cache_dir, MissingAssetError, shared_dir, \
-    user_weights_dirs, WEIGHTS_PATH_ENV
-from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from deeplab_ros.core.download import download, DownloadError, ProgressCallback, \
-    text_progress, verify_sha256
 from deeplab_ros.core.errors import InvalidSettingError
+from deeplab_ros.core.weights.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from deeplab_ros.core.weights.convert import CONVERTERS, Converter
+from deeplab_ros.core.weights.download import download, DownloadError, ProgressCallback, \
+    text_progress, verify_sha256
+from deeplab_ros.core.weights.locations import cache_dir, MissingAssetError, shared_dir, \
+    user_weights_dirs, WEIGHTS_PATH_ENV
 
 #: What caches written before converters had names recorded instead of the name: the
 #: converter's ``module:function`` path. Only read, to keep using those caches.

@@ -19,7 +19,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from deeplab_ros.core.geometry import resize_nearest
+from deeplab_ros.core.spatial.geometry import resize_nearest
 
 #: Value of the region-id image where no region is.
 NO_REGION = -1
