@@ -32,4 +32,4 @@ eval: setup
 	$(PY) -m deeplab_ros.tools.evaluate
 
 clean:
-	rm -rf build install log *.egg-info demo_output bench_output .pytest_cache
+	rm -rf build install log *.egg-info demo_output bench_output .pytest_cache .mypy_cache

@@ -157,12 +157,12 @@ def execution_providers(device: torch.device, half: bool, max_batch: int, input_
     import onnxruntime
 
     available = set(onnxruntime.get_available_providers())
-    cpu = ('CPUExecutionProvider', {})
+    cpu: tuple[str, dict[str, str]] = ('CPUExecutionProvider', {})
     if device.type != 'cuda':
         return [cpu]
     index = str(device.index or 0)
     stream = str(torch.cuda.current_stream(device).cuda_stream)
-    providers = []
+    providers: list[tuple[str, dict[str, str]]] = []
     if 'TensorrtExecutionProvider' in available:
         shape = f'{INPUT_NAME}:{{}}x3x{input_size}x{input_size}'
         providers.append(('TensorrtExecutionProvider', {

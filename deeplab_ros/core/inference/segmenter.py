@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 import threading
-from typing import Sequence
+from typing import overload, Sequence
 
 import numpy as np
 import torch
@@ -56,6 +56,12 @@ class _HostDownload:
 
     def __init__(self, device: torch.device) -> None:
         self._stream = torch.cuda.current_stream(device) if device.type == 'cuda' else None
+
+    @overload
+    def start(self, tensor: torch.Tensor) -> torch.Tensor: ...
+
+    @overload
+    def start(self, tensor: None) -> None: ...
 
     def start(self, tensor: torch.Tensor | None) -> torch.Tensor | None:
         """Begin copying ``tensor`` to the host; its host copy (valid after :meth:`wait`)."""
@@ -190,7 +196,7 @@ class Segmenter:
                     logits[index], place, upsample=self.upsample, confidence=confidence)
                 colors = colorize(labels, self._palette) if (color or overlay) else None
                 mixed = None
-                if overlay:
+                if overlay and colors is not None:  # colours are made for every overlay
                     clear = labels == 0 if self._background_first else None
                     mixed = blend(uploaded[index], colors, overlay_alpha, clear)
                 pending.append((labels.numel(), download.start(labels),

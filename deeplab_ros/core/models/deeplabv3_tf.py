@@ -110,8 +110,8 @@ class DeepLabV3MobileNetEdgeTPU(nn.Module):
         super().__init__()
         self.backbone = mobilenet_edgetpu_features(depth_multiplier=depth_multiplier,
                                                    output_stride=output_stride)
-        self.head = MobileNetV2Head(self.backbone[-1][0].out_channels, num_classes,
-                                    channels=head_channels)
+        self.head = MobileNetV2Head(feature_channels(self.backbone, len(self.backbone) - 1),
+                                    num_classes, channels=head_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, classes, H, W]`` at the input resolution (channels-last memory)."""

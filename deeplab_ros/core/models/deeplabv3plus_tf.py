@@ -17,6 +17,8 @@ graphs), which differs from VainF's DeepLabV3+ (:mod:`.deeplabv3plus`):
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -74,7 +76,7 @@ class DeepLabV3PlusMobileNetV2TF(nn.Module):
             padding='tf_same')
         tap = self.backbone[LOW_LEVEL_BLOCK]
         assert isinstance(tap, InvertedResidual)
-        low_level_channels = tap.conv[tap.depthwise_end - 1][0].out_channels
+        low_level_channels = tap.depthwise_conv.out_channels
         self.head = MobileNetV2Head(feature_channels(self.backbone, len(self.backbone) - 1),
                                     None)
         self.decoder = DeepLabV3PlusDecoder(low_level_channels, 256, num_classes)
@@ -82,7 +84,8 @@ class DeepLabV3PlusMobileNetV2TF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, classes, H, W]`` at the input resolution."""
         features = self.backbone[:LOW_LEVEL_BLOCK](x)
-        features, low_level = self.backbone[LOW_LEVEL_BLOCK].forward_with_depthwise(features)
+        tap = cast(InvertedResidual, self.backbone[LOW_LEVEL_BLOCK])
+        features, low_level = tap.forward_with_depthwise(features)
         encoded = self.head(self.backbone[LOW_LEVEL_BLOCK + 1:](features))
         encoded = resize_bilinear(encoded, low_level.shape[-2:], self.resize)
         # Channels-last logits: the full-size resize costs the same, and the arg-max over

@@ -23,6 +23,8 @@ becomes global along it, which is what the model saw in training. Inputs of the 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -75,13 +77,14 @@ class LRASPPMobileNetV3TF(nn.Module):
         self.backbone = mobilenetv3_large_features()
         tap = self.backbone[LOW_LEVEL_BLOCK]
         assert isinstance(tap, MobileNetV3Block)
-        low_level_channels = tap.conv[tap.depthwise_end - 1][0].out_channels
+        low_level_channels = tap.depthwise_conv.out_channels
         self.head = LiteRASPPHead(FINAL_CHANNELS, low_level_channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, classes, H, W]`` at the input resolution."""
         features = self.backbone[:LOW_LEVEL_BLOCK](x)
-        features, low_level = self.backbone[LOW_LEVEL_BLOCK].forward_with_depthwise(features)
+        tap = cast(MobileNetV3Block, self.backbone[LOW_LEVEL_BLOCK])
+        features, low_level = tap.forward_with_depthwise(features)
         logits = self.head(self.backbone[LOW_LEVEL_BLOCK + 1:](features), low_level)
         return resize_bilinear(logits, x.shape[-2:], 'align_corners')
 

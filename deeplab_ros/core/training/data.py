@@ -9,7 +9,7 @@ straight to the batch it stopped at.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 import random
 from typing import Any, Protocol
 
@@ -28,10 +28,23 @@ class SampleLike(Protocol):
     target: np.ndarray
 
 
+class SampleSource(Protocol):
+    """Samples by index, with a length and in order (a list, a ``VocLayoutDataset`` ...)."""
+
+    def __len__(self) -> int:
+        """The number of samples."""
+
+    def __getitem__(self, index: int) -> SampleLike:
+        """Sample ``index``."""
+
+    def __iter__(self) -> Iterator[SampleLike]:
+        """The samples in order."""
+
+
 class AugmentedDataset(Dataset):
     """Applies :class:`TrainTransform` to samples, keyed by ``(epoch, index)``."""
 
-    def __init__(self, samples: Sequence[SampleLike], transform: TrainTransform,
+    def __init__(self, samples: SampleSource, transform: TrainTransform,
                  seed: int) -> None:
         self.samples = samples
         self.transform = transform

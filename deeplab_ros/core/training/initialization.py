@@ -91,6 +91,9 @@ def transfer_folded_backbone(source: nn.Module, target: nn.Module) -> int:
             dst.bias.zero_()
         dst_norm.weight.fill_(1.0)
         dst_norm.bias.copy_(bias)
+        if dst_norm.running_mean is None or dst_norm.running_var is None:
+            raise CheckpointError(f'The batch norm after convolution {number} of the model '
+                                  'keeps no running statistics to take the pretrained bias.')
         dst_norm.running_mean.zero_()
         dst_norm.running_var.fill_(1.0 - dst_norm.eps)
     return len(target_pairs)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deeplab_ros.core.models.backbones.mobilenetv2 import make_conv, make_divisible
+from deeplab_ros.core.models.backbones.mobilenetv2 import (
+    depthwise_conv_of, make_conv, make_divisible)
 
 #: Per block: (kernel, expanded channels, output channels, squeeze-and-excite, activation,
 #: stride) of MobileNetV3-Large with DeepLab's half-width segmentation tail.
@@ -97,6 +98,11 @@ class MobileNetV3Block(nn.Module):
         depthwise = self.conv[:self.depthwise_end](x)
         out = self.conv[self.depthwise_end:](depthwise)
         return (x + out if self.use_residual else out), depthwise
+
+    @property
+    def depthwise_conv(self) -> nn.Conv2d:
+        """The depthwise conv, whose activation ``forward_with_depthwise`` also returns."""
+        return depthwise_conv_of(self.conv, self.depthwise_end)
 
 
 def mobilenetv3_large_features() -> nn.Sequential:

@@ -22,7 +22,7 @@ the conversion with the op that disagreed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from torch import nn
 
@@ -33,7 +33,8 @@ from deeplab_ros.core.models.activation_quantization import quantize_activations
 from deeplab_ros.core.models.deeplabv3plus_tf import LOW_LEVEL_BLOCK
 from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
 from deeplab_ros.core.weights.convert.tflite_convs import (
-    assign_checked, convs_with_activations, fed_by, LogicalConv, logical_convs)
+    assign_checked, backbone_convs, depthwise_tap_position, fed_by, LogicalConv, logical_convs,
+    model_conv)
 from deeplab_ros.core.weights.convert.tflite_graph import (
     producer, resize_mode, single_consumer, TFLiteConversionError, TFLiteGraph, TFLiteOp)
 
@@ -73,23 +74,16 @@ def _decoder_convs(graph: TFLiteGraph, convs: list[LogicalConv], concat: TFLiteO
     return chain
 
 
-def _depthwise_tap_index(model: nn.Module) -> int:
-    """Position among the backbone convs of the depthwise conv the decoder reads."""
-    block = model.backbone[LOW_LEVEL_BLOCK]
-    depthwise = block.conv[block.depthwise_end - 1][0]
-    return [conv for conv, _ in convs_with_activations(model.backbone)].index(depthwise)
-
-
-def _backbone_family(backbone_convs: list[LogicalConv], path: Path) -> tuple[str, float]:
+def _backbone_family(file_convs: list[LogicalConv], path: Path) -> tuple[str, float]:
     """The backbone (:data:`MOBILENETV2` or :data:`EDGETPU`) and its depth multiplier.
 
     MobileNetV2's first block is a depthwise conv after the stem; MobileNet-EdgeTPU's first
     blocks are fused (dense convs only).
     """
-    fused = backbone_convs[1].op.name == 'CONV_2D'
+    fused = file_convs[1].op.name == 'CONV_2D'
     backbone = EDGETPU if fused else MOBILENETV2
     multipliers = _DEPTH_MULTIPLIERS_BY_STEM[backbone]
-    stem_channels = backbone_convs[0].weight.shape[0]
+    stem_channels = file_convs[0].weight.shape[0]
     if stem_channels not in multipliers:
         expected = ' or '.join(f'{channels} (depth multiplier {multiplier})'
                                for channels, multiplier in multipliers.items())
@@ -157,8 +151,8 @@ def convert_mobilenetv2_graph(graph: TFLiteGraph, path: Path, *,
         raise TFLiteConversionError(f'{path}: expected one image-pooling op, found {len(pools)}')
     pool = pools[0]
     convs = logical_convs(graph)
-    backbone_convs = [conv for conv in convs if conv.op.index < pool.index]
-    backbone, depth_multiplier = _backbone_family(backbone_convs, path)
+    file_backbone_convs = [conv for conv in convs if conv.op.index < pool.index]
+    backbone, depth_multiplier = _backbone_family(file_backbone_convs, path)
     input_side = graph.input_shape[1]
     feature_side = graph.shapes[pool.inputs[0]][1]
     export_stride = round((input_side - 1) / (feature_side - 1))
@@ -176,7 +170,8 @@ def convert_mobilenetv2_graph(graph: TFLiteGraph, path: Path, *,
             raise TFLiteConversionError(f'{path}: resizes use {resize}; the DeepLabV3 model '
                                         'assumes align_corners=True')
         logits = fed_by(convs, projection.output, path, 'logits conv')
-        variant, options = 'deeplabv3_mobilenetv2', {'depth_multiplier': depth_multiplier}
+        variant = 'deeplabv3_mobilenetv2'
+        options: dict[str, Any] = {'depth_multiplier': depth_multiplier}
         if backbone == EDGETPU:
             variant = 'deeplabv3_mobilenet_edgetpu'
             options['head_channels'] = pooled.weight.shape[0]
@@ -191,26 +186,25 @@ def convert_mobilenetv2_graph(graph: TFLiteGraph, path: Path, *,
     num_classes = logits.weight.shape[0]
     model = build_model(variant, num_classes=num_classes, output_stride=export_stride,
                         **options)
-    ours = convs_with_activations(model.backbone)
-    if len(ours) != len(backbone_convs):
-        raise TFLiteConversionError(f'{path}: {len(backbone_convs)} backbone convs in the '
-                                    f'file, {len(ours)} in the model')
+    ours = backbone_convs(model)
+    if len(ours) != len(file_backbone_convs):
+        raise TFLiteConversionError(f'{path}: {len(file_backbone_convs)} backbone convs in '
+                                    f'the file, {len(ours)} in the model')
     layers = [(conv, source, activation)
-              for (conv, activation), source in zip(ours, backbone_convs)]
-    head = model.head
-    layers += [(head.image_pooling[0], pooled, 'relu'), (head.aspp0[0], aspp0, 'relu'),
-               (head.concat_projection[0], projection, 'relu')]
+              for (conv, activation), source in zip(ours, file_backbone_convs)]
+    layers += [(model_conv(model, 'head.image_pooling.0'), pooled, 'relu'),
+               (model_conv(model, 'head.aspp0.0'), aspp0, 'relu'),
+               (model_conv(model, 'head.concat_projection.0'), projection, 'relu')]
     if len(concats) == 1:
-        layers.append((head.logits, logits, 'none'))
+        layers.append((model_conv(model, 'head.logits'), logits, 'none'))
     else:
-        decoder = model.decoder
-        targets = [(decoder.feature_projection[0], 'relu'),
-                   (decoder.decoder_conv0[0], 'relu'), (decoder.decoder_conv0[2], 'relu'),
-                   (decoder.decoder_conv1[0], 'relu'), (decoder.decoder_conv1[2], 'relu'),
-                   (decoder.logits, 'none')]
-        layers += [(conv, source, activation)
-                   for (conv, activation), source in zip(targets, decoder_convs)]
-        tap = backbone_convs[_depthwise_tap_index(model)]
+        targets = [('feature_projection.0', 'relu'),
+                   ('decoder_conv0.0', 'relu'), ('decoder_conv0.2', 'relu'),
+                   ('decoder_conv1.0', 'relu'), ('decoder_conv1.2', 'relu'),
+                   ('logits', 'none')]
+        layers += [(model_conv(model, f'decoder.{name}'), source, activation)
+                   for (name, activation), source in zip(targets, decoder_convs)]
+        tap = file_backbone_convs[depthwise_tap_position(model, LOW_LEVEL_BLOCK)]
         if decoder_convs[0].input != tap.output:
             raise TFLiteConversionError(
                 f'{path}: the decoder reads tensor {decoder_convs[0].input}, not the stride-4 '

@@ -26,6 +26,7 @@ quantization to emulate, and asking for it (``quantized_activations``) is refuse
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from torch import nn
 
@@ -35,20 +36,21 @@ from deeplab_ros.core.models.lraspp_tf import (
     IMAGE_POOLING_KERNEL, IMAGE_POOLING_STRIDE, LOW_LEVEL_BLOCK)
 from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
 from deeplab_ros.core.weights.convert.tflite_convs import (
-    assign_checked, convs_with_activations, fed_by, LogicalConv, logical_convs,
-    with_separate_activation)
+    assign_checked, backbone_convs, depthwise_tap_position, fed_by, LogicalConv, logical_convs,
+    model_conv, with_separate_activation)
 from deeplab_ros.core.weights.convert.tflite_graph import (
     consumers, producer, read_tflite, resize_mode, single_consumer, TFLITE_MEAN, TFLITE_STD,
     TFLiteConversionError, TFLiteGraph, TFLiteOp)
 from deeplab_ros.core.weights.download import verify_sha256
 
+Found = TypeVar('Found', TFLiteOp, LogicalConv)
 VARIANT = 'lraspp_mobilenetv3_large_tf'
 OUTPUT_STRIDE = 32
 #: Cityscapes' 19 train-id classes.
 NUM_CLASSES = 19
 
 
-def _only(ops: list[TFLiteOp], path: Path, what: str) -> TFLiteOp:
+def _only(ops: list[Found], path: Path, what: str) -> Found:
     if len(ops) != 1:
         raise TFLiteConversionError(f'{path}: expected one {what}, found {len(ops)}')
     return ops[0]
@@ -155,8 +157,8 @@ def convert_mobilenetv3_graph(graph: TFLiteGraph, path: Path, *,
     convs = [with_separate_activation(graph, conv) for conv in logical_convs(graph)]
     head_pool = [op for op in graph.ops if op.name == 'AVERAGE_POOL_2D'][-1]
     _check_pools(graph, head_pool, path)
-    backbone_convs = [conv for conv in convs if conv.op.index < head_pool.index]
-    if backbone_convs[-1].output != head_pool.inputs[0]:
+    file_backbone_convs = [conv for conv in convs if conv.op.index < head_pool.index]
+    if file_backbone_convs[-1].output != head_pool.inputs[0]:
         raise TFLiteConversionError(f'{path}: the image pooling does not read the last '
                                     'backbone conv')
     image_pooling, aspp0, logits, low_level = _head_convs(graph, convs, head_pool, path)
@@ -167,22 +169,21 @@ def convert_mobilenetv3_graph(graph: TFLiteGraph, path: Path, *,
                                     f'{VARIANT} has {OUTPUT_STRIDE} only')
     num_classes = logits.weight.shape[0]
     model = build_model(VARIANT, num_classes=num_classes, output_stride=OUTPUT_STRIDE)
-    ours = convs_with_activations(model.backbone)
-    if len(ours) != len(backbone_convs):
-        raise TFLiteConversionError(f'{path}: {len(backbone_convs)} backbone convs in the '
-                                    f'file, {len(ours)} in the model')
-    block = model.backbone[LOW_LEVEL_BLOCK]
-    tap = [conv for conv, _ in ours].index(block.conv[block.depthwise_end - 1][0])
-    if low_level.input != backbone_convs[tap].output:
+    ours = backbone_convs(model)
+    if len(ours) != len(file_backbone_convs):
+        raise TFLiteConversionError(f'{path}: {len(file_backbone_convs)} backbone convs in '
+                                    f'the file, {len(ours)} in the model')
+    tap = depthwise_tap_position(model, LOW_LEVEL_BLOCK)
+    if low_level.input != file_backbone_convs[tap].output:
         raise TFLiteConversionError(
             f'{path}: the stride-8 logits read tensor {low_level.input}, not the depthwise '
-            f'activation of block {LOW_LEVEL_BLOCK} (tensor {backbone_convs[tap].output})')
-    head = model.head
+            f'activation of block {LOW_LEVEL_BLOCK} (tensor {file_backbone_convs[tap].output})')
     layers = [(conv, source, activation)
-              for (conv, activation), source in zip(ours, backbone_convs)]
-    layers += [(head.image_pooling[0], image_pooling, 'hardsigmoid'),
-               (head.aspp0[0], aspp0, 'relu'), (head.logits, logits, 'none'),
-               (head.low_level_logits, low_level, 'none')]
+              for (conv, activation), source in zip(ours, file_backbone_convs)]
+    layers += [(model_conv(model, 'head.image_pooling.0'), image_pooling, 'hardsigmoid'),
+               (model_conv(model, 'head.aspp0.0'), aspp0, 'relu'),
+               (model_conv(model, 'head.logits'), logits, 'none'),
+               (model_conv(model, 'head.low_level_logits'), low_level, 'none')]
     for conv, source, activation in layers:
         assign_checked(conv, source, activation)
     metadata = CheckpointMetadata(

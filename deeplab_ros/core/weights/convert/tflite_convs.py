@@ -166,10 +166,37 @@ def convs_with_activations(module: nn.Module) -> list[tuple[nn.Conv2d, str]]:
     for position, child in enumerate(children):
         if isinstance(child, nn.Conv2d):
             following = children[position + 1] if position + 1 < len(children) else None
-            result.append((child, ACTIVATION_NAMES.get(type(following), 'none')))
+            activation = 'none' if following is None else \
+                ACTIVATION_NAMES.get(type(following), 'none')
+            result.append((child, activation))
         else:
             result.extend(convs_with_activations(child))
     return result
+
+
+def model_conv(model: nn.Module, name: str) -> nn.Conv2d:
+    """The conv of ``model`` at the dotted submodule path ``name`` (``'head.logits'``)."""
+    conv = model.get_submodule(name)
+    if not isinstance(conv, nn.Conv2d):
+        raise TFLiteConversionError(f'{name} of {type(model).__name__} is not a conv')
+    return conv
+
+
+def backbone_convs(model: nn.Module) -> list[tuple[nn.Conv2d, str]]:
+    """:func:`convs_with_activations` of ``model.backbone``."""
+    return convs_with_activations(model.get_submodule('backbone'))
+
+
+def depthwise_tap_position(model: nn.Module, block: int) -> int:
+    """Position among :func:`backbone_convs` of backbone block ``block``'s depthwise conv.
+
+    That conv's activation is what a decoder (or a low-level branch) reads.
+    """
+    depthwise = getattr(model.get_submodule(f'backbone.{block}'), 'depthwise_conv', None)
+    if not isinstance(depthwise, nn.Conv2d):
+        raise TFLiteConversionError(f'backbone block {block} of {type(model).__name__} has no '
+                                    'depthwise conv')
+    return [conv for conv, _ in backbone_convs(model)].index(depthwise)
 
 
 def assign_checked(conv: nn.Conv2d, source: LogicalConv, activation: str) -> None:
