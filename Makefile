@@ -43,4 +43,4 @@ docs: setup
 	$(PY) -m deeplab_ros.tools.parameters_doc --output $(CURDIR)/docs/parameters.md
 
 clean:
-	rm -rf build install log *.egg-info demo_output bench_output .pytest_cache
+	rm -rf build install log *.egg-info demo_output bench_output .pytest_cache .mypy_cache

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from deeplab_ros.bagtools.writer import ImageBagSpec, write_image_bag, WrittenBag
-from deeplab_ros.core.assets import shared_path
+from deeplab_ros.core.weights.locations import shared_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAFFIC_VIDEO = 'data/video/traffic_frames.mp4'

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from deeplab_ros.core.checkpoint import CheckpointError, load_model
+from deeplab_ros.core.weights.checkpoint import CheckpointError, load_model
 
 
 def assert_loaded_only_as_its_variant(path: Path, variant: str, other: str,

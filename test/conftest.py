@@ -20,7 +20,7 @@ os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'UDPv4')
 if 'ROS_DOMAIN_ID' not in os.environ:
     os.environ['ROS_DOMAIN_ID'] = str(random.Random(os.getpid()).randint(1, 101))
 
-from deeplab_ros.core.assets import shared_dir  # noqa: E402
+from deeplab_ros.core.weights.locations import shared_dir  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

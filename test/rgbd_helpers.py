@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import yaml
 
-from deeplab_ros.core.assets import shared_path
-from deeplab_ros.core.geometry import PinholeIntrinsics
+from deeplab_ros.core.spatial.geometry import PinholeIntrinsics
+from deeplab_ros.core.weights.locations import shared_path
 
 FRAME_NUMBERS = (1, 2, 3, 4, 5)
 

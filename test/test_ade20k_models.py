@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from deeplab_ros.core.checkpoint import (
-    CheckpointError, CheckpointMetadata, device_defaults, load_model, read_checkpoint)
+from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.labels import resolve_labels
-from deeplab_ros.core.pretrained import pretrained_checkpoint
-from deeplab_ros.core.segmenter import Segmenter
-from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
+from deeplab_ros.core.weights.checkpoint import (
+    CheckpointError, CheckpointMetadata, device_defaults, load_model, read_checkpoint)
+from deeplab_ros.core.weights.convert import convert_tflite, TFLiteConversionError
+from deeplab_ros.core.weights.pretrained import pretrained_checkpoint
 from checkpoint_checks import assert_loaded_only_as_its_variant
 
 pytestmark = pytest.mark.models

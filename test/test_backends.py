@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from deeplab_ros.core.backends import (
-    BackendUnavailableError, onnxruntime_available, resolve_backend)
-from deeplab_ros.core.checkpoint import CheckpointMetadata, load_model
 from deeplab_ros.core.errors import InvalidSettingError
-from deeplab_ros.core.models import available_models, build_model, model_spec
-from deeplab_ros.core.onnx_export import (
+from deeplab_ros.core.inference.backends import (
+    BackendUnavailableError, onnxruntime_available, resolve_backend)
+from deeplab_ros.core.inference.onnx_export import (
     cached_onnx, ExportSettings, KEY_PROPERTY, OnnxExportError, read_onnx_metadata)
-from deeplab_ros.core.pretrained import available_pretrained, pretrained_checkpoint
-from deeplab_ros.core.segmenter import Segmenter
+from deeplab_ros.core.inference.segmenter import Segmenter
+from deeplab_ros.core.models import available_models, build_model, model_spec
+from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, load_model
+from deeplab_ros.core.weights.pretrained import available_pretrained, pretrained_checkpoint
 from deeplab_ros.tools import export as export_tool
 
 pytestmark = pytest.mark.models

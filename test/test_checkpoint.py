@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from deeplab_ros.core.checkpoint import (
-    CheckpointError, CheckpointMetadata, load_model, read_checkpoint, save_checkpoint)
 from deeplab_ros.core.models import build_model
+from deeplab_ros.core.weights.checkpoint import (
+    CheckpointError, CheckpointMetadata, load_model, read_checkpoint, save_checkpoint)
 
 VARIANT = 'deeplabv3plus_mobilenetv2'
 

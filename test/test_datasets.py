@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from deeplab_ros.core.datasets import (
+from deeplab_ros.core.evaluation.datasets import (
     DatasetError, iter_flat_folder, open_dataset, read_target, VocLayoutDataset)
 from deeplab_ros.core.labels import voc_labels
 

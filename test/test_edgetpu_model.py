@@ -12,12 +12,12 @@ from sensor_msgs.msg import Image
 import torch
 from vision_msgs.msg import LabelInfo
 
-from deeplab_ros.core.checkpoint import CheckpointError, load_model
 from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.core.models import build_model
-from deeplab_ros.core.pretrained import pretrained_checkpoint
-from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
+from deeplab_ros.core.weights.checkpoint import CheckpointError, load_model
+from deeplab_ros.core.weights.convert import convert_tflite, TFLiteConversionError
+from deeplab_ros.core.weights.pretrained import pretrained_checkpoint
 from checkpoint_checks import assert_loaded_only_as_its_variant
 from ros_helpers import decoded, image_message, LATCHED, node_under_test
 

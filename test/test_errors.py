@@ -14,23 +14,23 @@ import pytest
 
 from deeplab_ros.bagtools.sources import BagError, parse_size
 from deeplab_ros.bagtools.typedefs import MessageDefinitionError
-from deeplab_ros.core.assets import MissingAssetError
-from deeplab_ros.core.backends import BackendUnavailableError, parse_backend
-from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint
-from deeplab_ros.core.datasets import DatasetError, open_dataset
-from deeplab_ros.core.download import DownloadError
 from deeplab_ros.core.errors import (
     ConfigurationError, DeeplabRosError, InputError, InvalidSettingError)
-from deeplab_ros.core.geometry import IntrinsicsError, PinholeIntrinsics
+from deeplab_ros.core.evaluation.datasets import DatasetError, open_dataset
+from deeplab_ros.core.inference.backends import BackendUnavailableError, parse_backend
+from deeplab_ros.core.inference.device import DeviceUnavailableError, parse_device
+from deeplab_ros.core.inference.onnx_export import OnnxExportError
+from deeplab_ros.core.inference.postprocess import parse_upsample
+from deeplab_ros.core.inference.preprocess import check_frame, check_input_size, FrameError
 from deeplab_ros.core.labels import LabelFileError, resolve_labels, voc_labels
 from deeplab_ros.core.models import build_model
-from deeplab_ros.core.onnx_export import OnnxExportError
-from deeplab_ros.core.postprocess import parse_upsample
-from deeplab_ros.core.preprocess import check_frame, check_input_size, FrameError
-from deeplab_ros.core.pretrained import resolve_weights
-from deeplab_ros.core.segmenter import DeviceUnavailableError, parse_device
-from deeplab_ros.core.tflite_convert import TFLiteConversionError
+from deeplab_ros.core.spatial.geometry import IntrinsicsError, PinholeIntrinsics
 from deeplab_ros.core.training.config import TrainConfig
+from deeplab_ros.core.weights.checkpoint import CheckpointError, read_checkpoint
+from deeplab_ros.core.weights.convert import TFLiteConversionError
+from deeplab_ros.core.weights.download import DownloadError
+from deeplab_ros.core.weights.locations import MissingAssetError
+from deeplab_ros.core.weights.pretrained import resolve_weights
 from deeplab_ros.ros.depth_input import DepthInputError
 from deeplab_ros.ros.image_codec import decode_image, ImageDecodeError
 from deeplab_ros.tools import export as export_tool
@@ -131,7 +131,7 @@ def test_a_tool_reports_a_configuration_error_in_one_line_with_its_option(
 
 def test_a_bug_in_a_tool_is_not_swallowed(monkeypatch: pytest.MonkeyPatch,
                                           tmp_path: Path) -> None:
-    import deeplab_ros.core.pretrained as pretrained
+    import deeplab_ros.core.weights.pretrained as pretrained
 
     def broken(spec: str) -> Path:
         raise TypeError('a programming error')

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from deeplab_ros.core.frame_scheduler import NewestFrameScheduler
+from deeplab_ros.streaming.frame_scheduler import NewestFrameScheduler
 
 
 class FakeClock:

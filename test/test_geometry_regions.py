@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from deeplab_ros.core.geometry import (
+from deeplab_ros.core.inference.segmenter import Segmenter
+from deeplab_ros.core.spatial.geometry import (
     back_project, depth_in_metres, IntrinsicsError, labelled_points, pack_rgb,
     PinholeIntrinsics, resize_nearest, same_aspect, unpack_rgb)
-from deeplab_ros.core.regions import find_regions, NO_REGION, regions_3d
-from deeplab_ros.core.segmenter import Segmenter
+from deeplab_ros.core.spatial.regions import find_regions, NO_REGION, regions_3d
 from rgbd_helpers import FRAME_NUMBERS, rgbd_camera, rgbd_frame, RgbdCamera
 
 MODEL = 'pretrained:deeplabv3_mnv2_dm05_float'

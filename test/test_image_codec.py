@@ -12,8 +12,8 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
-from deeplab_ros.core.assets import shared_path
 from deeplab_ros.core.errors import InputError
+from deeplab_ros.core.weights.locations import shared_path
 from deeplab_ros.ros.image_codec import (
     decode_image, decode_image_msg, encode_image, encode_mono8, encode_rgb8, ImageDecodeError,
     rgb_to_encoding, SUPPORTED_ENCODINGS)

@@ -24,7 +24,7 @@ import pytest
 
 from bag_helpers import make_bag, PEDESTRIAN_VIDEO
 
-from deeplab_ros.core.pretrained import DEFAULT_PRETRAINED
+from deeplab_ros.core.weights.pretrained import DEFAULT_PRETRAINED
 from deeplab_ros.ros.spinning import SpunNode, wait_until
 from deeplab_ros.ros.stamps import header_key
 

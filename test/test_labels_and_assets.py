@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from deeplab_ros.core import assets
 from deeplab_ros.core.labels import (
     cityscapes_labels, decode_color_mask, LabelFileError, load_label_file, resolve_labels,
     voc_labels)
+from deeplab_ros.core.weights import locations
 
 
 def test_voc_palette_matches_the_dataset_colours() -> None:
@@ -69,14 +69,15 @@ def test_bad_label_files_say_what_is_wrong(tmp_path: Path, content: str, problem
 
 
 def test_missing_shared_asset_names_the_place_it_looked(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(assets.SHARED_ENV, str(tmp_path / 'nowhere'))
-    with pytest.raises(assets.MissingAssetError) as raised:
-        assets.shared_path('weights/deeplabv3_257_mv_gpu.tflite', hint=assets.GOOGLE_RELEASES_HINT)
+    monkeypatch.setenv(locations.SHARED_ENV, str(tmp_path / 'nowhere'))
+    with pytest.raises(locations.MissingAssetError) as raised:
+        locations.shared_path('weights/deeplabv3_257_mv_gpu.tflite',
+                              hint=locations.GOOGLE_RELEASES_HINT)
     message = str(raised.value)
     assert str(tmp_path / 'nowhere' / 'weights') in message
-    assert assets.SHARED_ENV in message and 'Google' in message
+    assert locations.SHARED_ENV in message and 'Google' in message
 
 
 def test_cache_dir_is_outside_the_repository(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(assets.CACHE_ENV, str(tmp_path / 'cache'))
-    assert assets.cache_dir() == tmp_path / 'cache' and (tmp_path / 'cache').is_dir()
+    monkeypatch.setenv(locations.CACHE_ENV, str(tmp_path / 'cache'))
+    assert locations.cache_dir() == tmp_path / 'cache' and (tmp_path / 'cache').is_dir()

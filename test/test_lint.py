@@ -1,9 +1,11 @@
-"""Code style: flake8 and pydocstyle, with the settings of the project's setup.cfg.
+"""Code style and types: flake8, pydocstyle and mypy, with the settings of setup.cfg.
 
 flake8 (99 columns) checks the package, the tests and the launch files; pydocstyle checks the
 docstrings of the package and the launch files with the Google convention (ament_pep257's
 convention is not used: it wants summaries on the line after the opening quotes and rejects the
-Google ``Args:``/``Returns:``/``Raises:`` sections the package documents its API with).
+Google ``Args:``/``Returns:``/``Raises:`` sections the package documents its API with); mypy
+type-checks the ROS-free packages, ``deeplab_ros/core`` and ``deeplab_ros/streaming`` (the
+``[mypy]`` section of setup.cfg). A missing tool fails its test: it is never skipped.
 """
 
 from __future__ import annotations
@@ -32,4 +34,10 @@ def test_flake8() -> None:
 
 def test_pydocstyle() -> None:
     completed = _run_tool('pydocstyle', 'deeplab_ros', 'launch')
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_mypy() -> None:
+    completed = _run_tool('mypy', '--config-file', 'setup.cfg', 'deeplab_ros/core',
+                          'deeplab_ros/streaming')
     assert completed.returncode == 0, completed.stdout + completed.stderr

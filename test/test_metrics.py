@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deeplab_ros.core.metrics import ConfusionMatrix
+from deeplab_ros.core.evaluation.metrics import ConfusionMatrix
 
 IGNORE = 255
 

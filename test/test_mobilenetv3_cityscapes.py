@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from deeplab_ros.core.checkpoint import CheckpointError, device_defaults, load_model
 from deeplab_ros.core.errors import InvalidSettingError
+from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.core.models import build_model
-from deeplab_ros.core.models.mobilenetv3_tf import IMAGE_POOLING_KERNEL, LiteRASPPHead
-from deeplab_ros.core.pretrained import pretrained_checkpoint
-from deeplab_ros.core.segmenter import Segmenter
-from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
-from deeplab_ros.core.tflite_mobilenetv3 import convert_mobilenetv3_tflite
+from deeplab_ros.core.models.lraspp_tf import IMAGE_POOLING_KERNEL, LiteRASPPHead
+from deeplab_ros.core.weights.checkpoint import CheckpointError, device_defaults, load_model
+from deeplab_ros.core.weights.convert import (
+    convert_mobilenetv3_tflite, convert_tflite, TFLiteConversionError)
+from deeplab_ros.core.weights.convert.tflite_graph import read_tflite
+from deeplab_ros.core.weights.pretrained import pretrained_checkpoint
 from checkpoint_checks import assert_loaded_only_as_its_variant
 
 pytestmark = pytest.mark.models
@@ -126,6 +128,32 @@ def test_generic_converter_hands_mobilenetv3_files_over(shared: Path,
     assert metadata.variant == VARIANT and metadata.input_size == 513
     reference = converted[0].state_dict()
     assert all(torch.equal(value, reference[key]) for key, value in model.state_dict().items())
+
+
+def test_generic_converter_reads_the_file_once(shared: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from deeplab_ros.core.weights import convert
+    from deeplab_ros.core.weights.convert import deeplab_mobilenetv3
+
+    reads: list[Path] = []
+
+    def counted(path: Path) -> object:
+        reads.append(path)
+        return read_tflite(path)
+
+    for module in (convert, deeplab_mobilenetv3):
+        monkeypatch.setattr(module, 'read_tflite', counted)
+    convert_tflite(shared / 'weights' / MNV3)
+    assert reads == [shared / 'weights' / MNV3]
+
+
+@pytest.mark.parametrize('converter', [convert_tflite, convert_mobilenetv3_tflite])
+def test_quantized_activations_are_refused_naming_the_setting(
+        shared: Path, converter: Callable[..., object]) -> None:
+    # The graph computes in float (int8 weights only): there is nothing to emulate.
+    with pytest.raises(TFLiteConversionError, match='quantized_activations') as raised:
+        converter(shared / 'weights' / MNV3, quantized_activations=True)
+    assert raised.value.setting == 'quantized_activations'
 
 
 def test_labels_and_run_settings(converted: tuple) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from deeplab_ros.core.checkpoint import load_model
 from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.models import available_models, build_model, model_spec
+from deeplab_ros.core.weights.checkpoint import load_model
 
 
 def _reference_keys(shared: Path) -> dict[str, tuple[int, ...]]:

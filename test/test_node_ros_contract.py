@@ -11,9 +11,10 @@ import pytest
 from rclpy.qos import qos_profile_sensor_data, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
-from deeplab_ros.ros import segmentation_node, statistics
+from deeplab_ros.ros import segmentation_node
 from deeplab_ros.ros.spinning import wait_until
 from deeplab_ros.ros.stamps import header_key
+from deeplab_ros.streaming import statistics
 from ros_helpers import image_message, InProcessNode, node_under_test, RosTester
 
 pytestmark = pytest.mark.ros

@@ -20,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 
-from deeplab_ros.core.geometry import resize_nearest, unpack_rgb
+from deeplab_ros.core.spatial.geometry import resize_nearest, unpack_rgb
 from deeplab_ros.ros import segmentation_node
 from deeplab_ros.ros.image_codec import encode_depth
 from deeplab_ros.ros.spatial_messages import cloud_array

@@ -11,7 +11,7 @@ import pytest
 from rclpy.parameter import Parameter
 
 from deeplab_ros.core.errors import ConfigurationError
-from deeplab_ros.core.segmenter import resolve_device
+from deeplab_ros.core.inference.device import resolve_device
 from deeplab_ros.ros.parameters import LiveSettings, SPECS, validate
 
 ROOT = Path(__file__).resolve().parents[1]

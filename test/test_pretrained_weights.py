@@ -16,10 +16,10 @@ from typing import Iterator
 
 import pytest
 
-from deeplab_ros.core import assets, pretrained
-from deeplab_ros.core.assets import MissingAssetError
-from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint
-from deeplab_ros.core.download import sha256_of
+from deeplab_ros.core.weights import locations, pretrained
+from deeplab_ros.core.weights.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from deeplab_ros.core.weights.download import sha256_of
+from deeplab_ros.core.weights.locations import MissingAssetError
 from ros_helpers import node_under_test
 
 pytestmark = pytest.mark.models
@@ -31,8 +31,8 @@ SMALL = 'deeplabv3_mnv2_dm05_dequant'
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty cache, user weights folder and shared folder (nothing prepared)."""
-    for name, env in (('cache', assets.CACHE_ENV), ('user_weights', assets.WEIGHTS_PATH_ENV),
-                      ('shared', assets.SHARED_ENV)):
+    for name, env in (('cache', locations.CACHE_ENV), ('user_weights', locations.WEIGHTS_PATH_ENV),
+                      ('shared', locations.SHARED_ENV)):
         (tmp_path / name).mkdir()
         monkeypatch.setenv(env, str(tmp_path / name))
     return tmp_path
@@ -83,15 +83,15 @@ def test_cached_checkpoint_needs_no_source(isolated: Path, shared: Path) -> None
 
 def test_shared_folder_of_a_source_checkout_is_found_from_the_working_directory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared: Path) -> None:
-    monkeypatch.delenv(assets.SHARED_ENV, raising=False)
-    monkeypatch.setattr(assets, '_MODULE_ROOT', tmp_path / 'install' / 'lib')  # an install
+    monkeypatch.delenv(locations.SHARED_ENV, raising=False)
+    monkeypatch.setattr(locations, '_MODULE_ROOT', tmp_path / 'install' / 'lib')  # an install
     workspace = tmp_path / 'ws'
     checkout = workspace / 'src' / 'deeplab_ros'
     (checkout / 'deeplab_ros').mkdir(parents=True)
     shutil.copy(Path(__file__).resolve().parents[1] / 'package.xml', checkout)
     (workspace / 'src' / 'shared').symlink_to(shared)
     monkeypatch.chdir(workspace)
-    assert assets.shared_dir() == shared.resolve()
+    assert locations.shared_dir() == shared.resolve()
 
 
 def test_cache_with_another_source_is_converted_again(isolated: Path, shared: Path) -> None:
@@ -119,6 +119,54 @@ def test_cache_of_another_conversion_is_converted_again(
     assert again == path and again.stat().st_mtime_ns != stamp
     assert read_checkpoint(again)[1].conversion == pretrained.conversion_key(
         pretrained.PRETRAINED[SMALL])
+
+
+#: Cache keys exactly as caches written before converters had names record them (the
+#: converter's module path, conversion revision 2, the rows' run settings).
+LEGACY_KEYS = {
+    SMALL: 'deeplab_ros.core.tflite_convert:convert_tflite r2 input_size=513 '
+           'output_stride=None cuda=0/0',
+    'deeplabv3plus_mnv2_ade20k': 'deeplab_ros.core.tflite_convert:convert_tflite r2 '
+                                 'input_size=385 output_stride=16 cuda=513/8',
+    'lraspp_mnv3_cityscapes': 'deeplab_ros.core.tflite_mobilenetv3:'
+                              'convert_mobilenetv3_tflite r2 input_size=769 '
+                              'output_stride=None cuda=1025/0',
+}
+
+
+def test_cache_keys_name_converters_not_code_locations() -> None:
+    for spec in pretrained.PRETRAINED.values():
+        assert spec.converter in pretrained.CONVERTERS, spec.name
+        key = pretrained.conversion_key(spec)
+        assert key.startswith(f'{spec.converter} r{pretrained.CONVERSION_REVISION} ')
+        assert 'deeplab_ros' not in key and ':' not in key.split()[0], key
+
+
+@pytest.mark.parametrize('name', sorted(LEGACY_KEYS))
+def test_cache_with_a_legacy_key_is_still_current(name: str) -> None:
+    assert LEGACY_KEYS[name] in pretrained.accepted_conversion_keys(pretrained.PRETRAINED[name])
+    assert LEGACY_KEYS[name] != pretrained.conversion_key(pretrained.PRETRAINED[name])
+
+
+def test_cache_written_with_a_legacy_key_is_used_without_its_source(
+        isolated: Path, shared: Path) -> None:
+    # A cache entry exactly as written before converters had names: the legacy key in its
+    # metadata, no source file anywhere (an offline robot). It is used as it is.
+    model, metadata = pretrained.converter('tflite')(_published(shared, SMALL))
+    metadata.source_sha256 = pretrained.PRETRAINED[SMALL].sha256
+    metadata.conversion = LEGACY_KEYS[SMALL]
+    path = save_checkpoint(pretrained.cached_checkpoint_path(SMALL), model, metadata)
+    stamp = path.stat().st_mtime_ns
+    assert pretrained.is_cached(pretrained.PRETRAINED[SMALL])
+    again = pretrained.pretrained_checkpoint(SMALL, allow_download=False)
+    assert again == path and again.stat().st_mtime_ns == stamp  # not converted again
+    assert read_checkpoint(again)[1].conversion == LEGACY_KEYS[SMALL]
+    # A legacy key of another revision or other run settings is not current.
+    for stale in (LEGACY_KEYS[SMALL].replace(' r2 ', ' r1 '),
+                  LEGACY_KEYS[SMALL].replace('input_size=513', 'input_size=321')):
+        metadata.conversion = stale
+        save_checkpoint(path, model, metadata)
+        assert not pretrained.is_cached(pretrained.PRETRAINED[SMALL]), stale
 
 
 def test_local_file_with_the_wrong_checksum_is_refused(isolated: Path) -> None:
@@ -169,7 +217,7 @@ def test_offline_without_the_model_names_file_url_and_folder(
             pretrained.pretrained_checkpoint(SMALL, progress=lambda got, total: None)
     message = str(error.value)
     assert spec.tflite_file in message and base + spec.tflite_file in message
-    assert str(isolated / 'user_weights') in message and assets.WEIGHTS_PATH_ENV in message
+    assert str(isolated / 'user_weights') in message and locations.WEIGHTS_PATH_ENV in message
     assert 'deeplab-ros-models fetch' in message
     assert [p for p in (isolated / 'cache').rglob('*') if p.is_file()] == []
 

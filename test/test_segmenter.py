@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from deeplab_ros.core.errors import InvalidSettingError
+from deeplab_ros.core.inference.device import DeviceUnavailableError, resolve_device
+from deeplab_ros.core.inference.postprocess import resize_nearest
+from deeplab_ros.core.inference.preprocess import FrameError
+from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.labels import voc_labels
-from deeplab_ros.core.postprocess import resize_nearest
-from deeplab_ros.core.preprocess import FrameError
-from deeplab_ros.core.segmenter import (
-    DeviceUnavailableError, resolve_device, Segmenter)
 
 VOC_MODEL = 'pretrained:deeplabv3_mnv2_dm05_float'
 

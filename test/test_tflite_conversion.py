@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from deeplab_ros.core.assets import MissingAssetError, SHARED_ENV
-from deeplab_ros.core.checkpoint import read_checkpoint
-from deeplab_ros.core.pretrained import (
+from deeplab_ros.core.weights.checkpoint import read_checkpoint
+from deeplab_ros.core.weights.convert import convert_tflite, TFLiteConversionError
+from deeplab_ros.core.weights.locations import MissingAssetError, SHARED_ENV
+from deeplab_ros.core.weights.pretrained import (
     available_pretrained, DEFAULT_PRETRAINED, PRETRAINED, pretrained_checkpoint)
-from deeplab_ros.core.tflite_convert import convert_tflite, TFLiteConversionError
 
 pytestmark = pytest.mark.models
 

@@ -195,9 +195,9 @@ def _independent_scores(predictions: list, targets: list,
 
 
 def test_scores_match_independent_computation_with_ignore_pixels() -> None:
-    from deeplab_ros.core.checkpoint import CheckpointMetadata
-    from deeplab_ros.core.evaluation import evaluate
-    from deeplab_ros.core.segmenter import Segmenter
+    from deeplab_ros.core.evaluation.evaluate import evaluate
+    from deeplab_ros.core.inference.segmenter import Segmenter
+    from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
 
     samples, predictions, targets = _hand_made_samples()
     metadata = CheckpointMetadata(variant='oracle', num_classes=4,
@@ -276,8 +276,8 @@ def test_fine_tune_lowers_loss_and_raises_train_miou(fine_tuned: dict) -> None:
 
 def test_validation_score_is_what_the_exported_checkpoint_scores(fine_tuned: dict) -> None:
     """The trainer's validation and ``deeplab-ros-eval`` share one scoring path."""
-    from deeplab_ros.core.evaluation import evaluate
-    from deeplab_ros.core.segmenter import Segmenter
+    from deeplab_ros.core.evaluation.evaluate import evaluate
+    from deeplab_ros.core.inference.segmenter import Segmenter
 
     trainer, result = fine_tuned['trainer'], fine_tuned['result']
     segmenter = Segmenter.from_checkpoint(result.last_model, device='cpu')
@@ -295,7 +295,7 @@ def test_exported_checkpoint_runs_in_the_segmenter_unchanged(fine_tuned: dict,
                                                              tiny_dataset) -> None:
     from dataset_helpers import CLASS_COLORS, CLASS_NAMES
 
-    from deeplab_ros.core.segmenter import Segmenter
+    from deeplab_ros.core.inference.segmenter import Segmenter
 
     result = fine_tuned['result']
     segmenter = Segmenter.from_checkpoint(result.last_model)
@@ -337,13 +337,13 @@ def test_exported_checkpoint_runs_in_the_node_with_only_its_path(fine_tuned: dic
 
 
 def test_pretrained_backbone_transfer_reproduces_the_original_features() -> None:
-    from deeplab_ros.core.checkpoint import load_model
     from deeplab_ros.core.models import build_model
-    from deeplab_ros.core.pretrained import pretrained_checkpoint
     from deeplab_ros.core.training.initialization import (
         backbone_of, iter_backbone_convs, transfer_folded_backbone)
+    from deeplab_ros.core.weights.checkpoint import load_model
+    from deeplab_ros.core.weights.pretrained import pretrained_checkpoint
 
-    from deeplab_ros.core.models.mobilenetv2 import mobilenetv2_features
+    from deeplab_ros.core.models.backbones.mobilenetv2 import mobilenetv2_features
 
     source, _ = load_model(pretrained_checkpoint('deeplabv3_mnv2_dm10_dequant'))
     vainf = build_model('deeplabv3plus_mobilenetv2', num_classes=4, output_stride=16).eval()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import yaml
@@ -164,8 +164,10 @@ def labels_from_names(names: tuple[str, ...] | list[str], *, name: str = 'custom
     if palette is None or len(palette) == 0:
         colors = voc_palette(max(len(names), 1))[: len(names)]
     else:
-        colors = tuple(tuple(int(channel) for channel in color) for color in palette)
-    return LabelSet(name, names, colors, ignore_index)  # type: ignore[arg-type]
+        # Three channels per colour are not checked here (the palette's users would fail).
+        colors = cast(tuple[tuple[int, int, int], ...],
+                      tuple(tuple(int(channel) for channel in color) for color in palette))
+    return LabelSet(name, names, colors, ignore_index)
 
 
 def load_label_file(path: str | Path) -> LabelSet:

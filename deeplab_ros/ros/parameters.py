@@ -23,11 +23,11 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from deeplab_ros.core.backends import BACKENDS, parse_backend
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
-from deeplab_ros.core.postprocess import parse_upsample, UPSAMPLE_MODES
-from deeplab_ros.core.preprocess import check_input_size, MIN_INPUT_SIZE
-from deeplab_ros.core.segmenter import parse_device
+from deeplab_ros.core.inference.backends import BACKENDS, parse_backend
+from deeplab_ros.core.inference.device import parse_device
+from deeplab_ros.core.inference.postprocess import parse_upsample, UPSAMPLE_MODES
+from deeplab_ros.core.inference.preprocess import check_input_size, MIN_INPUT_SIZE
 
 INPUT_TRANSPORTS = ('raw', 'compressed')
 _CAMERA_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_/]*$')

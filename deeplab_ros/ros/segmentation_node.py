@@ -14,7 +14,7 @@ region of a class) and, with ``use_depth``, ``segmentation/points`` (labelled Po
 
 Frames are never queued: each camera keeps only its newest frame, a worker thread infers the
 newest frames of all cameras as one batch, at most ``target_rate`` times a second, and
-overwritten frames are counted as skipped (:mod:`deeplab_ros.core.frame_scheduler`).
+overwritten frames are counted as skipped (:mod:`deeplab_ros.streaming.frame_scheduler`).
 The executor only receives frames and serves parameter and lifecycle services.
 """
 
@@ -47,17 +47,18 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, LabelInfo
 
 from deeplab_ros.core.errors import ConfigurationError, InputError
-from deeplab_ros.core.frame_scheduler import NewestFrameScheduler
 from deeplab_ros.ros import parameters as params
 from deeplab_ros.ros.depth_input import (
-    check_depth_message, depth_for_frame, DepthInputError, stamp_ns, StampMatcher)
+    check_depth_message, depth_for_frame, DepthInputError, stamp_ns)
 from deeplab_ros.ros.image_codec import (
     decode_compressed_image_msg, decode_image_msg, encode_mono8, encode_rgb8)
 from deeplab_ros.ros.messages import camera_info_for_frame, classification, \
     diagnostic_array, label_info
 from deeplab_ros.ros.spatial_outputs import (
     resolve_classes, SPATIAL_OUTPUTS, spatial_messages, SpatialSettings)
-from deeplab_ros.ros.statistics import BAD_INPUT_WINDOW_S, NodeStatistics
+from deeplab_ros.streaming.frame_scheduler import NewestFrameScheduler
+from deeplab_ros.streaming.stamp_matcher import StampMatcher
+from deeplab_ros.streaming.statistics import BAD_INPUT_WINDOW_S, NodeStatistics
 
 NODE_NAME = 'deeplab_segmentation'
 #: A lifecycle transition callback of the node.
@@ -190,8 +191,9 @@ class SegmentationNode(LifecycleNode):
         return self._configure()
 
     def _configure(self) -> TransitionCallbackReturn:
+        from deeplab_ros.core.inference.device import resolve_device
+        from deeplab_ros.core.inference.segmenter import Segmenter
         from deeplab_ros.core.labels import resolve_labels
-        from deeplab_ros.core.segmenter import resolve_device, Segmenter
 
         value = lambda name: params.value(self, name)  # noqa: E731
         logger = self.get_logger()

@@ -11,8 +11,8 @@ from std_msgs.msg import Header
 from vision_msgs.msg import (
     Detection2D, Detection2DArray, Detection3D, Detection3DArray, ObjectHypothesisWithPose)
 
-from deeplab_ros.core.geometry import POINT_DTYPE
-from deeplab_ros.core.regions import Region3D, RegionSet
+from deeplab_ros.core.spatial.geometry import POINT_DTYPE
+from deeplab_ros.core.spatial.regions import Region3D, RegionSet
 
 #: PointCloud2 fields of :data:`POINT_DTYPE`.
 POINT_FIELDS: tuple[PointField, ...] = (

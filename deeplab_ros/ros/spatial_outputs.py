@@ -12,9 +12,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from deeplab_ros.core.geometry import back_project, labelled_points, resize_nearest
 from deeplab_ros.core.labels import LabelSet
-from deeplab_ros.core.regions import find_regions, regions_3d
+from deeplab_ros.core.spatial.geometry import back_project, labelled_points, resize_nearest
+from deeplab_ros.core.spatial.regions import find_regions, regions_3d
 from deeplab_ros.ros.depth_input import FrameDepth
 from deeplab_ros.ros.spatial_messages import detections_2d, detections_3d, point_cloud
 

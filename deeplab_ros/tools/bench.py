@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from deeplab_ros.core.backends import BACKENDS
+from deeplab_ros.core.inference.backends import BACKENDS
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 from deeplab_ros.tools.model_args import add_model_arguments, build_segmenter
 
@@ -106,7 +106,7 @@ def _backend_list(text: str) -> list[str]:
 
 def default_backends() -> list[str]:
     """Return the backends to measure: torch and onnxruntime, or torch alone without it."""
-    from deeplab_ros.core.backends import onnxruntime_available
+    from deeplab_ros.core.inference.backends import onnxruntime_available
 
     return ['torch', 'onnxruntime'] if onnxruntime_available() else ['torch']
 
@@ -148,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def bench_frame(width: int, height: int) -> np.ndarray:
     """A real photo from the shared data, resized to ``width`` x ``height`` (RGB uint8)."""
-    from deeplab_ros.core.assets import shared_path
+    from deeplab_ros.core.weights.locations import shared_path
 
     image = cv2.imread(str(shared_path(PHOTO)), cv2.IMREAD_COLOR)
     if image is None:

@@ -47,10 +47,10 @@ def _median_ms(function: Callable[[], object], iterations: int, warmup: int) -> 
 
 def run_spatial(segmenter, *, iterations: int, warmup: int) -> list[SpatialTiming]:
     """Time every spatial step on the shared RGB-D frame with ``segmenter``'s labels."""
-    from deeplab_ros.core.assets import shared_path
-    from deeplab_ros.core.geometry import (
+    from deeplab_ros.core.spatial.geometry import (
         back_project, depth_in_metres, labelled_points, PinholeIntrinsics)
-    from deeplab_ros.core.regions import find_regions, regions_3d
+    from deeplab_ros.core.spatial.regions import find_regions, regions_3d
+    from deeplab_ros.core.weights.locations import shared_path
 
     bgr = cv2.imread(str(shared_path(RGBD_FRAME)), cv2.IMREAD_COLOR)
     depth_mm = cv2.imread(str(shared_path(RGBD_DEPTH)), cv2.IMREAD_UNCHANGED)
@@ -100,7 +100,7 @@ def _message_timings(rgb, labels, confidence, depth_mm, intrinsics, palette, ite
     try:
         from std_msgs.msg import Header
 
-        from deeplab_ros.core.geometry import depth_in_metres
+        from deeplab_ros.core.spatial.geometry import depth_in_metres
         from deeplab_ros.ros.depth_input import FrameDepth
         from deeplab_ros.ros.spatial_outputs import (
             SPATIAL_OUTPUTS, spatial_messages, SpatialSettings)

@@ -15,7 +15,6 @@ import argparse
 from pathlib import Path
 import sys
 
-from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    from deeplab_ros.core import pretrained
+    from deeplab_ros.core.weights import pretrained
     try:
         if args.list:
             for name, spec in pretrained.PRETRAINED.items():
@@ -66,33 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.output is None:
             print('error: --output is required with --tflite / --vainf', file=sys.stderr)
             return 2
+        from deeplab_ros.core.weights.checkpoint import save_checkpoint
+        from deeplab_ros.core.weights.convert import convert_tflite_file, convert_vainf
         if args.tflite:
-            from deeplab_ros.core.tflite_convert import convert_tflite_file
             print(convert_tflite_file(args.tflite, args.output,
                                       quantized_activations=args.quantized_activations))
             return 0
-        print(_convert_vainf(args))
+        model, metadata = convert_vainf(args.vainf, output_stride=args.output_stride,
+                                        num_classes=args.num_classes or None,
+                                        labels=args.labels, input_size=args.input_size)
+        print(save_checkpoint(args.output, model, metadata))
         return 0
     except TOOL_FAILURES as error:
         return report_failure(parser.prog, error, parser)
-
-
-def _convert_vainf(args: argparse.Namespace) -> Path:
-    from deeplab_ros.core.checkpoint import load_model, save_checkpoint
-    from deeplab_ros.core.labels import resolve_labels
-
-    model, metadata = load_model(args.vainf, variant='deeplabv3plus_mobilenetv2',
-                                 num_classes=args.num_classes or None,
-                                 output_stride=args.output_stride)
-    if args.labels:
-        labels = resolve_labels(args.labels)
-        if len(labels) != metadata.num_classes:
-            raise InvalidSettingError(f'{args.labels} has {len(labels)} classes, the '
-                                      f'checkpoint {metadata.num_classes}', setting='labels')
-        metadata.class_names, metadata.palette = labels.class_names, labels.palette
-    metadata.input_size = args.input_size
-    metadata.source = f'{args.vainf.name} (VainF DeepLabV3Plus-Pytorch)'
-    return save_checkpoint(args.output, model, metadata)
 
 
 if __name__ == '__main__':

@@ -32,11 +32,12 @@ from deeplab_ros.bagtools.info import read_messages
 from deeplab_ros.bagtools.typedefs import MessageDefinitionError
 from deeplab_ros.bagtools.writer import add_typed_connection, CAMERA_INFO_TYPE, IMAGE_TYPE
 from deeplab_ros.bagtools.writer import ImageBagSpec, open_writer, write_image_bag
-from deeplab_ros.core.assets import shared_path
-from deeplab_ros.core.backends import BACKEND_HELP, BACKENDS
-from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
+from deeplab_ros.core.inference.backends import BACKENDS
+from deeplab_ros.core.weights.locations import shared_path
 from deeplab_ros.package_files import config_file
 from deeplab_ros.ros.stamps import header_key
+from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
+from deeplab_ros.tools.model_args import BACKEND_HELP
 
 PEDESTRIANS = 'data/video/vtest.avi'
 TRAFFIC = 'data/video/traffic_frames.mp4'

@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the evaluation; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    from deeplab_ros.core.assets import shared_path
-    from deeplab_ros.core.datasets import DatasetError, open_dataset
+    from deeplab_ros.core.evaluation.datasets import DatasetError, open_dataset
+    from deeplab_ros.core.evaluation.evaluate import evaluate
     from deeplab_ros.core.labels import cityscapes_labels, resolve_labels
-    from deeplab_ros.core.evaluation import evaluate
+    from deeplab_ros.core.weights.locations import shared_path
 
     try:
         labels = resolve_labels(args.labels) if args.labels else None

@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error('--batch-size must be at least 1')
     import torch
 
-    from deeplab_ros.core.checkpoint import load_model
-    from deeplab_ros.core.onnx_export import (
+    from deeplab_ros.core.inference.onnx_export import (
         describe, export_onnx, ExportSettings, read_onnx_metadata)
-    from deeplab_ros.core.preprocess import check_input_size
-    from deeplab_ros.core.pretrained import resolve_weights
+    from deeplab_ros.core.inference.preprocess import check_input_size
+    from deeplab_ros.core.weights.checkpoint import load_model
+    from deeplab_ros.core.weights.pretrained import resolve_weights
 
     try:
         if args.input_size:

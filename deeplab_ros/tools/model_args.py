@@ -2,20 +2,25 @@
 
 ``--weights`` and ``--variant`` name the model; ``--device``, ``--upsample`` and ``--backend``
 say how it runs (each tool adds those it uses). :func:`build_segmenter` turns them into a
-:class:`~deeplab_ros.core.segmenter.Segmenter` the way the node builds its own.
+:class:`~deeplab_ros.core.inference.segmenter.Segmenter` the way the node builds its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, TYPE_CHECKING
 
-from deeplab_ros.core.backends import BACKEND_HELP, BACKENDS
+from deeplab_ros.core.inference.backends import BACKENDS
 
 if TYPE_CHECKING:
-    from deeplab_ros.core.segmenter import Segmenter
+    from deeplab_ros.core.inference.segmenter import Segmenter
 
 UPSAMPLE_MODES = ('labels', 'logits')
+BACKEND_HELP = ('network forward: auto (onnxruntime on the CPU when installed, else torch), '
+                'torch or onnxruntime (default auto)')
+
+_fallback_reported = False
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, device: bool = True,
@@ -42,8 +47,7 @@ def build_segmenter(args: argparse.Namespace, **options: Any) -> 'Segmenter':
     Raises:
         The errors of :meth:`Segmenter.from_checkpoint` (missing or wrong weights, device).
     """
-    from deeplab_ros.core.backends import report_fallback_once  # noqa: PLC0415
-    from deeplab_ros.core.segmenter import Segmenter  # noqa: PLC0415
+    from deeplab_ros.core.inference.segmenter import Segmenter  # noqa: PLC0415
 
     settings: dict[str, Any] = {'variant': args.variant or None}
     for name in ('device', 'upsample', 'backend'):
@@ -53,3 +57,11 @@ def build_segmenter(args: argparse.Namespace, **options: Any) -> 'Segmenter':
     segmenter = Segmenter.from_checkpoint(args.weights, **settings)
     report_fallback_once(segmenter.backend_note)
     return segmenter
+
+
+def report_fallback_once(note: str) -> None:
+    """Print an ``auto`` backend fallback note to stderr the first time one comes."""
+    global _fallback_reported
+    if note and not _fallback_reported:
+        _fallback_reported = True
+        print(note, file=sys.stderr)

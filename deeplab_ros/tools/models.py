@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from deeplab_ros.core import pretrained
-from deeplab_ros.core.assets import cache_dir, shared_dir, user_weights_dirs
+from deeplab_ros.core.weights import pretrained
+from deeplab_ros.core.weights.locations import cache_dir, shared_dir, user_weights_dirs
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 

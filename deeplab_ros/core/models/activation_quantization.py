@@ -14,13 +14,14 @@ run through ``forward_with_depthwise``, keeps its residual sum in float.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 import torch
 from torch import nn
 
 #: Module name -> (scale, zero point) of a uint8 activation.
 ActivationTable = Mapping[str, tuple[float, int]]
+Model = TypeVar('Model', bound=nn.Module)
 
 
 def _fake_quantize(scale: float, zero_point: int, module: nn.Module, inputs: Any,
@@ -28,7 +29,7 @@ def _fake_quantize(scale: float, zero_point: int, module: nn.Module, inputs: Any
     return torch.fake_quantize_per_tensor_affine(output, scale, zero_point, 0, 255)
 
 
-def quantize_activations(model: nn.Module, table: ActivationTable | None) -> nn.Module:
+def quantize_activations(model: Model, table: ActivationTable | None) -> Model:
     """Round the outputs of the modules named in ``table`` to their uint8 grids.
 
     Raises:

@@ -6,7 +6,7 @@ graphs), which differs from VainF's DeepLabV3+ (:mod:`.deeplabv3plus`):
 - backbone: MobileNetV2 1.0 without the final 1x1 conv, batch norm folded into conv biases,
   TensorFlow "SAME" padding; strides past the output stride become dilations (8 or 16);
 - encoder head: DeepLab's MobileNetV2 head (image pooling + 1x1 branch, no atrous branches,
-  projection to 256), see :class:`~.deeplab_mnv2.MobileNetV2Head`;
+  projection to 256), see :class:`~.deeplabv3_tf.MobileNetV2Head`;
 - decoder at stride 4: the *depthwise activation* (144 channels) of the second stride-4
   block projected to 48 (1x1 + ReLU), concatenated **after** the upsampled 256-channel encoder
   output, then two separable convs (depthwise 3x3 + ReLU, pointwise 1x1 + ReLU) to 256 and a
@@ -17,14 +17,16 @@ graphs), which differs from VainF's DeepLabV3+ (:mod:`.deeplabv3plus`):
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
 from deeplab_ros.core.models.activation_quantization import (
     ActivationTable, quantize_activations)
-from deeplab_ros.core.models.deeplab_mnv2 import conv_relu, MobileNetV2Head
-from deeplab_ros.core.models.mobilenetv2 import (
+from deeplab_ros.core.models.backbones.mobilenetv2 import (
     feature_channels, initialise_weights, InvertedResidual, mobilenetv2_features)
+from deeplab_ros.core.models.deeplabv3_tf import conv_relu, MobileNetV2Head
 from deeplab_ros.core.models.registry import register_model
 from deeplab_ros.core.models.resize import resize_bilinear, RESIZE_MODES
 
@@ -74,7 +76,7 @@ class DeepLabV3PlusMobileNetV2TF(nn.Module):
             padding='tf_same')
         tap = self.backbone[LOW_LEVEL_BLOCK]
         assert isinstance(tap, InvertedResidual)
-        low_level_channels = tap.conv[tap.depthwise_end - 1][0].out_channels
+        low_level_channels = tap.depthwise_conv.out_channels
         self.head = MobileNetV2Head(feature_channels(self.backbone, len(self.backbone) - 1),
                                     None)
         self.decoder = DeepLabV3PlusDecoder(low_level_channels, 256, num_classes)
@@ -82,7 +84,8 @@ class DeepLabV3PlusMobileNetV2TF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, classes, H, W]`` at the input resolution."""
         features = self.backbone[:LOW_LEVEL_BLOCK](x)
-        features, low_level = self.backbone[LOW_LEVEL_BLOCK].forward_with_depthwise(features)
+        tap = cast(InvertedResidual, self.backbone[LOW_LEVEL_BLOCK])
+        features, low_level = tap.forward_with_depthwise(features)
         encoded = self.head(self.backbone[LOW_LEVEL_BLOCK + 1:](features))
         encoded = resize_bilinear(encoded, low_level.shape[-2:], self.resize)
         # Channels-last logits: the full-size resize costs the same, and the arg-max over

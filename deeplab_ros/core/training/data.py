@@ -1,4 +1,4 @@
-"""Training and validation datasets on top of :mod:`deeplab_ros.core.datasets` samples.
+"""Training and validation datasets on top of :mod:`deeplab_ros.core.evaluation.datasets` samples.
 
 Sampling is deterministic by construction: :class:`EpochBatchSampler` shuffles each epoch with
 a generator seeded from ``(seed, epoch)`` and hands out ``(epoch, index)`` keys, and
@@ -9,7 +9,7 @@ straight to the batch it stopped at.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 import random
 from typing import Any, Protocol
 
@@ -21,17 +21,30 @@ from deeplab_ros.core.training.transforms import sample_generator, TrainTransfor
 
 
 class SampleLike(Protocol):
-    """What a dataset sample offers (``deeplab_ros.core.datasets.SegmentationSample``)."""
+    """What a dataset sample offers (``evaluation.datasets.SegmentationSample``)."""
 
     name: str
     image_rgb: np.ndarray
     target: np.ndarray
 
 
+class SampleSource(Protocol):
+    """Samples by index, with a length and in order (a list, a ``VocLayoutDataset`` ...)."""
+
+    def __len__(self) -> int:
+        """The number of samples."""
+
+    def __getitem__(self, index: int) -> SampleLike:
+        """Sample ``index``."""
+
+    def __iter__(self) -> Iterator[SampleLike]:
+        """The samples in order."""
+
+
 class AugmentedDataset(Dataset):
     """Applies :class:`TrainTransform` to samples, keyed by ``(epoch, index)``."""
 
-    def __init__(self, samples: Sequence[SampleLike], transform: TrainTransform,
+    def __init__(self, samples: SampleSource, transform: TrainTransform,
                  seed: int) -> None:
         self.samples = samples
         self.transform = transform

@@ -1,11 +1,11 @@
 """Weight initialisation for fine-tuning: pretrained MobileNetV2 backbone or a checkpoint.
 
 The pretrained MobileNetV2 comes from Google's DeepLab TFLite release (converted by
-:mod:`deeplab_ros.core.pretrained`), where batch norm is already folded into the convolution
-biases. The VainF layout used by ``deeplabv3plus_mobilenetv2`` keeps a BatchNorm2d after every
-convolution; the transfer copies each convolution kernel and turns the BatchNorm into an
-identity plus the folded bias (weight 1, bias b, running mean 0, running variance 1 - eps), so
-the transferred backbone computes the same features as the original.
+:mod:`deeplab_ros.core.weights.pretrained`), where batch norm is already folded into the
+convolution biases. The VainF layout used by ``deeplabv3plus_mobilenetv2`` keeps a BatchNorm2d
+after every convolution; the transfer copies each convolution kernel and turns the BatchNorm
+into an identity plus the folded bias (weight 1, bias b, running mean 0, running variance
+1 - eps), so the transferred backbone computes the same features as the original.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from deeplab_ros.core.checkpoint import CheckpointError, load_model, read_checkpoint
 from deeplab_ros.core.errors import InvalidSettingError
+from deeplab_ros.core.weights.checkpoint import CheckpointError, load_model, read_checkpoint
 
 #: Pretrained DeepLab MobileNetV2 checkpoints by depth multiplier.
 PRETRAINED_BY_DEPTH: dict[float, str] = {1.0: 'deeplabv3_mnv2_dm10_dequant',
@@ -91,6 +91,9 @@ def transfer_folded_backbone(source: nn.Module, target: nn.Module) -> int:
             dst.bias.zero_()
         dst_norm.weight.fill_(1.0)
         dst_norm.bias.copy_(bias)
+        if dst_norm.running_mean is None or dst_norm.running_var is None:
+            raise CheckpointError(f'The batch norm after convolution {number} of the model '
+                                  'keeps no running statistics to take the pretrained bias.')
         dst_norm.running_mean.zero_()
         dst_norm.running_var.fill_(1.0 - dst_norm.eps)
     return len(target_pairs)
@@ -108,7 +111,7 @@ def copy_matching(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> tupl
 
 
 def _pretrained_mobilenetv2(depth_multiplier: float) -> tuple[nn.Module, str]:
-    from deeplab_ros.core.pretrained import pretrained_checkpoint
+    from deeplab_ros.core.weights.pretrained import pretrained_checkpoint
 
     name = PRETRAINED_BY_DEPTH.get(float(depth_multiplier))
     if name is None:

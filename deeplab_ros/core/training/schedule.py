@@ -23,12 +23,12 @@ class PolyLR(LRScheduler):
         self.min_lr = float(min_lr)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | torch.Tensor]:
         """Return the learning rate of every parameter group at the current step."""
-        return self._closed_form()
+        return list(self._closed_form())
 
-    def _get_closed_form_lr(self) -> list[float]:
-        return self._closed_form()
+    def _get_closed_form_lr(self) -> list[float | torch.Tensor]:
+        return list(self._closed_form())
 
     def _closed_form(self) -> list[float]:
         progress = min(self.last_epoch, self.total_steps) / self.total_steps

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 import math
@@ -12,23 +11,26 @@ import time
 from typing import Any
 
 import torch
+from torch import nn
 import torch.nn.functional as F
 
-from deeplab_ros.core.checkpoint import CheckpointError, CheckpointMetadata, save_checkpoint
-from deeplab_ros.core.datasets import VocLayoutDataset
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
-from deeplab_ros.core.evaluation import evaluate, EvaluationResult
+from deeplab_ros.core.evaluation.datasets import VocLayoutDataset
+from deeplab_ros.core.evaluation.evaluate import evaluate, EvaluationResult
+from deeplab_ros.core.inference.device import resolve_device
+from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.labels import LabelSet, resolve_labels
 from deeplab_ros.core.models import build_model
-from deeplab_ros.core.segmenter import resolve_device, Segmenter
 from deeplab_ros.core.training.config import TrainConfig
-from deeplab_ros.core.training.data import AugmentedDataset, make_train_loader, SampleLike
+from deeplab_ros.core.training.data import AugmentedDataset, make_train_loader, SampleSource
 from deeplab_ros.core.training.initialization import initialize_model
 from deeplab_ros.core.training.progress import ProgressLine
 from deeplab_ros.core.training.schedule import PolyLR
 from deeplab_ros.core.training.state import (
     atomic_save, capture_rng_state, restore_rng_state, seed_everything)
 from deeplab_ros.core.training.transforms import TrainTransform
+from deeplab_ros.core.weights.checkpoint import (
+    CheckpointError, CheckpointMetadata, save_checkpoint)
 
 #: File names inside the output folder.
 STATE_FILE = 'train_state.pt'
@@ -62,8 +64,8 @@ class Trainer:
     """Fine-tunes a registered segmentation model on a PASCAL VOC layout dataset."""
 
     def __init__(self, config: TrainConfig, *,
-                 train_samples: Sequence[SampleLike] | None = None,
-                 val_samples: Sequence[SampleLike] | None = None,
+                 train_samples: SampleSource | None = None,
+                 val_samples: SampleSource | None = None,
                  labels: LabelSet | None = None, log: Any = print,
                  initialize: bool = True) -> None:
         """Prepare data, model, optimiser and schedule.
@@ -86,7 +88,7 @@ class Trainer:
         self.train_samples = (train_samples if train_samples is not None
                               else self._open_split(config.train_split))
         if val_samples is not None:
-            self.val_samples: Sequence[SampleLike] | None = val_samples
+            self.val_samples: SampleSource | None = val_samples
         elif config.val_split:
             self.val_samples = self._open_split(config.val_split)
         else:
@@ -128,7 +130,8 @@ class Trainer:
         return VocLayoutDataset(self.config.dataset, split, self.labels)
 
     def _parameter_groups(self) -> list[dict[str, Any]]:
-        backbone, head = [], []
+        backbone: list[nn.Parameter] = []
+        head: list[nn.Parameter] = []
         for name, parameter in self.model.named_parameters():
             if not parameter.requires_grad:
                 continue
@@ -235,7 +238,7 @@ class Trainer:
             output_stride=self.config.output_stride,
             model_options=dict(self.config.model_options),
             class_names=tuple(self.labels.class_names),
-            palette=tuple(tuple(color) for color in self.labels.palette),
+            palette=tuple((red, green, blue) for red, green, blue in self.labels.palette),
             mean=self.train_transform.mean, std=self.train_transform.std,
             input_size=self.config.input_size or DEFAULT_INPUT_SIZE,
             source=(f'deeplab-ros-train on {self.config.dataset} ({self.config.train_split}), '
@@ -274,7 +277,7 @@ class Trainer:
         self.scheduler.step()
         return float(loss.detach())
 
-    def validate(self, samples: Sequence[SampleLike] | None = None) -> EvaluationResult:
+    def validate(self, samples: SampleSource | None = None) -> EvaluationResult:
         """Score the current model on ``samples`` (default: the validation split).
 
         The model runs inside a :class:`Segmenter` built from the metadata it will be

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import torch
 
-from deeplab_ros.core.datasets import DatasetError
 from deeplab_ros.core.errors import InvalidSettingError
+from deeplab_ros.core.evaluation.datasets import DatasetError
 
 
 def sample_generator(seed: int, epoch: int, index: int) -> np.random.Generator:

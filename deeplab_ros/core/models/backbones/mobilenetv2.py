@@ -56,7 +56,7 @@ class SamePaddingConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pad the bottom/right-heavy TensorFlow way, then convolve."""
-        pads = []
+        pads: list[int] = []
         for size, kernel, stride, dilation in zip(
                 reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride),
                 reversed(self.dilation)):
@@ -147,6 +147,20 @@ class InvertedResidual(nn.Module):
             x if self.input_padding is None else F.pad(x, self.input_padding))
         out = self.conv[self.depthwise_end:](depthwise)
         return (x + out if self.use_residual else out), depthwise
+
+    @property
+    def depthwise_conv(self) -> nn.Conv2d:
+        """The depthwise conv, whose activation ``forward_with_depthwise`` also returns."""
+        return depthwise_conv_of(self.conv, self.depthwise_end)
+
+
+def depthwise_conv_of(layers: nn.Sequential, depthwise_end: int) -> nn.Conv2d:
+    """The conv of the (conv, ..., activation) stage that ends ``layers[:depthwise_end]``."""
+    stage = layers[depthwise_end - 1]
+    conv = stage[0] if isinstance(stage, nn.Sequential) else None
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f'stage {depthwise_end - 1} of the block does not start with a conv')
+    return conv
 
 
 def mobilenetv2_features(*, width_mult: float = 1.0, round_nearest: int = 8,

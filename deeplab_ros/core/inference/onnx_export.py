@@ -1,6 +1,6 @@
 """ONNX export of any registered model, with its metadata, and the cache of exported files.
 
-    from deeplab_ros.core.onnx_export import export_onnx, read_onnx_metadata
+    from deeplab_ros.core.inference.onnx_export import export_onnx, read_onnx_metadata
     export_onnx(model, metadata, 'model.onnx', input_size=513)   # for trtexec, Isaac ROS, ...
 
 The graph takes ``input`` (float, ``[N, 3, S, S]``, normalised with the model's mean/std) and
@@ -26,8 +26,9 @@ import warnings
 
 import torch
 
-from deeplab_ros.core.checkpoint import CheckpointMetadata
 from deeplab_ros.core.errors import ConfigurationError
+from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
+from deeplab_ros.core.weights.locations import cache_dir
 
 ONNX_OPSET = 17
 INPUT_NAME = 'input'
@@ -224,3 +225,18 @@ def describe(properties: dict[str, Any]) -> str:
             f"{properties.get('input_size', '?')}, output stride "
             f"{properties.get('output_stride', '?')}, {properties.get('precision', '?')}, "
             f"batch {properties.get('batch_size', '?')}")
+
+
+def onnx_cache_stem(weights_path: Path | None, metadata: CheckpointMetadata) -> str:
+    """File-name stem of a model's cached ONNX exports (its checkpoint's, made unique).
+
+    Checkpoints in the cache folder (the converted pretrained models) keep their own stem;
+    others get a short digest of their absolute path, so two ``model.pt`` files in different
+    folders do not take turns overwriting one export. Models without a file use the variant.
+    """
+    if weights_path is None:
+        return f'{metadata.variant}-unsaved'
+    path = Path(weights_path).resolve()
+    if path.parent == cache_dir().resolve():
+        return path.stem
+    return f'{path.stem}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}'

@@ -1,6 +1,6 @@
 """The segmenter: RGB frames of any size in, labels at each frame's own resolution out.
 
-    from deeplab_ros.core.segmenter import Segmenter
+    from deeplab_ros.core.inference.segmenter import Segmenter
     segmenter = Segmenter.from_checkpoint('pretrained')       # or a .pt path
     result = segmenter.segment(rgb_frame, color=True, overlay=True)
     result.labels            # HxW uint8 class ids
@@ -14,74 +14,25 @@ counts) come back: copied into pinned host memory without blocking, with one wai
 from __future__ import annotations
 
 from dataclasses import dataclass
-import hashlib
 from pathlib import Path
-import re
 import threading
-from typing import Sequence
+from typing import overload, Sequence
 
 import numpy as np
 import torch
 
-from deeplab_ros.core.assets import cache_dir
-from deeplab_ros.core.backends import (
+from deeplab_ros.core.inference.backends import (
     Forward, OnnxRuntimeForward, resolve_backend, TorchForward)
-from deeplab_ros.core.checkpoint import (
-    CheckpointError, CheckpointMetadata, device_defaults, load_model)
-from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
-from deeplab_ros.core.onnx_export import OnnxExportError
-from deeplab_ros.core.labels import LabelSet
-from deeplab_ros.core.postprocess import (
+from deeplab_ros.core.inference.device import resolve_device
+from deeplab_ros.core.inference.onnx_export import onnx_cache_stem, OnnxExportError
+from deeplab_ros.core.inference.postprocess import (
     blend, class_counts, colorize, fractions_from_counts, labels_and_confidence,
     parse_upsample)
-from deeplab_ros.core.preprocess import Preprocessor
-
-
-class DeviceUnavailableError(ConfigurationError):
-    """The requested inference device does not exist on this machine."""
-
-
-_DEVICE_SPEC = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
-
-
-def parse_device(spec: str = 'auto') -> str:
-    """Normalise the device setting without looking at the hardware.
-
-    The result is ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'``; '' means ``'auto'``.
-
-    Raises:
-        InvalidSettingError: ``spec`` names no device.
-    """
-    text = (spec or 'auto').strip().lower()
-    if not _DEVICE_SPEC.match(text):
-        raise InvalidSettingError(f'Unknown device {spec!r}: use auto, cpu, cuda or cuda:N.',
-                                  setting='device')
-    return text
-
-
-def resolve_device(spec: str = 'auto') -> torch.device:
-    """``'auto'`` (CUDA if present, else CPU), ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
-
-    Raises:
-        InvalidSettingError: ``spec`` names no device.
-        DeviceUnavailableError: the device does not exist on this machine.
-    """
-    text = parse_device(spec)
-    if text == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    if text == 'cpu':
-        return torch.device('cpu')
-    if not torch.cuda.is_available():
-        raise DeviceUnavailableError(
-            f'device {spec!r} was requested but CUDA is not available on this machine '
-            f'(torch {torch.__version__}, CUDA build {torch.version.cuda or "none"}); '
-            'use device "auto" or "cpu".', setting='device')
-    device = torch.device(text)
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        raise DeviceUnavailableError(f'device {spec!r} does not exist: this machine has '
-                                     f'{torch.cuda.device_count()} CUDA device(s).',
-                                     setting='device')
-    return device
+from deeplab_ros.core.inference.preprocess import Preprocessor
+from deeplab_ros.core.labels import LabelSet
+from deeplab_ros.core.weights.checkpoint import (
+    CheckpointError, CheckpointMetadata, device_defaults, load_model)
+from deeplab_ros.core.weights.locations import cache_dir
 
 
 @dataclass
@@ -106,6 +57,12 @@ class _HostDownload:
     def __init__(self, device: torch.device) -> None:
         self._stream = torch.cuda.current_stream(device) if device.type == 'cuda' else None
 
+    @overload
+    def start(self, tensor: torch.Tensor) -> torch.Tensor: ...
+
+    @overload
+    def start(self, tensor: None) -> None: ...
+
     def start(self, tensor: torch.Tensor | None) -> torch.Tensor | None:
         """Begin copying ``tensor`` to the host; its host copy (valid after :meth:`wait`)."""
         if tensor is None or self._stream is None:
@@ -118,21 +75,6 @@ class _HostDownload:
         """Block until every copy started so far is done."""
         if self._stream is not None:
             self._stream.synchronize()
-
-
-def onnx_cache_stem(weights_path: Path | None, metadata: CheckpointMetadata) -> str:
-    """File-name stem of a model's cached ONNX exports (its checkpoint's, made unique).
-
-    Checkpoints in the cache folder (the converted pretrained models) keep their own stem;
-    others get a short digest of their absolute path, so two ``model.pt`` files in different
-    folders do not take turns overwriting one export. Models without a file use the variant.
-    """
-    if weights_path is None:
-        return f'{metadata.variant}-unsaved'
-    path = Path(weights_path).resolve()
-    if path.parent == cache_dir().resolve():
-        return path.stem
-    return f'{path.stem}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}'
 
 
 class Segmenter:
@@ -203,9 +145,9 @@ class Segmenter:
         """Build from ``'pretrained'``, ``'pretrained:NAME'`` or a checkpoint path.
 
         Input size and output stride not given follow the checkpoint's recommendation for
-        the device (:func:`~deeplab_ros.core.checkpoint.device_defaults`).
+        the device (:func:`~deeplab_ros.core.weights.checkpoint.device_defaults`).
         """
-        from deeplab_ros.core.pretrained import resolve_weights
+        from deeplab_ros.core.weights.pretrained import resolve_weights
 
         resolved_device = device if isinstance(device, torch.device) else \
             resolve_device(device)
@@ -254,7 +196,7 @@ class Segmenter:
                     logits[index], place, upsample=self.upsample, confidence=confidence)
                 colors = colorize(labels, self._palette) if (color or overlay) else None
                 mixed = None
-                if overlay:
+                if overlay and colors is not None:  # colours are made for every overlay
                     clear = labels == 0 if self._background_first else None
                     mixed = blend(uploaded[index], colors, overlay_alpha, clear)
                 pending.append((labels.numel(), download.start(labels),

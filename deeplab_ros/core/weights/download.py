@@ -32,6 +32,23 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def verify_sha256(path: str | Path, expected: str, *, what: str = 'the expected file',
+                  error: type[ConfigurationError] = DownloadError, setting: str = '') -> str:
+    """Return the hex sha256 of ``path`` after checking it is ``expected``.
+
+    An empty ``expected`` checks nothing (the digest is still returned).
+
+    Raises:
+        ConfigurationError: ``error`` (``DownloadError`` by default), with ``setting``, when
+            the file has another sha256: "``path`` is not ``what``: its sha256 is ...".
+    """
+    digest = sha256_of(path)
+    if expected and digest != expected.lower():
+        raise error(f'{path} is not {what}: its sha256 is {digest}, expected {expected}',
+                    setting=setting)
+    return digest
+
+
 def text_progress(label: str, stream: IO[str] | None = None) -> ProgressCallback:
     """A progress bar on ``stream`` (stderr): ``label [#####     ]  45% 1.2/2.7 MB``."""
     out = stream or sys.stderr

@@ -8,13 +8,16 @@ The registry :data:`PRETRAINED` is a table: each row names the published file, i
 sha256 and the converter that turns it into a PyTorch model with metadata. Preparing a model
 (:func:`pretrained_checkpoint`) looks, in order:
 
-1. in the cache (:func:`~deeplab_ros.core.assets.cache_dir`): a converted checkpoint whose
-   metadata records the expected source sha256 and the same conversion (:func:`conversion_key`:
-   converter, :data:`CONVERSION_REVISION`, run settings) is used as it is; the source file is
-   not needed again;
+1. in the cache (:func:`~deeplab_ros.core.weights.locations.cache_dir`): a converted
+   checkpoint whose metadata records the expected source sha256 and the same conversion
+   (:func:`conversion_key`: converter name, :data:`CONVERSION_REVISION`, run settings) is used
+   as it is; the source file is not needed again. Converters are named by a stable name from
+   :data:`CONVERTERS`, never by where their code lives, so moving code does not invalidate
+   caches; caches that recorded the converter's former module path
+   (:data:`LEGACY_CONVERTER_PATHS`) are still used;
 2. for the source file, in the user weights folders
-   (:func:`~deeplab_ros.core.assets.user_weights_dirs`, ``DEEPLAB_ROS_WEIGHTS_PATH``);
-3. in ``<shared>/weights`` (:func:`~deeplab_ros.core.assets.shared_dir`);
+   (:func:`~deeplab_ros.core.weights.locations.user_weights_dirs`, ``DEEPLAB_ROS_WEIGHTS_PATH``);
+3. in ``<shared>/weights`` (:func:`~deeplab_ros.core.weights.locations.shared_dir`);
 4. at the publisher's URL: downloaded with a sha256 check and a progress bar.
 
 A source found is checked against its sha256, converted and cached; a downloaded source is
@@ -24,18 +27,24 @@ removed after conversion.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import importlib
 from pathlib import Path
-from typing import Any, Callable
 
-from deeplab_ros.core.assets import cache_dir, MissingAssetError, shared_dir, \
-    user_weights_dirs, WEIGHTS_PATH_ENV
-from deeplab_ros.core.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from deeplab_ros.core.download import download, DownloadError, ProgressCallback, sha256_of, \
-    text_progress
 from deeplab_ros.core.errors import InvalidSettingError
+from deeplab_ros.core.weights.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from deeplab_ros.core.weights.convert import CONVERTERS, Converter
+from deeplab_ros.core.weights.download import download, DownloadError, ProgressCallback, \
+    text_progress, verify_sha256
+from deeplab_ros.core.weights.locations import cache_dir, MissingAssetError, shared_dir, \
+    user_weights_dirs, WEIGHTS_PATH_ENV
 
-TFLITE_CONVERTER = 'deeplab_ros.core.tflite_convert:convert_tflite'
+#: What caches written before converters had names recorded instead of the name: the
+#: converter's ``module:function`` path. Only read, to keep using those caches.
+LEGACY_CONVERTER_PATHS = {
+    'tflite': 'deeplab_ros.core.tflite_convert:convert_tflite',
+    'tflite-mnv3': 'deeplab_ros.core.tflite_mobilenetv3:convert_mobilenetv3_tflite',
+}
+TFLITE_CONVERTER = 'tflite'
+MOBILENETV3_CONVERTER = 'tflite-mnv3'
 _TF_GPU_MODELS = 'https://storage.googleapis.com/download.tensorflow.org/models/tflite/gpu/'
 _CORAL_TEST_DATA = 'https://github.com/google-coral/test_data/raw/master/'
 _TF_HUB_LITE = 'https://tfhub.dev/sayakpaul/lite-model/'
@@ -52,8 +61,7 @@ class PretrainedSpec:
         summary: One line for listings.
         url: Where the publisher serves the file ('' = no download source).
         sha256: Hex sha256 of the published file ('' = not checked).
-        converter: ``'module:function'`` taking the source path (and the keyword run
-            settings below) and returning ``(model, CheckpointMetadata)``.
+        converter: Name of the converter in :data:`CONVERTERS`.
         input_size: Recommended input side on the CPU, stored in the metadata.
         output_stride: Output stride the checkpoint runs at (None: the export's).
         cuda_settings: Recommended (input size, output stride) on CUDA (0: as on the CPU).
@@ -82,7 +90,6 @@ ADE20K_OUTPUT_STRIDE = 16
 #: CPU input side of the Cityscapes MobileNetV3 (exported at 1025x2049): 769 is its training
 #: crop, where the image pooling is global as in training (docs/models.md#cityscapes-mobilenetv3).
 CITYSCAPES_MNV3_INPUT_SIZE = 769
-MOBILENETV3_CONVERTER = 'deeplab_ros.core.tflite_mobilenetv3:convert_mobilenetv3_tflite'
 
 
 #: CPU input size of the MobileNet-EdgeTPU Cityscapes model (exported at 513, output stride 16).
@@ -170,10 +177,25 @@ def cached_checkpoint_path(name: str) -> Path:
 def conversion_key(spec: PretrainedSpec) -> str:
     """What a cached conversion of ``spec`` must record to be reused as it is.
 
-    The converter, :data:`CONVERSION_REVISION` and the run settings stored in the metadata:
-    a changed row or converter makes the cache convert its source again.
+    The converter's name, :data:`CONVERSION_REVISION` and the run settings stored in the
+    metadata: a changed row or converter makes the cache convert its source again.
     """
-    return (f'{spec.converter} r{CONVERSION_REVISION} input_size={spec.input_size} '
+    return _key(spec.converter, spec)
+
+
+def accepted_conversion_keys(spec: PretrainedSpec) -> tuple[str, ...]:
+    """The keys with which a cached conversion of ``spec`` is used as it is.
+
+    :func:`conversion_key`, and the same key with the converter's former module path in place
+    of its name (:data:`LEGACY_CONVERTER_PATHS`), as caches written before converters had
+    names record it.
+    """
+    legacy = LEGACY_CONVERTER_PATHS.get(spec.converter)
+    return (conversion_key(spec),) + ((_key(legacy, spec),) if legacy else ())
+
+
+def _key(converter: str, spec: PretrainedSpec) -> str:
+    return (f'{converter} r{CONVERSION_REVISION} input_size={spec.input_size} '
             f'output_stride={spec.output_stride} cuda={spec.cuda_settings[0]}/'
             f'{spec.cuda_settings[1]}')
 
@@ -187,7 +209,7 @@ def is_cached(spec: PretrainedSpec) -> bool:
         _, metadata = read_checkpoint(path)
     except CheckpointError:
         return False
-    return (metadata is not None and metadata.conversion == conversion_key(spec)
+    return (metadata is not None and metadata.conversion in accepted_conversion_keys(spec)
             and (not spec.sha256 or metadata.source_sha256 == spec.sha256))
 
 
@@ -198,22 +220,26 @@ def source_candidates(spec: PretrainedSpec) -> list[Path]:
 
 
 def _checked_source(spec: PretrainedSpec, path: Path) -> str:
-    digest = sha256_of(path)
-    if spec.sha256 and digest != spec.sha256:
-        raise CheckpointError(f'{path} is not the published {spec.tflite_file} of '
-                              f'{spec.name!r}: sha256 {digest}, expected {spec.sha256}.')
-    return digest
+    return verify_sha256(path, spec.sha256, error=CheckpointError,
+                         what=f'the published {spec.tflite_file} of {spec.name!r}')
 
 
-def _converter(spec: PretrainedSpec) -> Callable[[Path], tuple[Any, Any]]:
-    module, function = spec.converter.split(':')
-    return getattr(importlib.import_module(module), function)
+def converter(name: str) -> Converter:
+    """The converter registered as ``name`` in :data:`CONVERTERS`.
+
+    Raises:
+        InvalidSettingError: no converter has that name.
+    """
+    if name not in CONVERTERS:
+        raise InvalidSettingError(f'Unknown converter {name!r}. Known: '
+                                  f'{", ".join(CONVERTERS)}.', setting='weights')
+    return CONVERTERS[name]
 
 
 def _convert_into_cache(spec: PretrainedSpec, source: Path, digest: str) -> Path:
-    model, metadata = _converter(spec)(source, input_size=spec.input_size,
-                                       output_stride=spec.output_stride,
-                                       cuda_settings=spec.cuda_settings)
+    model, metadata = converter(spec.converter)(source, input_size=spec.input_size,
+                                                output_stride=spec.output_stride,
+                                                cuda_settings=spec.cuda_settings)
     metadata.source_sha256 = digest
     metadata.conversion = conversion_key(spec)
     return save_checkpoint(cached_checkpoint_path(spec.name), model, metadata)

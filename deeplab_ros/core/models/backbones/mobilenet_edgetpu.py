@@ -1,4 +1,4 @@
-"""MobileNet-EdgeTPU and DeepLabV3 on it, the architecture of Google's Coral Cityscapes model.
+"""MobileNet-EdgeTPU, the backbone of Google's Coral Cityscapes DeepLabV3 model.
 
 What ``deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite`` contains (read from its graph,
 op by op; the block table is TF-slim's ``V3_EDGETPU``):
@@ -15,10 +15,9 @@ op by op; the block table is TF-slim's ``V3_EDGETPU``):
 - output stride 16 (the file): the last stage's stride becomes dilation 2 (its first block
   keeps dilation 1); output stride 8 also turns the stride of the 96-channel stage into
   dilation 2, as for MobileNetV2 (the weights do not depend on it).
-- head: DeepLab's MobileNetV2 head (:class:`~.deeplab_mnv2.MobileNetV2Head`) with 128
-  channels ("slim"): image pooling (global average -> 1x1 conv + ReLU -> broadcast) and a 1x1
-  branch, concatenated, a 1x1 projection, 1x1 logits; the logits are resized bilinearly with
-  ``align_corners=True`` to the input size (the file then takes the arg-max).
+
+The head on it is DeepLab's MobileNetV2 head, see
+:class:`~deeplab_ros.core.models.deeplabv3_tf.DeepLabV3MobileNetEdgeTPU`.
 """
 
 from __future__ import annotations
@@ -26,13 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deeplab_ros.core.models.activation_quantization import (
-    ActivationTable, quantize_activations)
-from deeplab_ros.core.models.deeplab_mnv2 import MobileNetV2Head
-from deeplab_ros.core.models.mobilenetv2 import (
-    ConvBNReLU, initialise_weights, InvertedResidual, make_divisible)
-from deeplab_ros.core.models.registry import register_model
-from deeplab_ros.core.models.resize import resize_bilinear
+from deeplab_ros.core.models.backbones.mobilenetv2 import (
+    ConvBNReLU, InvertedResidual, make_divisible)
 
 #: Per block: (fused, kernel, stride, expansion, output channels at depth 1.0, shortcut).
 EDGETPU_BLOCKS: tuple[tuple[bool, int, int, int, int, bool], ...] = (
@@ -46,8 +40,6 @@ EDGETPU_BLOCKS: tuple[tuple[bool, int, int, int, int, bool], ...] = (
 )
 STEM_CHANNELS = 32
 LAST_CHANNELS = 1280
-#: ASPP width of DeepLab's "slim" MobileNet-EdgeTPU configuration.
-SLIM_HEAD_CHANNELS = 128
 
 
 class FusedInvertedResidual(nn.Module):
@@ -117,40 +109,3 @@ def mobilenet_edgetpu_features(*, depth_multiplier: float = 0.75, output_stride:
     features.append(ConvBNReLU(channels, last, kernel_size=1, batch_norm=False,
                                activation=nn.ReLU))
     return nn.Sequential(*features)
-
-
-class DeepLabV3MobileNetEdgeTPU(nn.Module):
-    """MobileNet-EdgeTPU backbone + DeepLab's MobileNetV2 head (128 channels when "slim")."""
-
-    def __init__(self, *, num_classes: int, output_stride: int, depth_multiplier: float,
-                 head_channels: int) -> None:
-        super().__init__()
-        self.backbone = mobilenet_edgetpu_features(depth_multiplier=depth_multiplier,
-                                                   output_stride=output_stride)
-        self.head = MobileNetV2Head(self.backbone[-1][0].out_channels, num_classes,
-                                    channels=head_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, classes, H, W]`` at the input resolution (channels-last memory)."""
-        logits = self.head(self.backbone(x)).contiguous(memory_format=torch.channels_last)
-        return resize_bilinear(logits, x.shape[-2:], 'align_corners')
-
-
-@register_model('deeplabv3_mobilenet_edgetpu', output_strides=(8, 16),
-                description='DeepLabV3 MobileNet-EdgeTPU, DeepLab\'s MobileNetV2-style head '
-                            '(Coral TFLite port)')
-def deeplabv3_mobilenet_edgetpu(*, num_classes: int = 19, output_stride: int = 16,
-                                depth_multiplier: float = 0.75,
-                                head_channels: int = SLIM_HEAD_CHANNELS,
-                                activation_quantization: ActivationTable | None = None
-                                ) -> DeepLabV3MobileNetEdgeTPU:
-    """Build DeepLabV3 on MobileNet-EdgeTPU (Google's Cityscapes model: dm 0.75, head 128).
-
-    ``activation_quantization`` emulates a uint8 graph's activations, see
-    :mod:`~deeplab_ros.core.models.activation_quantization`.
-    """
-    model = DeepLabV3MobileNetEdgeTPU(num_classes=num_classes, output_stride=output_stride,
-                                      depth_multiplier=float(depth_multiplier),
-                                      head_channels=int(head_channels))
-    initialise_weights(model)
-    return quantize_activations(model, activation_quantization)

@@ -19,7 +19,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from deeplab_ros.core.geometry import resize_nearest
+from deeplab_ros.core.spatial.geometry import resize_nearest
 
 #: Value of the region-id image where no region is.
 NO_REGION = -1
@@ -64,12 +64,14 @@ class Region3D:
     @property
     def box_center(self) -> tuple[float, float, float]:
         """Centre of the axis-aligned box."""
-        return tuple((low + high) / 2.0 for low, high in zip(self.box_min, self.box_max))
+        (x0, y0, z0), (x1, y1, z1) = self.box_min, self.box_max
+        return ((x0 + x1) / 2.0, (y0 + y1) / 2.0, (z0 + z1) / 2.0)
 
     @property
     def box_size(self) -> tuple[float, float, float]:
         """Edge lengths of the axis-aligned box."""
-        return tuple(high - low for low, high in zip(self.box_min, self.box_max))
+        (x0, y0, z0), (x1, y1, z1) = self.box_min, self.box_max
+        return (x1 - x0, y1 - y0, z1 - z0)
 
 
 def find_regions(labels: np.ndarray, confidence: np.ndarray | None = None, *,

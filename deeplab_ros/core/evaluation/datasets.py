@@ -94,7 +94,7 @@ def iter_pair_folder(path: str | Path, labels: LabelSet) -> Iterator[Segmentatio
     root = Path(path)
     if (root / 'images').is_dir() and (root / 'annotations').is_dir():
         image_dir, mask_dir = root / 'images', root / 'annotations'
-        suffixes = IMAGE_SUFFIXES
+        suffixes: tuple[str, ...] = IMAGE_SUFFIXES
     else:
         image_dir = mask_dir = root
         suffixes = tuple(suffix for suffix in IMAGE_SUFFIXES if suffix != '.png')

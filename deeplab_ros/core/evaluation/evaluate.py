@@ -1,4 +1,4 @@
-"""Scoring a :class:`~deeplab_ros.core.segmenter.Segmenter` on labelled images.
+"""Scoring a :class:`~deeplab_ros.core.inference.segmenter.Segmenter` on labelled images.
 
 This is the one scoring path of the package: ``deeplab-ros-eval`` and the trainer's
 validation both call :func:`evaluate`, so a model is scored exactly as the node runs it
@@ -13,13 +13,13 @@ from typing import Protocol
 
 import numpy as np
 
-from deeplab_ros.core.datasets import DatasetError
-from deeplab_ros.core.metrics import ConfusionMatrix
-from deeplab_ros.core.segmenter import SegmentationResult, Segmenter
+from deeplab_ros.core.evaluation.datasets import DatasetError
+from deeplab_ros.core.evaluation.metrics import ConfusionMatrix
+from deeplab_ros.core.inference.segmenter import SegmentationResult, Segmenter
 
 
 class LabelledImage(Protocol):
-    """What a dataset sample offers (``deeplab_ros.core.datasets.SegmentationSample``)."""
+    """What a dataset sample offers (``evaluation.datasets.SegmentationSample``)."""
 
     name: str
     image_rgb: np.ndarray

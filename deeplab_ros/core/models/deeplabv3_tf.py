@@ -1,6 +1,9 @@
 """DeepLabV3 with DeepLab's "MobileNetV2 head", the architecture of Google's TFLite releases.
 
-What the three shared TFLite files contain (read from their graphs):
+On MobileNetV2 (the PASCAL VOC files) and on MobileNet-EdgeTPU (the Coral Cityscapes file,
+backbone in :mod:`~deeplab_ros.core.models.backbones.mobilenet_edgetpu`, head 128 channels
+wide: "slim"; its logits are resized the same way). What the three PASCAL VOC TFLite files
+contain (read from their graphs):
 
 - backbone: MobileNetV2 without the final 1x1 conv; batch norm folded into conv biases;
   ReLU6 after the stem, expansion and depthwise convs, linear projections; residual adds.
@@ -23,11 +26,17 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from deeplab_ros.core.models.mobilenetv2 import (
+from deeplab_ros.core.models.activation_quantization import (
+    ActivationTable, quantize_activations)
+from deeplab_ros.core.models.backbones.mobilenet_edgetpu import mobilenet_edgetpu_features
+from deeplab_ros.core.models.backbones.mobilenetv2 import (
     feature_channels, initialise_weights, mobilenetv2_features)
 from deeplab_ros.core.models.registry import register_model
+from deeplab_ros.core.models.resize import resize_bilinear
 
 DEPTH_MULTIPLIERS = (0.5, 1.0)
+#: ASPP width of DeepLab's "slim" MobileNet-EdgeTPU configuration.
+SLIM_HEAD_CHANNELS = 128
 
 
 def conv_relu(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -91,3 +100,40 @@ def deeplabv3_mobilenetv2(*, num_classes: int = 21, output_stride: int = 16,
                                  depth_multiplier=float(depth_multiplier))
     initialise_weights(model)
     return model
+
+
+class DeepLabV3MobileNetEdgeTPU(nn.Module):
+    """MobileNet-EdgeTPU backbone + DeepLab's MobileNetV2 head (128 channels when "slim")."""
+
+    def __init__(self, *, num_classes: int, output_stride: int, depth_multiplier: float,
+                 head_channels: int) -> None:
+        super().__init__()
+        self.backbone = mobilenet_edgetpu_features(depth_multiplier=depth_multiplier,
+                                                   output_stride=output_stride)
+        self.head = MobileNetV2Head(feature_channels(self.backbone, len(self.backbone) - 1),
+                                    num_classes, channels=head_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, classes, H, W]`` at the input resolution (channels-last memory)."""
+        logits = self.head(self.backbone(x)).contiguous(memory_format=torch.channels_last)
+        return resize_bilinear(logits, x.shape[-2:], 'align_corners')
+
+
+@register_model('deeplabv3_mobilenet_edgetpu', output_strides=(8, 16),
+                description='DeepLabV3 MobileNet-EdgeTPU, DeepLab\'s MobileNetV2-style head '
+                            '(Coral TFLite port)')
+def deeplabv3_mobilenet_edgetpu(*, num_classes: int = 19, output_stride: int = 16,
+                                depth_multiplier: float = 0.75,
+                                head_channels: int = SLIM_HEAD_CHANNELS,
+                                activation_quantization: ActivationTable | None = None
+                                ) -> DeepLabV3MobileNetEdgeTPU:
+    """Build DeepLabV3 on MobileNet-EdgeTPU (Google's Cityscapes model: dm 0.75, head 128).
+
+    ``activation_quantization`` emulates a uint8 graph's activations, see
+    :mod:`~deeplab_ros.core.models.activation_quantization`.
+    """
+    model = DeepLabV3MobileNetEdgeTPU(num_classes=num_classes, output_stride=output_stride,
+                                      depth_multiplier=float(depth_multiplier),
+                                      head_channels=int(head_channels))
+    initialise_weights(model)
+    return quantize_activations(model, activation_quantization)

@@ -22,7 +22,7 @@ CACHE_ENV = 'DEEPLAB_ROS_CACHE'
 WEIGHTS_PATH_ENV = 'DEEPLAB_ROS_WEIGHTS_PATH'
 PACKAGE = 'deeplab_ros'
 
-_MODULE_ROOT = Path(__file__).resolve().parents[2]
+_MODULE_ROOT = Path(__file__).resolve().parents[3]
 
 GOOGLE_RELEASES_HINT = (
     'The TFLite models are Google\'s public DeepLab releases (Apache-2.0): '

@@ -5,8 +5,8 @@ features.*``, ``backbone.high_level_features.*``, ``classifier.project.*``,
 ``classifier.aspp.*``, ``classifier.classifier.*``), so its checkpoints
 (``torch.load(f)['model_state']``) load unchanged and give the same outputs: the backbone
 pads the way VainF's does (no padding in the stem, each block's input zero-padded before the
-expansion, see :mod:`~deeplab_ros.core.models.mobilenetv2`), the ASPP pooling branch and both
-resizes are bilinear with ``align_corners=False``.
+expansion, see :mod:`~deeplab_ros.core.models.backbones.mobilenetv2`), the ASPP pooling
+branch and both resizes are bilinear with ``align_corners=False``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from deeplab_ros.core.models.mobilenetv2 import (
+from deeplab_ros.core.models.backbones.mobilenetv2 import (
     feature_channels, initialise_weights, mobilenetv2_features)
 from deeplab_ros.core.models.registry import register_model
 

@@ -6,40 +6,36 @@ segmenter's device as torch operations, and a backend takes the normalised batch
 
 - ``torch``: the model itself (float16 and channels-last on CUDA).
 - ``onnxruntime``: the model exported to ONNX (cached, see
-  :mod:`deeplab_ros.core.onnx_export`) in an ONNX Runtime session created once and released
-  by :meth:`Forward.close`. On the CPU it uses ``intra_op`` threads equal to torch's thread
-  count (one per physical core by default) and idle workers that sleep rather than spin; on
+  :mod:`deeplab_ros.core.inference.onnx_export`) in an ONNX Runtime session created once and
+  released by :meth:`Forward.close`. On the CPU it uses ``intra_op`` threads equal to torch's
+  thread count (one per physical core by default) and idle workers that sleep rather than spin; on
   CUDA it uses the TensorRT execution provider when present (float16 when ``half``), else
   the CUDA provider (a float16 graph when ``half``), with inputs and outputs bound to the
   torch tensors in device memory.
 - ``auto``: ONNX Runtime on the CPU when it is installed (faster than PyTorch eager there in
   every measurement, with the same arg-max: ``docs/benchmarks.md#backends``), else PyTorch
-  (saying so once); PyTorch on CUDA (ONNX Runtime's GPU providers have not been measured
-  against PyTorch's float16 path, so the measured path stays the default there).
+  (with a note, ``Segmenter.backend_note``, that callers report); PyTorch on CUDA (ONNX
+  Runtime's GPU providers have not been measured against PyTorch's float16 path, so the
+  measured path stays the default there).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-import sys
 from typing import Protocol
 
 import numpy as np
 import torch
 
-from deeplab_ros.core.checkpoint import CheckpointMetadata
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
-from deeplab_ros.core.onnx_export import (
+from deeplab_ros.core.inference.onnx_export import (
     cached_onnx, ExportSettings, INPUT_NAME, OUTPUT_NAME)
+from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
 
 BACKENDS = ('auto', 'torch', 'onnxruntime')
-BACKEND_HELP = ('network forward: auto (onnxruntime on the CPU when installed, else torch), '
-                'torch or onnxruntime (default auto)')
 ONNXRUNTIME_INSTALL_HINT = (
     'install it with: pip install onnx onnxruntime (CPU) or pip install onnx '
     'onnxruntime-gpu (CUDA and TensorRT providers)')
-
-_fallback_reported = False
 
 
 class BackendUnavailableError(ConfigurationError):
@@ -111,14 +107,6 @@ def resolve_backend(spec: str, device: torch.device) -> tuple[str, str]:
     return 'onnxruntime', ''
 
 
-def report_fallback_once(note: str) -> None:
-    """Print an ``auto`` fallback note to stderr the first time one comes (command tools)."""
-    global _fallback_reported
-    if note and not _fallback_reported:
-        _fallback_reported = True
-        print(note, file=sys.stderr)
-
-
 class TorchForward:
     """PyTorch eager forward of the model on the segmenter's device."""
 
@@ -168,12 +156,12 @@ def execution_providers(device: torch.device, half: bool, max_batch: int, input_
     import onnxruntime
 
     available = set(onnxruntime.get_available_providers())
-    cpu = ('CPUExecutionProvider', {})
+    cpu: tuple[str, dict[str, str]] = ('CPUExecutionProvider', {})
     if device.type != 'cuda':
         return [cpu]
     index = str(device.index or 0)
     stream = str(torch.cuda.current_stream(device).cuda_stream)
-    providers = []
+    providers: list[tuple[str, dict[str, str]]] = []
     if 'TensorrtExecutionProvider' in available:
         shape = f'{INPUT_NAME}:{{}}x3x{input_size}x{input_size}'
         providers.append(('TensorrtExecutionProvider', {

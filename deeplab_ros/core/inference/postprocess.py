@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from deeplab_ros.core.errors import InvalidSettingError
-from deeplab_ros.core.preprocess import Placement
+from deeplab_ros.core.inference.preprocess import Placement
 
 UPSAMPLE_MODES = ('labels', 'logits')
 

@@ -1,0 +1,1 @@
+"""Labels in 3D: depth back-projection, labelled point arrays and per-class regions."""
