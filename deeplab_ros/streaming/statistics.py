@@ -95,3 +95,32 @@ class NodeStatistics:
         """Increment a counter (received, processed, skipped, bad_inputs, bad_depth, ...)."""
         with self._lock:
             setattr(self, field, getattr(self, field) + amount)
+
+    def diagnostic_values(self) -> dict[str, object]:
+        """The counters, rates and latency percentiles as /diagnostics key-values, formatted.
+
+        Rates with two decimals, latencies in milliseconds with one; the caller adds what
+        describes the model (device, weights, backend, ...).
+        """
+        inference = self.inference.percentiles(50, 99)
+        node = self.node_latency.percentiles(50, 99)
+        end_to_end = self.end_to_end.percentiles(50, 99)
+        return {
+            'input_rate_hz': f'{self.input_rate.rate():.2f}',
+            'output_rate_hz': f'{self.output_rate.rate():.2f}',
+            'frames_received': self.received,
+            'frames_processed': self.processed,
+            'frames_skipped': self.skipped,
+            'bad_inputs': self.bad_inputs,
+            'bad_inputs_recent': self.recent_bad_inputs.recent(),
+            'camera_info_mismatches': self.camera_info_mismatches,
+            'inference_ms_p50': f'{inference[0]:.1f}',
+            'inference_ms_p99': f'{inference[1]:.1f}',
+            'node_latency_ms_p50': f'{node[0]:.1f}',
+            'node_latency_ms_p99': f'{node[1]:.1f}',
+            'end_to_end_ms_p50': f'{end_to_end[0]:.1f}',
+            'end_to_end_ms_p99': f'{end_to_end[1]:.1f}',
+            'bad_depth': self.bad_depth,
+            'bad_camera_info': self.bad_camera_info,
+            'depth_unmatched': self.depth_unmatched,
+        }
