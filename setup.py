@@ -26,7 +26,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'segmentation_node = deeplab_ros.ros.segmentation_node:main',
+            'segmentation_node = deeplab_ros.ros.executable:main',
             'deeplab-ros-convert = deeplab_ros.tools.convert:main',
             'deeplab-ros-models = deeplab_ros.tools.models:main',
             'deeplab-ros-eval = deeplab_ros.tools.evaluate:main',

@@ -117,7 +117,7 @@ def test_named_package_executable_and_files_exist_and_are_installed() -> None:
                 and getattr(node.func, 'id', '') == 'setup')
     keywords = {k.arg: k.value for k in call.keywords}
     scripts = ast.literal_eval(keywords['entry_points'])['console_scripts']
-    assert f'{constants["EXECUTABLE"]} = deeplab_ros.ros.segmentation_node:main' in scripts
+    assert f'{constants["EXECUTABLE"]} = deeplab_ros.ros.executable:main' in scripts
     assert 'deeplab-ros-bag = deeplab_ros.tools.bag:main' in scripts
     assert 'deeplab-ros-demo = deeplab_ros.tools.demo:main' in scripts
 

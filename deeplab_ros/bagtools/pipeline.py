@@ -1,7 +1,7 @@
 """Run a recorded bag through the segmentation node and record what it publishes.
 
 The node runs as its own process through its normal entry point
-(``deeplab_ros.ros.segmentation_node:main``, the ``segmentation_node`` executable) with a
+(``deeplab_ros.ros.executable:main``, the ``segmentation_node`` executable) with a
 parameters file, and is configured and activated over its lifecycle services, the way
 ``launch/segment.launch.py`` brings it up. The bag is played and the outputs are recorded from
 this process; publish times of the inputs are kept so latencies can be measured.
@@ -20,14 +20,13 @@ from deeplab_ros.bagtools.player import BagPlayer
 from deeplab_ros.bagtools.recorder import BagRecorder, RecordingStats
 from deeplab_ros.ros.lifecycle_client import LifecycleClient
 from deeplab_ros.ros.node_process import default_params_file, node_command, NodeProcess
+from deeplab_ros.ros.outputs import OUTPUTS
 from deeplab_ros.ros.segmentation_node import NODE_NAME
 from deeplab_ros.ros.spinning import SpunNode, wait_until
 from deeplab_ros.ros.stamps import header_key
 
-OUTPUT_TOPICS = ('segmentation/labels', 'segmentation/color', 'segmentation/overlay',
-                 'segmentation/confidence', 'segmentation/classes',
-                 'segmentation/camera_info', 'segmentation/label_info',
-                 'segmentation/detections', 'segmentation/points', 'segmentation/detections_3d')
+#: Every per-camera output of the node (a single, unnamed camera).
+OUTPUT_TOPICS = tuple(output.topic for output in OUTPUTS)
 
 
 class TimedPlayer(BagPlayer):

@@ -22,11 +22,6 @@ from deeplab_ros.core.spatial.geometry import (
 from deeplab_ros.ros.image_codec import DEPTH_ENCODINGS, decode_depth_msg, ImageDecodeError
 
 
-def stamp_ns(header: Any) -> int:
-    """A std_msgs/Header's stamp in nanoseconds."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 class DepthInputError(InputError):
     """A depth image (or the camera_info it needs) cannot be used.
 

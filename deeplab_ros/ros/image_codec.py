@@ -100,6 +100,29 @@ def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
 
 
+def _checked_rows(encoding: str, height: int, width: int, step: int, data: Any
+                  ) -> np.ndarray:
+    """:func:`_pixel_rows`, plus the size each packed or mosaicked encoding needs."""
+    rows = _pixel_rows(encoding, height, width, step, data)
+    if (encoding in _UYVY or encoding in _YUYV) and width % 2:
+        raise ImageDecodeError(
+            f'{encoding} packs two pixels per 4 bytes and needs an even width; got width '
+            f'{width}')
+    if encoding in _BAYER_TO_RGB and (height < 2 or width < 2):
+        raise ImageDecodeError(
+            f'{encoding} needs at least 2x2 pixels to demosaic; got {width}x{height}')
+    return rows
+
+
+def check_image_msg(message: Any) -> None:
+    """Raise ImageDecodeError unless a sensor_msgs/Image's fields are consistent.
+
+    Only what the header fields say is checked (encoding supported, sizes, step, data length):
+    cheap enough for the executor at receipt; :func:`decode_image_msg` converts later.
+    """
+    _checked_rows(message.encoding, message.height, message.width, message.step, message.data)
+
+
 def decode_image(encoding: str, height: int, width: int, step: int, is_bigendian: int,
                  data: Any) -> np.ndarray:
     """Decode sensor_msgs/Image fields into an HxWx3 uint8 RGB array.
@@ -118,7 +141,7 @@ def decode_image(encoding: str, height: int, width: int, step: int, is_bigendian
     Raises:
         ImageDecodeError: The encoding is unsupported or the fields are inconsistent.
     """
-    rows = _pixel_rows(encoding, height, width, step, data)
+    rows = _checked_rows(encoding, height, width, step, data)
     if encoding == 'rgb8':
         return rows.reshape(height, width, 3)
     if encoding in ('bgr8', '8UC3'):
@@ -133,15 +156,8 @@ def decode_image(encoding: str, height: int, width: int, step: int, is_bigendian
         # value >> 8 is the most significant byte of each sample: pick it, no 16-bit maths.
         return _grey_to_rgb(rows[:, 0::2] if is_bigendian else rows[:, 1::2])
     if encoding in _UYVY or encoding in _YUYV:
-        if width % 2:
-            raise ImageDecodeError(
-                f'{encoding} packs two pixels per 4 bytes and needs an even width; got width '
-                f'{width}')
         code = cv2.COLOR_YUV2RGB_UYVY if encoding in _UYVY else cv2.COLOR_YUV2RGB_YUY2
         return cv2.cvtColor(np.ascontiguousarray(rows).reshape(height, width, 2), code)
-    if height < 2 or width < 2:
-        raise ImageDecodeError(
-            f'{encoding} needs at least 2x2 pixels to demosaic; got {width}x{height}')
     return cv2.cvtColor(np.ascontiguousarray(rows), _BAYER_TO_RGB[encoding])
 
 

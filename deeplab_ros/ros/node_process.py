@@ -17,7 +17,7 @@ import sys
 from deeplab_ros.package_files import config_file
 from deeplab_ros.ros.segmentation_node import NODE_NAME
 
-NODE_MODULE = 'deeplab_ros.ros.segmentation_node'
+NODE_MODULE = 'deeplab_ros.ros.executable'
 
 
 def default_params_file() -> Path:

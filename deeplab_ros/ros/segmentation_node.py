@@ -15,122 +15,75 @@ region of a class) and, with ``use_depth``, ``segmentation/points`` (labelled Po
 Frames are never queued: each camera keeps only its newest frame, a worker thread infers the
 newest frames of all cameras as one batch, at most ``target_rate`` times a second, and
 overwritten frames are counted as skipped (:mod:`deeplab_ros.streaming.frame_scheduler`).
-The executor only receives frames and serves parameter and lifecycle services.
+The executor only receives frames (checking a raw image's fields) and serves parameter and
+lifecycle services; the worker decodes, infers and publishes. The outputs are listed in
+:mod:`deeplab_ros.ros.outputs`, each camera's endpoints kept by
+:class:`~deeplab_ros.ros.camera_stream.CameraStream`; the process around the node is
+:mod:`deeplab_ros.ros.executable`.
 """
 
 from __future__ import annotations
 
-from collections import deque
-import copy
-import ctypes
-from dataclasses import dataclass, field
 import functools
-import os
-import signal
-import sys
 import threading
 import time
 from typing import Any, Callable
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import (
-    DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
-from rclpy.qos_overriding_options import QoSOverridingOptions
 from rcl_interfaces.msg import SetParametersResult
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, LabelInfo
 
 from deeplab_ros.core.errors import ConfigurationError, InputError
+from deeplab_ros.core.inference.device import resolve_device
+from deeplab_ros.core.inference.segmenter import Segmenter
+from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.ros import parameters as params
-from deeplab_ros.ros.depth_input import (
-    check_depth_message, depth_for_frame, DepthInputError, stamp_ns)
-from deeplab_ros.ros.image_codec import (
-    decode_compressed_image_msg, decode_image_msg, encode_mono8, encode_rgb8)
+from deeplab_ros.ros.camera_stream import CameraStream, PendingFrame
+from deeplab_ros.ros.depth_input import check_depth_message, depth_for_frame, DepthInputError
+from deeplab_ros.ros.image_codec import check_image_msg, encode_mono8, encode_rgb8
 from deeplab_ros.ros.messages import camera_info_for_frame, classification, \
     diagnostic_array, label_info
+from deeplab_ros.ros.outputs import OUTPUT_QOS  # noqa: F401 - the outputs' QoS, re-exported
 from deeplab_ros.ros.spatial_outputs import (
     resolve_classes, SPATIAL_OUTPUTS, spatial_messages, SpatialSettings)
+from deeplab_ros.ros.stamps import stamp_ns
+from deeplab_ros.streaming.depth_pairing import DepthPairing
 from deeplab_ros.streaming.frame_scheduler import NewestFrameScheduler
-from deeplab_ros.streaming.stamp_matcher import StampMatcher
 from deeplab_ros.streaming.statistics import BAD_INPUT_WINDOW_S, NodeStatistics
+from deeplab_ros.streaming.throttle import KeyedThrottle
 
 NODE_NAME = 'deeplab_segmentation'
 #: A lifecycle transition callback of the node.
-Transition = Callable[[Any, LifecycleState], TransitionCallbackReturn]
-OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+TransitionCallback = Callable[[Any, LifecycleState], TransitionCallbackReturn]
 ERROR_THROTTLE_SECONDS = 5.0
-#: Longest wait (s) after inference for a frame's depth image that has not arrived yet.
-DEPTH_WAIT_SECONDS = 0.2
 #: How long teardown waits for the inference worker to finish its batch (seconds).
 WORKER_JOIN_TIMEOUT_S = 30.0
 #: An active camera that sent no image for this long turns /diagnostics to WARN (seconds).
 NO_IMAGE_WARN_S = 5.0
-#: Per-frame outputs: (name under segmentation/, message type).
-OUTPUTS = (('labels', Image), ('color', Image), ('overlay', Image), ('confidence', Image),
-           ('classes', Classification), ('camera_info', CameraInfo))
-
-
-def own_qos(template: QoSProfile) -> QoSProfile:
-    """Return a copy of ``template`` for one endpoint to own.
-
-    rclpy applies QoS override parameters to the profile passed in, in place, so a shared one
-    would carry an override of one topic to every other endpoint created with it (and to
-    rclpy's module-level presets).
-    """
-    return copy.copy(template)
+#: The live parameters :class:`SpatialSettings` is resolved from.
+SPATIAL_PARAMETERS = frozenset((
+    'points_dense', 'points_stride', 'points_classes', 'detections_min_area_fraction',
+    'detections_ignore_classes', 'detections_box_percentile'))
 
 
 class WorkerStuckError(RuntimeError):
     """The inference worker did not stop in time; what it uses was left in place."""
 
 
-@dataclass
-class PendingFrame:
-    """The newest decoded frame of a camera, waiting for inference."""
-
-    header: Header
-    rgb: np.ndarray | None   # None until ``compressed`` is decoded (by the worker)
-    received: float  # time.monotonic() at receipt
-    compressed: CompressedImage | None = None
-
-
-@dataclass(eq=False)  # hashable by identity: the frame scheduler's key
-class CameraStream:
-    """One camera: its topics, publishers and subscriptions."""
-
-    name: str
-    prefix: str
-    publishers: dict[str, Any] = field(default_factory=dict)
-    subscriptions: list[Any] = field(default_factory=list)
-    camera_info: CameraInfo | None = None
-    #: The last few camera_info messages: a frame takes the one with its own stamp if any.
-    recent_camera_info: deque = field(default_factory=lambda: deque(maxlen=8))
-    depth: StampMatcher[Image] | None = None
-    last_received: float = 0.0  # time.monotonic() of the newest frame (0 = none yet)
-
-    def topic(self, suffix: str) -> str:
-        """Relative topic name of this camera."""
-        return f'{self.prefix}{suffix}'
-
-
 def _transition(name: str, *, release_on_failure: bool = False,
                 result_on_error: TransitionCallbackReturn = TransitionCallbackReturn.FAILURE
-                ) -> Callable[[Transition], Transition]:
+                ) -> Callable[[TransitionCallback], TransitionCallback]:
     """Guard a lifecycle transition callback.
 
     rclpy turns an exception raised in a transition into ERROR without logging it; a guarded
     callback logs the cause instead and returns ``result_on_error`` (FAILURE: the node stays
     in its state), releasing the model and endpoints first when ``release_on_failure``.
     """
-    def wrap(method: Transition) -> Transition:
+    def wrap(method: TransitionCallback) -> TransitionCallback:
         @functools.wraps(method)
         def guarded(node: 'SegmentationNode', state: LifecycleState) -> TransitionCallbackReturn:
             try:
@@ -148,18 +101,20 @@ class SegmentationNode(LifecycleNode):
     """Managed node running a DeepLab segmenter on one or more camera streams."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs: Any) -> None:
-        self._segmenter: Any = None
+        self._segmenter: Segmenter | None = None
         self._cameras: list[CameraStream] = []
         self._worker: threading.Thread | None = None
         self._scheduler: NewestFrameScheduler[CameraStream, PendingFrame] = \
             NewestFrameScheduler(lambda: self._live.target_rate)
-        self._error_lock = threading.Lock()
         self._stats = NodeStatistics()
         self._live = params.LiveSettings()
+        self._spatial = SpatialSettings()
+        self._depth_pairing = DepthPairing()
+        self._error_throttle = KeyedThrottle(ERROR_THROTTLE_SECONDS)
         self._diagnostics_publisher: Any = None
         self._diagnostics_timer: Any = None
-        self._configured_model: dict[str, Any] = {}
-        self._error_logged: dict[tuple[str, str, str], float] = {}
+        #: The model parameters as they were at configure (what the node runs with).
+        self._values_at_configure: dict[str, Any] = {}
         self._activated_at = 0.0
         super().__init__(node_name, **kwargs)
         params.declare_parameters(self)
@@ -182,19 +137,26 @@ class SegmentationNode(LifecycleNode):
                 self.get_logger().warning(
                     f'{change.name} changed to {change.value!r}: it takes effect at the next '
                     'configure (deactivate, cleanup, configure, activate).')
+        if any(change.name in SPATIAL_PARAMETERS for change in changes):
+            self._resolve_spatial_settings()
         return SetParametersResult(successful=True)
+
+    def _resolve_spatial_settings(self) -> None:
+        """Resolve the spatial parameters (class names to ids) once, not per frame."""
+        if self._segmenter is None:
+            return
+        live, labels = self._live, self._segmenter.labels
+        self._spatial = SpatialSettings(
+            points_dense=bool(live.points_dense), points_stride=int(live.points_stride),
+            points_classes=resolve_classes(live.points_classes, labels)[0],
+            min_area_fraction=float(live.detections_min_area_fraction),
+            ignore_classes=resolve_classes(live.detections_ignore_classes, labels)[0],
+            box_percentile=float(live.detections_box_percentile))
 
     # ---------------------------------------------------------------- lifecycle
     @_transition('configure', release_on_failure=True)
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Build and warm up the model, create publishers."""
-        return self._configure()
-
-    def _configure(self) -> TransitionCallbackReturn:
-        from deeplab_ros.core.inference.device import resolve_device
-        from deeplab_ros.core.inference.segmenter import Segmenter
-        from deeplab_ros.core.labels import resolve_labels
-
         value = lambda name: params.value(self, name)  # noqa: E731
         logger = self.get_logger()
         device_spec = str(value('device'))
@@ -220,35 +182,19 @@ class SegmentationNode(LifecycleNode):
         names = list(value('cameras') or [])
         self._cameras = [CameraStream(name, f'{name}/') for name in names] or \
             [CameraStream('', '')]
-        overriding = QoSOverridingOptions.with_default_policies()
         for camera in self._cameras:
-            make = self.create_lifecycle_publisher
-            camera.publishers = {
-                output: make(message_type, camera.topic(f'segmentation/{output}'),
-                             own_qos(OUTPUT_QOS), qos_overriding_options=overriding)
-                for output, message_type in OUTPUTS}
-            camera.publishers['label_info'] = make(
-                LabelInfo, camera.topic('segmentation/label_info'), own_qos(LATCHED_QOS))
-            camera.publishers['detections'] = make(
-                Detection2DArray, camera.topic('segmentation/detections'), own_qos(OUTPUT_QOS),
-                qos_overriding_options=overriding)
-            if value('use_depth'):
-                camera.depth = StampMatcher(int(value('depth_queue_size')))
-                camera.publishers['points'] = make(
-                    PointCloud2, camera.topic('segmentation/points'), own_qos(OUTPUT_QOS),
-                    qos_overriding_options=overriding)
-                camera.publishers['detections_3d'] = make(
-                    Detection3DArray, camera.topic('segmentation/detections_3d'),
-                    own_qos(OUTPUT_QOS), qos_overriding_options=overriding)
+            camera.create_publishers(self, bool(value('use_depth')),
+                                     int(value('depth_queue_size')))
         for name in ('points_classes', 'detections_ignore_classes'):
             unknown = resolve_classes(value(name), segmenter.labels)[1]
             if unknown:
                 logger.warning(f'{name}: {unknown} name no class of the model; ignored')
+        self._resolve_spatial_settings()
         period = float(value('diagnostics_period'))
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         if period > 0:
             self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics)
-        self._configured_model = {name: value(name) for name in params.MODEL_PARAMETERS}
+        self._values_at_configure = {name: value(name) for name in params.MODEL_PARAMETERS}
         meta = segmenter.metadata
         logger.info(f'configured: {meta.variant} ({meta.source or value("weights")}), '
                     f'{meta.num_classes} classes, input {segmenter.input_size}, '
@@ -260,36 +206,14 @@ class SegmentationNode(LifecycleNode):
     @_transition('activate')
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe, publish the label info and start the inference worker."""
+        assert self._segmenter is not None  # configured: activate follows configure
         result = super().on_activate(state)
-        overriding = QoSOverridingOptions.with_default_policies()
-        compressed = self._configured_model.get('input_transport') == 'compressed'
+        compressed = self._values_at_configure.get('input_transport') == 'compressed'
         for camera in self._cameras:
-            if compressed:
-                # image_transport's naming: the resolved (remapped) base topic + suffix.
-                image = self.create_subscription(
-                    CompressedImage,
-                    self.resolve_topic_name(camera.topic('image')) + '/compressed',
-                    lambda msg, cam=camera: self._on_compressed(cam, msg),
-                    own_qos(qos_profile_sensor_data), qos_overriding_options=overriding)
-            else:
-                image = self.create_subscription(
-                    Image, camera.topic('image'),
-                    lambda msg, cam=camera: self._on_image(cam, msg),
-                    own_qos(qos_profile_sensor_data), qos_overriding_options=overriding)
-            camera.subscriptions = [
-                image,
-                self.create_subscription(
-                    CameraInfo, camera.topic('camera_info'),
-                    lambda msg, cam=camera: self._on_camera_info(cam, msg),
-                    own_qos(qos_profile_sensor_data)),
-            ]
-            if camera.depth is not None:
-                camera.subscriptions.append(self.create_subscription(
-                    Image, camera.topic('depth'),
-                    lambda msg, cam=camera: self._on_depth(cam, msg),
-                    own_qos(qos_profile_sensor_data), qos_overriding_options=overriding))
+            camera.subscribe(self, compressed=compressed, on_image=self._on_image,
+                             on_depth=self._on_depth)
             header = Header(stamp=self.get_clock().now().to_msg())
-            camera.publishers['label_info'].publish(label_info(
+            camera.publish('label_info', label_info(
                 header, self._segmenter.labels, self._live.presence_min_fraction))
         self._scheduler.start()
         self._activated_at = time.monotonic()
@@ -317,6 +241,7 @@ class SegmentationNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    @_transition('error recovery')  # FAILURE on any other error too: finalized, not a loop
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Recover to unconfigured after an error in a transition."""
         try:
@@ -337,11 +262,7 @@ class SegmentationNode(LifecycleNode):
 
     def _unsubscribe(self) -> None:
         for camera in self._cameras:
-            for subscription in camera.subscriptions:
-                self.destroy_subscription(subscription)
-            camera.subscriptions = []
-            if camera.depth is not None:
-                camera.depth.clear()
+            camera.unsubscribe(self)
         self._scheduler.clear()
 
     def _release(self) -> None:
@@ -354,9 +275,7 @@ class SegmentationNode(LifecycleNode):
         self._stop_worker()
         self._unsubscribe()
         for camera in self._cameras:
-            for publisher in camera.publishers.values():
-                self.destroy_lifecycle_publisher(publisher)
-            camera.publishers = {}
+            camera.destroy_publishers(self)
         self._cameras = []
         self._scheduler.reset()
         if self._diagnostics_timer is not None:
@@ -382,25 +301,20 @@ class SegmentationNode(LifecycleNode):
             self._worker = None
 
     # ---------------------------------------------------------------- frames in
-    def _on_image(self, camera: CameraStream, message: Image) -> None:
-        stats = self._stats
-        stats.count('received')
-        stats.input_rate.tick()
-        camera.last_received = time.monotonic()
-        try:
-            rgb = decode_image_msg(message)
-        except InputError as error:
-            self._report_bad_input('bad_inputs', 'image', camera.topic('image'), error)
-            return
-        self._queue_frame(camera, PendingFrame(message.header, rgb, time.monotonic()))
-
-    def _on_compressed(self, camera: CameraStream, message: CompressedImage) -> None:
-        """Keep the compressed frame as it is: the worker decodes the ones it processes."""
+    def _on_image(self, camera: CameraStream, message: Image | CompressedImage) -> None:
+        """Keep the newest frame for the worker; a raw image's fields are checked now."""
         self._stats.count('received')
         self._stats.input_rate.tick()
         camera.last_received = time.monotonic()
-        self._queue_frame(camera, PendingFrame(message.header, None, camera.last_received,
-                                               compressed=message))
+        frame = PendingFrame(message, camera.last_received)
+        if not frame.compressed:
+            try:
+                check_image_msg(message)
+            except InputError as error:
+                self._report_bad_input('bad_inputs', 'image', camera.topic('image'), error)
+                return
+        if self._scheduler.offer(camera, frame):
+            self._stats.count('skipped')
 
     def _on_depth(self, camera: CameraStream, message: Image) -> None:
         try:
@@ -421,24 +335,10 @@ class SegmentationNode(LifecycleNode):
         """
         self._stats.count(counter)
         self._stats.recent_bad_inputs.tick()
-        key = (topic, what, problem)
-        now = time.monotonic()
-        with self._error_lock:
-            if now - self._error_logged.get(key, -ERROR_THROTTLE_SECONDS) < \
-                    ERROR_THROTTLE_SECONDS:
-                return
-            self._error_logged[key] = now
-        self.get_logger().error(
-            f'bad {what} on {self.resolve_topic_name(topic)}: {error} '
-            f'({getattr(self._stats, counter)} {counter.replace("_", " ")} so far)')
-
-    def _queue_frame(self, camera: CameraStream, frame: PendingFrame) -> None:
-        if self._scheduler.offer(camera, frame):
-            self._stats.count('skipped')
-
-    def _on_camera_info(self, camera: CameraStream, message: CameraInfo) -> None:
-        camera.recent_camera_info.append(message)
-        camera.camera_info = message
+        if self._error_throttle.allow((topic, what, problem)):
+            self.get_logger().error(
+                f'bad {what} on {self.resolve_topic_name(topic)}: {error} '
+                f'({getattr(self._stats, counter)} {counter.replace("_", " ")} so far)')
 
     # ---------------------------------------------------------------- inference
     def _work(self) -> None:
@@ -452,57 +352,50 @@ class SegmentationNode(LifecycleNode):
                 self.get_logger().error(f'inference failed: {type(error).__name__}: {error}',
                                         throttle_duration_sec=ERROR_THROTTLE_SECONDS)
 
-    def _wants(self, camera: CameraStream, output: str, enabled: bool) -> bool:
-        publisher = camera.publishers.get(output)
-        return bool(enabled and publisher is not None
-                    and publisher.get_subscription_count() > 0)
+    def _subscribed_and_enabled(self, camera: CameraStream, output: str,
+                                enabled: bool = True) -> bool:
+        return bool(enabled) and camera.subscribed(output)
 
-    def _decoded(self, batch: list[tuple[CameraStream, PendingFrame]]
-                 ) -> list[tuple[CameraStream, PendingFrame]]:
-        """The batch with compressed frames decoded; undecodable ones counted and dropped."""
-        ready = []
-        for camera, frame in batch:
-            if frame.rgb is None and frame.compressed is not None:
-                try:
-                    frame.rgb = decode_compressed_image_msg(frame.compressed)
-                except InputError as error:
-                    self._report_bad_input('bad_inputs', 'compressed image',
-                                           camera.topic('image/compressed'), error)
-                    continue
-                frame.compressed = None
-            ready.append((camera, frame))
-        return ready
+    def _decoded(self, camera: CameraStream, frame: PendingFrame) -> np.ndarray | None:
+        """The frame as RGB, or None (counted and reported) when it cannot be decoded."""
+        try:
+            return frame.decode()
+        except InputError as error:
+            self._report_bad_input('bad_inputs', frame.kind,
+                                   camera.image_topic(frame.compressed), error)
+            return None
 
     def _process(self, batch: list[tuple[CameraStream, PendingFrame]]) -> None:
-        batch = self._decoded(batch)
-        if not batch:
+        segmenter = self._segmenter
+        assert segmenter is not None  # the worker runs between activate and deactivate
+        decoded = [(camera, frame, self._decoded(camera, frame)) for camera, frame in batch]
+        ready = [(camera, frame, rgb) for camera, frame, rgb in decoded if rgb is not None]
+        if not ready:
             return
-        live = self._live
-        wants = [{'color': self._wants(cam, 'color', live.publish_color),
-                  'overlay': self._wants(cam, 'overlay', live.publish_overlay),
-                  'confidence': self._wants(cam, 'confidence', live.publish_confidence),
-                  'spatial': [name for name in SPATIAL_OUTPUTS if self._wants(cam, name, True)]}
-                 for cam, _ in batch]
+        live, wanted = self._live, self._subscribed_and_enabled
+        wants = [{'color': wanted(cam, 'color', live.publish_color),
+                  'overlay': wanted(cam, 'overlay', live.publish_overlay),
+                  'confidence': wanted(cam, 'confidence', live.publish_confidence),
+                  'spatial': [name for name in SPATIAL_OUTPUTS if wanted(cam, name)]}
+                 for cam, _, _ in ready]
         started = time.monotonic()
-        results = self._segmenter.segment_batch(
-            [frame.rgb for _, frame in batch],
+        results = segmenter.segment_batch(
+            [rgb for _, _, rgb in ready],
             color=any(w['color'] for w in wants), overlay=any(w['overlay'] for w in wants),
             confidence=any(w['confidence'] or w['spatial'] for w in wants),
             overlay_alpha=live.overlay_alpha)
         self._stats.inference.add(time.monotonic() - started)
-        labels = self._segmenter.labels
-        for (camera, frame), result, want in zip(batch, results, wants):
+        for (camera, frame, _), result, want in zip(ready, results, wants):
             header = frame.header
-            publishers = camera.publishers
-            publishers['labels'].publish(encode_mono8(result.labels, header))
-            if want['color'] and result.color is not None:
-                publishers['color'].publish(encode_rgb8(result.color, header))
-            if want['overlay'] and result.overlay is not None:
-                publishers['overlay'].publish(encode_rgb8(result.overlay, header))
+            camera.publish('labels', encode_mono8(result.labels, header))
+            for output in ('color', 'overlay'):
+                image = getattr(result, output)
+                if want[output] and image is not None:
+                    camera.publish(output, encode_rgb8(image, header))
             if want['confidence'] and result.confidence is not None:
-                publishers['confidence'].publish(encode_mono8(result.confidence, header))
-            publishers['classes'].publish(classification(
-                header, result.class_fractions, labels, live.presence_min_fraction))
+                camera.publish('confidence', encode_mono8(result.confidence, header))
+            camera.publish('classes', classification(
+                header, result.class_fractions, segmenter.labels, live.presence_min_fraction))
             if camera.camera_info is not None:
                 self._publish_camera_info(camera, header, result.labels.shape)
             self._publish_spatial(camera, frame, result, want['spatial'])
@@ -517,8 +410,7 @@ class SegmentationNode(LifecycleNode):
 
     def _publish_camera_info(self, camera: CameraStream, header: Header,
                              shape: tuple[int, ...]) -> None:
-        received = next((info for info in reversed(camera.recent_camera_info)
-                         if info.header.stamp == header.stamp), camera.camera_info)
+        received = camera.camera_info_for(header)
         info = camera_info_for_frame(received, header, width=shape[1], height=shape[0])
         if info is None:
             self._stats.count('camera_info_mismatches')
@@ -529,16 +421,7 @@ class SegmentationNode(LifecycleNode):
                 f'({self._stats.camera_info_mismatches} so far)',
                 throttle_duration_sec=ERROR_THROTTLE_SECONDS)
             return
-        camera.publishers['camera_info'].publish(info)
-
-    def _spatial_settings(self) -> SpatialSettings:
-        live, labels = self._live, self._segmenter.labels
-        return SpatialSettings(
-            points_dense=bool(live.points_dense), points_stride=int(live.points_stride),
-            points_classes=resolve_classes(live.points_classes, labels)[0],
-            min_area_fraction=float(live.detections_min_area_fraction),
-            ignore_classes=resolve_classes(live.detections_ignore_classes, labels)[0],
-            box_percentile=float(live.detections_box_percentile))
+        camera.publish('camera_info', info)
 
     def _publish_spatial(self, camera: CameraStream, frame: PendingFrame, result: Any,
                          wanted: list[str]) -> None:
@@ -546,17 +429,14 @@ class SegmentationNode(LifecycleNode):
         depth = None
         # Depth is matched (and a late one waited for) only when a 3D output is subscribed.
         if camera.depth is not None and ('points' in wanted or 'detections_3d' in wanted):
-            tolerance_ns = int(self._live.depth_tolerance * 1e9)
-            # Wait for a late depth image, unless the depth stream has gone quiet.
-            silent = camera.depth.silent_for()
-            waiting = DEPTH_WAIT_SECONDS if silent is None or silent < 1.0 else 0.0
-            message = camera.depth.match(stamp_ns(frame.header), tolerance_ns, wait_s=waiting)
+            stamp = stamp_ns(frame.header)
+            message = self._depth_pairing.match(
+                camera.depth, stamp, int(self._live.depth_tolerance * 1e9))
             if message is None:
                 self._stats.count('depth_unmatched')
                 self.get_logger().warning(
                     f'no depth image within {self._live.depth_tolerance:g} s of the frame '
-                    f'stamped {stamp_ns(frame.header)} ns on '
-                    f'{self.resolve_topic_name(camera.topic("depth"))} '
+                    f'stamped {stamp} ns on {self.resolve_topic_name(camera.topic("depth"))} '
                     f'({self._stats.depth_unmatched} unmatched frames so far)',
                     throttle_duration_sec=ERROR_THROTTLE_SECONDS)
             else:
@@ -565,25 +445,21 @@ class SegmentationNode(LifecycleNode):
                 except DepthInputError as error:
                     self._report_bad_input(error.kind, 'depth input', camera.topic('depth'),
                                            error, error.problem)
-        if not wanted:
+        if not wanted or self._segmenter is None:
             return
         messages = spatial_messages(frame.header, result.labels, result.confidence, depth,
-                                    self._segmenter.labels.palette_lut(),
-                                    self._spatial_settings(), wanted)
+                                    self._segmenter.labels.palette_lut(), self._spatial, wanted)
         for name, message in messages.items():
-            camera.publishers[name].publish(message)
+            camera.publish(name, message)
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
-        if self._diagnostics_publisher is None or self._segmenter is None:
+        segmenter = self._segmenter
+        if self._diagnostics_publisher is None or segmenter is None:
             return
-        stats = self._stats
-        inference = stats.inference.percentiles(50, 99)
-        node = stats.node_latency.percentiles(50, 99)
-        end_to_end = stats.end_to_end.percentiles(50, 99)
         active = self._scheduler.running
         problems = []
-        recent_bad = stats.recent_bad_inputs.recent()
+        recent_bad = self._stats.recent_bad_inputs.recent()
         if recent_bad:
             problems.append(f'{recent_bad} bad inputs in the last {BAD_INPUT_WINDOW_S:g} s')
         if active:
@@ -595,36 +471,19 @@ class SegmentationNode(LifecycleNode):
                                 f'{", ".join(silent)}')
         level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
         summary = '; '.join(['active' if active else 'inactive', *problems])
-        meta = self._segmenter.metadata
-        values = {
-            'input_rate_hz': f'{stats.input_rate.rate():.2f}',
-            'output_rate_hz': f'{stats.output_rate.rate():.2f}',
-            'frames_received': stats.received,
-            'frames_processed': stats.processed,
-            'frames_skipped': stats.skipped,
-            'bad_inputs': stats.bad_inputs,
-            'bad_inputs_recent': recent_bad,
-            'camera_info_mismatches': stats.camera_info_mismatches,
-            'inference_ms_p50': f'{inference[0]:.1f}',
-            'inference_ms_p99': f'{inference[1]:.1f}',
-            'node_latency_ms_p50': f'{node[0]:.1f}',
-            'node_latency_ms_p99': f'{node[1]:.1f}',
-            'end_to_end_ms_p50': f'{end_to_end[0]:.1f}',
-            'end_to_end_ms_p99': f'{end_to_end[1]:.1f}',
-            'device': str(self._segmenter.device) + (' fp16' if self._segmenter.half else ''),
-            'model': meta.variant,
-            'weights': meta.source,
-            'input_size': self._segmenter.input_size,
+        device = str(segmenter.device)
+        values = self._stats.diagnostic_values()
+        values.update({
+            'device': device + (' fp16' if segmenter.half else ''),
+            'model': segmenter.metadata.variant,
+            'weights': segmenter.metadata.source,
+            'input_size': segmenter.input_size,
             'cameras': ','.join(c.name or '(default)' for c in self._cameras),
-            'backend': self._segmenter.describe_backend(),
-            'bad_depth': stats.bad_depth,
-            'bad_camera_info': stats.bad_camera_info,
-            'depth_unmatched': stats.depth_unmatched,
-        }
+            'backend': segmenter.describe_backend(),
+        })
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics_publisher.publish(diagnostic_array(
-            header, self.diagnostic_name(), str(self._segmenter.device), level,
-            summary, values))
+            header, self.diagnostic_name(), device, level, summary, values))
 
     def diagnostic_name(self) -> str:
         """The status name on /diagnostics, unique per node.
@@ -637,61 +496,3 @@ class SegmentationNode(LifecycleNode):
     def statistics(self) -> NodeStatistics:
         """Counters and latency windows (for tests and tools)."""
         return self._stats
-
-
-def _ignore_further_interrupts() -> None:
-    """Ignore further SIGINTs once shutting down, so a second one cannot abort the teardown.
-
-    Ctrl-C in a terminal under ``ros2 launch`` reaches the node twice (from the terminal and
-    from launch).
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-#: Set (to 1) by the launch file: the node shuts down cleanly when its parent process exits.
-STOP_WITH_PARENT_ENV = 'DEEPLAB_ROS_STOP_WITH_PARENT'
-
-
-def _stop_with_parent() -> None:
-    """Linux: receive SIGINT when the parent process exits (PR_SET_PDEATHSIG).
-
-    ``ros2 launch`` terminated by SIGTERM does not stop its processes (upstream launch logs
-    "using SIGTERM can result in orphaned processes"); with this the node still shuts down
-    cleanly instead of being left behind.
-    """
-    if os.environ.get(STOP_WITH_PARENT_ENV) != '1' or not sys.platform.startswith('linux'):
-        return
-    parent = os.getppid()
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGINT), 0, 0, 0)
-    if os.getppid() != parent:  # the parent exited before the request took effect
-        os.kill(os.getpid(), signal.SIGINT)
-
-
-def main(args: list[str] | None = None) -> int:
-    """Entry point of the ``segmentation_node`` executable; exits 0 on SIGINT/SIGTERM."""
-    rclpy.init(args=args if args is not None else sys.argv)
-    _stop_with_parent()
-    node = SegmentationNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        _ignore_further_interrupts()
-        executor.remove_node(node)
-        try:
-            node.destroy_node()
-        except WorkerStuckError:
-            # Logged. Destroying the context under the running worker would race it: leave
-            # it to the process exit.
-            return 1
-        rclpy.try_shutdown()
-        _ignore_further_interrupts()  # rclpy's shutdown restored the previous handler
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

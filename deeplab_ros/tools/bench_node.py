@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from deeplab_ros.package_files import config_file
+from deeplab_ros.ros.stamps import stamp_ns
 
 PROFILE_NAME = 'fastdds_large_images.xml'
 ARRIVAL_TIMEOUT_SECONDS = 10.0
@@ -117,7 +118,7 @@ class _LabelStream:
 
     def _on_labels(self, message) -> None:
         now = time.time_ns()
-        stamp = message.header.stamp.sec * 10**9 + message.header.stamp.nanosec
+        stamp = stamp_ns(message.header)
         self._arrivals.put((stamp, (now - stamp) / 1e6, time.monotonic()))
 
     def wait_for_node(self, timeout: float = 30.0) -> None:
