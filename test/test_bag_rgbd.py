@@ -12,10 +12,10 @@ import pytest
 from rosbags.convert.converter import convert
 
 from bag_helpers import ros_environment, run_bag_cli, start_bag_cli, stop_process
+from codec_helpers import cloud_array
 from deeplab_ros.bagtools.info import read_bag_info, read_messages
 from deeplab_ros.bagtools.pipeline import run_bag_through_node
 from deeplab_ros.ros.image_codec import decode_compressed_image_msg, decode_depth_msg
-from deeplab_ros.ros.spatial_messages import cloud_array
 from deeplab_ros.ros.spinning import SpunNode, wait_until
 from deeplab_ros.ros.stamps import header_key
 from rgbd_helpers import FRAME_NUMBERS, rgbd_camera, rgbd_dir, rgbd_frame

@@ -11,9 +11,10 @@ import pytest
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
+from codec_helpers import encode_depth
 from deeplab_ros.ros.depth_input import check_depth_message, depth_for_frame, DepthInputError
 from deeplab_ros.ros.image_codec import (
-    decode_compressed_image, decode_depth_msg, encode_depth, ImageDecodeError)
+    decode_compressed_image, decode_depth_msg, ImageDecodeError)
 from deeplab_ros.streaming.stamp_matcher import StampMatcher
 from rgbd_helpers import rgbd_camera, rgbd_frame
 

@@ -12,11 +12,12 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
+from codec_helpers import encode_image, rgb_to_encoding
 from deeplab_ros.core.errors import InputError
 from deeplab_ros.core.weights.locations import shared_path
 from deeplab_ros.ros.image_codec import (
-    decode_image, decode_image_msg, encode_image, encode_mono8, encode_rgb8, ImageDecodeError,
-    rgb_to_encoding, SUPPORTED_ENCODINGS)
+    decode_image, decode_image_msg, encode_mono8, encode_rgb8, ImageDecodeError,
+    SUPPORTED_ENCODINGS)
 
 COLOUR_EXACT = ('rgb8', 'bgr8', 'rgba8', 'bgra8', '8UC3', '8UC4')
 GREY = ('mono8', '8UC1', 'mono16', '16UC1')

@@ -10,7 +10,7 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from deeplab_ros.ros.image_codec import encode_image
+from codec_helpers import encode_image
 from ros_helpers import decoded, node_under_test
 
 pytestmark = pytest.mark.ros

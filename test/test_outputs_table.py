@@ -36,8 +36,8 @@ def _rows(path: Path, heading: str | None = None) -> dict[str, list[str]]:
     (ROOT / 'docs' / 'node.md', '## Published topics'),
     (ROOT / 'README.md', None),
 ])
-def test_docs_list_every_output_with_its_type_and_when(path: Path, heading: str | None
-                                                        ) -> None:
+def test_docs_list_every_output_with_its_type_and_when(
+        path: Path, heading: str | None) -> None:
     rows = _rows(path, heading)
     assert set(rows) == {output.topic for output in OUTPUTS}, path.name
     for output in OUTPUTS:

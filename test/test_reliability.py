@@ -22,10 +22,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 import torch
 
+from codec_helpers import encode_image
 from deeplab_ros.core.inference.backends import onnxruntime_available
 from deeplab_ros.core.models import build_model
 from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, save_checkpoint
-from deeplab_ros.ros.image_codec import encode_image
 from deeplab_ros.ros.spinning import wait_until
 from ros_helpers import image_message, InProcessNode, node_under_test, RosTester
 

@@ -6,8 +6,10 @@ padding comes back as a view of the message's own bytes) and copies only where a
 conversion has to. Inconsistent or unsupported messages raise :class:`ImageDecodeError`
 naming the problem and the numbers.
 
-The encoders build messages from arrays; message classes are imported only there, so the
-decoding half needs numpy and OpenCV alone.
+:func:`check_image_msg` checks only the fields (cheap, at receipt). The node's encoders
+(:func:`encode_mono8`, :func:`encode_rgb8`) build its output images; message classes are
+imported only there, so the decoding half needs numpy and OpenCV alone. Test-only encoders of
+every encoding live in ``test/codec_helpers.py``.
 """
 
 from __future__ import annotations
@@ -43,11 +45,6 @@ _BAYER_TO_RGB: dict[str, int] = {
     'bayer_bggr8': cv2.COLOR_BayerRG2RGB,
     'bayer_gbrg8': cv2.COLOR_BayerGR2RGB,
     'bayer_grbg8': cv2.COLOR_BayerGB2RGB,
-}
-# ROS Bayer pattern -> channel index (0 R, 1 G, 2 B) of the top-left 2x2 block, row by row.
-_BAYER_BLOCK: dict[str, tuple[int, int, int, int]] = {
-    'bayer_rggb8': (0, 1, 1, 2), 'bayer_bggr8': (2, 1, 1, 0),
-    'bayer_gbrg8': (1, 2, 0, 1), 'bayer_grbg8': (1, 0, 2, 1),
 }
 
 
@@ -236,48 +233,6 @@ def _check_rgb(rgb: np.ndarray) -> None:
             f'expected an HxWx3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}')
 
 
-def rgb_to_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
-    """Convert HxWx3 uint8 RGB to the pixel array of ``encoding``.
-
-    mono16 samples are the grey value in both bytes (so ``>> 8`` restores it), yuv422 is
-    BT.601 limited range (what OpenCV's decoder expects) and Bayer mosaics keep one colour
-    per pixel in the named ROS pattern.
-    """
-    _check_rgb(rgb)
-    bytes_per_pixel(encoding)
-    if encoding == 'rgb8':
-        return rgb
-    if encoding in ('bgr8', '8UC3'):
-        return rgb[..., ::-1]
-    opaque = np.full(rgb.shape[:2], 255, np.uint8)
-    if encoding == 'rgba8':
-        return np.dstack([rgb, opaque])
-    if encoding in ('bgra8', '8UC4'):
-        return np.dstack([rgb[..., ::-1], opaque])
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    if encoding in ('mono8', '8UC1'):
-        return grey
-    if encoding in ('mono16', '16UC1'):
-        return grey.astype(np.uint16) * 257
-    if encoding in _UYVY or encoding in _YUYV:
-        if rgb.shape[1] % 2:
-            raise ImageDecodeError(f'{encoding} needs an even width; got {rgb.shape[1]}')
-        red, green, blue = (rgb[..., index].astype(np.float32) for index in range(3))
-        luma = 16 + 0.257 * red + 0.504 * green + 0.098 * blue
-        u = 128 - 0.148 * red - 0.291 * green + 0.439 * blue
-        v = 128 + 0.439 * red - 0.368 * green - 0.071 * blue
-        chroma = np.empty(rgb.shape[:2], np.float32)
-        chroma[:, 0::2] = (u[:, 0::2] + u[:, 1::2]) / 2
-        chroma[:, 1::2] = (v[:, 0::2] + v[:, 1::2]) / 2
-        planes = [chroma, luma] if encoding in _UYVY else [luma, chroma]
-        return np.dstack(planes).round().clip(0, 255).astype(np.uint8)
-    mosaic = np.empty(rgb.shape[:2], np.uint8)
-    for index, channel in enumerate(_BAYER_BLOCK[encoding]):
-        row, col = divmod(index, 2)
-        mosaic[row::2, col::2] = rgb[row::2, col::2, channel]
-    return mosaic
-
-
 def _pixels_to_bytes(pixels: np.ndarray) -> array.array:
     """One copy of a C-ordered array's bytes into the ``array.array`` Image.data holds.
 
@@ -288,37 +243,15 @@ def _pixels_to_bytes(pixels: np.ndarray) -> array.array:
     return data
 
 
-def _image(pixels: np.ndarray, encoding: str, header: Any, is_bigendian: int = 0,
-           padding: int = 0) -> Any:
+def _image(pixels: np.ndarray, encoding: str, header: Any) -> Any:
     from sensor_msgs.msg import Image
 
     height, width = pixels.shape[:2]
     message = Image(header=header, height=height, width=width, encoding=encoding,
-                    is_bigendian=int(bool(is_bigendian)))
-    if padding:
-        rows = np.ascontiguousarray(pixels).reshape(height, -1).view(np.uint8)
-        pixels = np.zeros((height, rows.shape[1] + padding), np.uint8)
-        pixels[:, :rows.shape[1]] = rows
+                    is_bigendian=0)
     message.step = pixels.nbytes // height
     message.data = _pixels_to_bytes(pixels)
     return message
-
-
-def encode_image(rgb: np.ndarray, encoding: str, header: Any, *, is_bigendian: int = 0,
-                 padding: int = 0) -> Any:
-    """A sensor_msgs/Image of an HxWx3 uint8 RGB array converted to ``encoding``.
-
-    Args:
-        rgb: HxWx3 uint8 RGB.
-        encoding: Any of ``SUPPORTED_ENCODINGS``.
-        header: The std_msgs/Header to copy into the message.
-        is_bigendian: Store 16-bit samples most significant byte first.
-        padding: Extra bytes at the end of every row (``step`` grows by this much).
-    """
-    pixels = rgb_to_encoding(rgb, encoding)
-    if pixels.dtype == np.uint16:
-        pixels = pixels.astype('>u2' if is_bigendian else '<u2')
-    return _image(pixels, encoding, header, is_bigendian, padding)
 
 
 def encode_mono8(array_hw: np.ndarray, header: Any) -> Any:
@@ -327,16 +260,6 @@ def encode_mono8(array_hw: np.ndarray, header: Any) -> Any:
         raise ImageDecodeError(f'mono8 needs an HxW uint8 array, got shape {array_hw.shape} '
                                f'dtype {array_hw.dtype}')
     return _image(array_hw, 'mono8', header)
-
-
-def encode_depth(depth: np.ndarray, header: Any) -> Any:
-    """A depth Image of HxW uint16 millimetres (16UC1) or float32 metres (32FC1)."""
-    encodings = {np.dtype(np.uint16): '16UC1', np.dtype(np.float32): '32FC1'}
-    if depth.ndim != 2 or depth.dtype not in encodings:
-        raise ImageDecodeError(f'depth needs an HxW uint16 or float32 array, got shape '
-                               f'{depth.shape} dtype {depth.dtype}')
-    return _image(depth.astype(depth.dtype.newbyteorder('<'), copy=False),
-                  encodings[depth.dtype], header)
 
 
 def encode_rgb8(rgb: np.ndarray, header: Any) -> Any:

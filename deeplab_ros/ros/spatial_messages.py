@@ -38,12 +38,6 @@ def point_cloud(header: Header, points: np.ndarray) -> PointCloud2:
                        is_dense=not organised)
 
 
-def cloud_array(message: PointCloud2) -> np.ndarray:
-    """The :data:`POINT_DTYPE` array of a PointCloud2 built by :func:`point_cloud`."""
-    points = np.frombuffer(bytes(message.data), dtype=POINT_DTYPE)
-    return points.reshape(message.height, message.width) if message.height > 1 else points
-
-
 def _hypothesis(class_id: int, score: float) -> ObjectHypothesisWithPose:
     result = ObjectHypothesisWithPose()
     result.hypothesis.class_id = str(class_id)
