@@ -1,9 +1,9 @@
-"""Builders for the node's vision_msgs and diagnostic_msgs messages."""
+"""Builders for the node's vision_msgs and diagnostic_msgs messages (its /diagnostics too)."""
 
 from __future__ import annotations
 
 import copy
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CameraInfo
@@ -11,6 +11,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Classification, LabelInfo, ObjectHypothesis, VisionClass
 
 from deeplab_ros.core.labels import LabelSet
+from deeplab_ros.streaming.statistics import BAD_INPUT_WINDOW_S, NodeStatistics
 
 
 def classification(header: Header, fractions: Mapping[int, float], labels: LabelSet,
@@ -66,3 +67,32 @@ def camera_info_for_frame(info: CameraInfo, header: Header, width: int,
     result = copy.deepcopy(info)
     result.header = header
     return result
+
+
+def segmentation_diagnostics(header: Header, name: str, segmenter: Any,
+                             stats: NodeStatistics, active: bool, silent: Sequence[str],
+                             no_image_warn_s: float, cameras: str) -> DiagnosticArray:
+    """The node's /diagnostics: WARN on recent bad inputs or silent cameras, else OK.
+
+    ``silent`` names the active cameras without an image for over ``no_image_warn_s``; the
+    values are the statistics' own plus what describes the model and the cameras.
+    """
+    problems = []
+    recent_bad = stats.recent_bad_inputs.recent()
+    if recent_bad:
+        problems.append(f'{recent_bad} bad inputs in the last {BAD_INPUT_WINDOW_S:g} s')
+    if silent:
+        problems.append(f'no image for over {no_image_warn_s:g} s: {", ".join(silent)}')
+    level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+    summary = '; '.join(['active' if active else 'inactive', *problems])
+    device = str(segmenter.device)
+    values = stats.diagnostic_values()
+    values.update({
+        'device': device + (' fp16' if segmenter.half else ''),
+        'model': segmenter.metadata.variant,
+        'weights': segmenter.metadata.source,
+        'input_size': segmenter.input_size,
+        'cameras': cameras,
+        'backend': segmenter.describe_backend(),
+    })
+    return diagnostic_array(header, name, device, level, summary, values)

@@ -3,31 +3,21 @@
     ros2 run deeplab_ros segmentation_node --ros-args -r image:=/camera/image_raw
     ros2 lifecycle set /deeplab_segmentation configure && ...  activate
 
-Per processed frame (all with the input frame's exact header): ``segmentation/labels``
-(mono8, input resolution), ``segmentation/color`` and ``segmentation/overlay`` (rgb8, when
-subscribed), ``segmentation/confidence`` (mono8, when enabled and subscribed),
-``segmentation/classes`` (vision_msgs/Classification) and ``segmentation/camera_info`` (when
-camera_info arrives). ``segmentation/label_info`` (vision_msgs/LabelInfo) is latched.
-When subscribed: ``segmentation/detections`` (vision_msgs/Detection2DArray, one per connected
-region of a class) and, with ``use_depth``, ``segmentation/points`` (labelled PointCloud2) and
-``segmentation/detections_3d`` (vision_msgs/Detection3DArray).
-
-Frames are never queued: each camera keeps only its newest frame, a worker thread infers the
-newest frames of all cameras as one batch, at most ``target_rate`` times a second, and
-overwritten frames are counted as skipped (:mod:`deeplab_ros.streaming.frame_scheduler`).
-The executor only receives frames (checking a raw image's fields) and serves parameter and
-lifecycle services; the worker decodes, infers and publishes. The outputs are listed in
-:mod:`deeplab_ros.ros.outputs`, each camera's endpoints kept by
+Every output carries its input frame's exact header; :mod:`deeplab_ros.ros.outputs` lists them
+(docs/node.md describes them). Frames are never queued: each camera keeps only its newest frame
+and a worker thread infers the newest frames of all cameras as one batch, at most
+``target_rate`` times a second (:mod:`deeplab_ros.streaming.frame_scheduler`). The executor
+only receives frames (checking a raw image's fields) and serves parameter and lifecycle
+services; the worker decodes, infers and publishes. Each camera's endpoints are a
 :class:`~deeplab_ros.ros.camera_stream.CameraStream`; the process around the node is
 :mod:`deeplab_ros.ros.executable`.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -35,66 +25,37 @@ from rclpy.parameter import Parameter
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray
 
 from deeplab_ros.core.errors import ConfigurationError, InputError
-from deeplab_ros.core.inference.device import resolve_device
 from deeplab_ros.core.inference.segmenter import Segmenter
-from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.ros import parameters as params
 from deeplab_ros.ros.camera_stream import CameraStream, PendingFrame
 from deeplab_ros.ros.depth_input import check_depth_message, depth_for_frame, DepthInputError
-from deeplab_ros.ros.image_codec import check_image_msg, encode_mono8, encode_rgb8
-from deeplab_ros.ros.messages import camera_info_for_frame, classification, \
-    diagnostic_array, label_info
+from deeplab_ros.ros.image_codec import check_image_msg
+from deeplab_ros.ros.messages import camera_info_for_frame, classification, label_info, \
+    segmentation_diagnostics
 from deeplab_ros.ros.outputs import OUTPUT_QOS  # noqa: F401 - the outputs' QoS, re-exported
+from deeplab_ros.ros.segmenter_setup import segmenter_from_parameters
 from deeplab_ros.ros.spatial_outputs import (
-    resolve_classes, SPATIAL_OUTPUTS, spatial_messages, SpatialSettings)
+    resolve_classes, SPATIAL_OUTPUTS, SPATIAL_PARAMETERS, spatial_messages, SpatialSettings)
 from deeplab_ros.ros.stamps import stamp_ns
+from deeplab_ros.ros.transitions import guarded_transition
 from deeplab_ros.streaming.depth_pairing import DepthPairing
 from deeplab_ros.streaming.frame_scheduler import NewestFrameScheduler
-from deeplab_ros.streaming.statistics import BAD_INPUT_WINDOW_S, NodeStatistics
+from deeplab_ros.streaming.statistics import NodeStatistics
 from deeplab_ros.streaming.throttle import KeyedThrottle
 
 NODE_NAME = 'deeplab_segmentation'
-#: A lifecycle transition callback of the node.
-TransitionCallback = Callable[[Any, LifecycleState], TransitionCallbackReturn]
 ERROR_THROTTLE_SECONDS = 5.0
 #: How long teardown waits for the inference worker to finish its batch (seconds).
 WORKER_JOIN_TIMEOUT_S = 30.0
 #: An active camera that sent no image for this long turns /diagnostics to WARN (seconds).
 NO_IMAGE_WARN_S = 5.0
-#: The live parameters :class:`SpatialSettings` is resolved from.
-SPATIAL_PARAMETERS = frozenset((
-    'points_dense', 'points_stride', 'points_classes', 'detections_min_area_fraction',
-    'detections_ignore_classes', 'detections_box_percentile'))
 
 
 class WorkerStuckError(RuntimeError):
     """The inference worker did not stop in time; what it uses was left in place."""
-
-
-def _transition(name: str, *, release_on_failure: bool = False,
-                result_on_error: TransitionCallbackReturn = TransitionCallbackReturn.FAILURE
-                ) -> Callable[[TransitionCallback], TransitionCallback]:
-    """Guard a lifecycle transition callback.
-
-    rclpy turns an exception raised in a transition into ERROR without logging it; a guarded
-    callback logs the cause instead and returns ``result_on_error`` (FAILURE: the node stays
-    in its state), releasing the model and endpoints first when ``release_on_failure``.
-    """
-    def wrap(method: TransitionCallback) -> TransitionCallback:
-        @functools.wraps(method)
-        def guarded(node: 'SegmentationNode', state: LifecycleState) -> TransitionCallbackReturn:
-            try:
-                return method(node, state)
-            except Exception as error:  # noqa: BLE001 - rclpy would swallow it silently
-                node.get_logger().error(f'{name} failed: {type(error).__name__}: {error}')
-                if release_on_failure:
-                    node._release()  # noqa: SLF001 - the node's own teardown
-                return result_on_error
-        return guarded
-    return wrap
 
 
 class SegmentationNode(LifecycleNode):
@@ -143,37 +104,17 @@ class SegmentationNode(LifecycleNode):
 
     def _resolve_spatial_settings(self) -> None:
         """Resolve the spatial parameters (class names to ids) once, not per frame."""
-        if self._segmenter is None:
-            return
-        live, labels = self._live, self._segmenter.labels
-        self._spatial = SpatialSettings(
-            points_dense=bool(live.points_dense), points_stride=int(live.points_stride),
-            points_classes=resolve_classes(live.points_classes, labels)[0],
-            min_area_fraction=float(live.detections_min_area_fraction),
-            ignore_classes=resolve_classes(live.detections_ignore_classes, labels)[0],
-            box_percentile=float(live.detections_box_percentile))
+        if self._segmenter is not None:
+            self._spatial = SpatialSettings.from_live(self._live, self._segmenter.labels)
 
     # ---------------------------------------------------------------- lifecycle
-    @_transition('configure', release_on_failure=True)
+    @guarded_transition('configure', release_on_failure=True)
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Build and warm up the model, create publishers."""
         value = lambda name: params.value(self, name)  # noqa: E731
         logger = self.get_logger()
-        device_spec = str(value('device'))
         try:
-            params.check_model_parameters(self)
-            device = resolve_device(device_spec)
-            if device_spec == 'auto' and device.type == 'cpu':
-                logger.info('device auto: CUDA is not available, running on the CPU')
-            labels = resolve_labels(value('labels')) if value('labels') else None
-            segmenter = Segmenter.from_checkpoint(
-                value('weights'), device=device, input_size=value('input_size') or None,
-                half=bool(value('half')), labels=labels, variant=value('variant') or None,
-                upsample=value('upsample'), backend=str(value('backend')),
-                batch_size=max(1, len(value('cameras') or [])))
-            if segmenter.backend_note:
-                logger.warning(segmenter.backend_note)
-            segmenter.warmup()
+            segmenter = segmenter_from_parameters(self)
         except ConfigurationError as error:
             where = f' (parameter {error.setting})' if error.setting else ''
             logger.error(f'configure failed{where}: {error}')
@@ -203,7 +144,7 @@ class SegmentationNode(LifecycleNode):
                     f'cameras {[c.name or "(default)" for c in self._cameras]}')
         return TransitionCallbackReturn.SUCCESS
 
-    @_transition('activate')
+    @guarded_transition('activate')
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe, publish the label info and start the inference worker."""
         assert self._segmenter is not None  # configured: activate follows configure
@@ -222,26 +163,26 @@ class SegmentationNode(LifecycleNode):
         self._worker.start()
         return result
 
-    @_transition('deactivate')
+    @guarded_transition('deactivate')
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop the worker and unsubscribe; nothing is published while inactive."""
         self._stop_worker()
         self._unsubscribe()
         return super().on_deactivate(state)
 
-    @_transition('cleanup')
+    @guarded_transition('cleanup')
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release the model (and GPU memory) and the publishers."""
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
-    @_transition('shutdown cleanup', result_on_error=TransitionCallbackReturn.SUCCESS)
+    @guarded_transition('shutdown cleanup', result_on_error=TransitionCallbackReturn.SUCCESS)
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release everything, from any state."""
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
-    @_transition('error recovery')  # FAILURE on any other error too: finalized, not a loop
+    @guarded_transition('error recovery')  # FAILURE on any other error too: finalized, not a loop
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Recover to unconfigured after an error in a transition."""
         try:
@@ -387,13 +328,7 @@ class SegmentationNode(LifecycleNode):
         self._stats.inference.add(time.monotonic() - started)
         for (camera, frame, _), result, want in zip(ready, results, wants):
             header = frame.header
-            camera.publish('labels', encode_mono8(result.labels, header))
-            for output in ('color', 'overlay'):
-                image = getattr(result, output)
-                if want[output] and image is not None:
-                    camera.publish(output, encode_rgb8(image, header))
-            if want['confidence'] and result.confidence is not None:
-                camera.publish('confidence', encode_mono8(result.confidence, header))
+            camera.publish_images(header, result, want)
             camera.publish('classes', classification(
                 header, result.class_fractions, segmenter.labels, live.presence_min_fraction))
             if camera.camera_info is not None:
@@ -454,36 +389,16 @@ class SegmentationNode(LifecycleNode):
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
-        segmenter = self._segmenter
-        if self._diagnostics_publisher is None or segmenter is None:
+        if self._diagnostics_publisher is None or self._segmenter is None:
             return
-        active = self._scheduler.running
-        problems = []
-        recent_bad = self._stats.recent_bad_inputs.recent()
-        if recent_bad:
-            problems.append(f'{recent_bad} bad inputs in the last {BAD_INPUT_WINDOW_S:g} s')
-        if active:
-            now = time.monotonic()
-            silent = [camera.name or camera.topic('image') for camera in self._cameras
-                      if now - (camera.last_received or self._activated_at) > NO_IMAGE_WARN_S]
-            if silent:
-                problems.append(f'no image for over {NO_IMAGE_WARN_S:g} s: '
-                                f'{", ".join(silent)}')
-        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
-        summary = '; '.join(['active' if active else 'inactive', *problems])
-        device = str(segmenter.device)
-        values = self._stats.diagnostic_values()
-        values.update({
-            'device': device + (' fp16' if segmenter.half else ''),
-            'model': segmenter.metadata.variant,
-            'weights': segmenter.metadata.source,
-            'input_size': segmenter.input_size,
-            'cameras': ','.join(c.name or '(default)' for c in self._cameras),
-            'backend': segmenter.describe_backend(),
-        })
-        header = Header(stamp=self.get_clock().now().to_msg())
-        self._diagnostics_publisher.publish(diagnostic_array(
-            header, self.diagnostic_name(), device, level, summary, values))
+        active, now = self._scheduler.running, time.monotonic()
+        silent = [camera.name or camera.topic('image') for camera in self._cameras
+                  if active and now - (camera.last_received or self._activated_at) >
+                  NO_IMAGE_WARN_S]
+        self._diagnostics_publisher.publish(segmentation_diagnostics(
+            Header(stamp=self.get_clock().now().to_msg()), self.diagnostic_name(),
+            self._segmenter, self._stats, active, silent, NO_IMAGE_WARN_S,
+            ','.join(camera.name or '(default)' for camera in self._cameras)))
 
     def diagnostic_name(self) -> str:
         """The status name on /diagnostics, unique per node.

@@ -19,6 +19,10 @@ from deeplab_ros.ros.depth_input import FrameDepth
 from deeplab_ros.ros.spatial_messages import detections_2d, detections_3d, point_cloud
 
 SPATIAL_OUTPUTS = ('points', 'detections', 'detections_3d')
+#: The live parameters :class:`SpatialSettings` is resolved from.
+SPATIAL_PARAMETERS = frozenset((
+    'points_dense', 'points_stride', 'points_classes', 'detections_min_area_fraction',
+    'detections_ignore_classes', 'detections_box_percentile'))
 
 
 def resolve_classes(items: Iterable[str], labels: LabelSet) -> tuple[list[int], list[str]]:
@@ -47,6 +51,15 @@ class SpatialSettings:
     min_area_fraction: float = 0.001
     ignore_classes: Sequence[int] = (0,)
     box_percentile: float = 5.0
+
+    @classmethod
+    def from_live(cls, live: Any, labels: LabelSet) -> 'SpatialSettings':
+        """The settings of the node's live parameters, class names resolved to ids."""
+        return cls(points_dense=bool(live.points_dense), points_stride=int(live.points_stride),
+                   points_classes=resolve_classes(live.points_classes, labels)[0],
+                   min_area_fraction=float(live.detections_min_area_fraction),
+                   ignore_classes=resolve_classes(live.detections_ignore_classes, labels)[0],
+                   box_percentile=float(live.detections_box_percentile))
 
 
 def spatial_messages(header: Any, labels: np.ndarray, confidence: np.ndarray | None,
