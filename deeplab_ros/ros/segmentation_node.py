@@ -338,10 +338,10 @@ class SegmentationNode(LifecycleNode):
             self._stats.count('processed')
             self._stats.output_rate.tick(done)
             self._stats.node_latency.add(done - frame.received)
-            stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+            stamp = stamp_ns(header)
             if stamp > 0:
-                now = self.get_clock().now().nanoseconds * 1e-9
-                self._stats.end_to_end.add(max(0.0, now - stamp))
+                now = self.get_clock().now().nanoseconds
+                self._stats.end_to_end.add(max(0, now - stamp) * 1e-9)
 
     def _publish_camera_info(self, camera: CameraStream, header: Header,
                              shape: tuple[int, ...]) -> None:
