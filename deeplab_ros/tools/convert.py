@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 import sys
 
+from deeplab_ros.core.labels import label_set_names
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 
@@ -36,8 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--num-classes', type=int, default=0,
                         help='classes of the VainF model (default: read from the weights)')
     parser.add_argument('--labels', default='',
-                        help="class names/palette: 'voc', 'cityscapes' or a YAML file "
-                             '(default: VOC for 21 classes)')
+                        help=f'class names/palette: {label_set_names()} or a YAML file '
+                             '(default: the built-in set with as many classes)')
     parser.add_argument('--input-size', type=int, default=513,
                         help='recommended input size stored in the metadata (default 513)')
     parser.add_argument('--quantized-activations', action='store_true',

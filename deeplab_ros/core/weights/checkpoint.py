@@ -19,7 +19,7 @@ import zipfile
 import torch
 
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
-from deeplab_ros.core.labels import labels_from_names, LabelSet, voc_labels
+from deeplab_ros.core.labels import label_set_for, labels_from_names, LabelSet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -84,12 +84,16 @@ class CheckpointMetadata:
         return cls(**values)
 
     def label_set(self) -> LabelSet:
-        """The class names and palette as a :class:`LabelSet` (VOC when unnamed, 21 classes)."""
+        """The class names and palette as a :class:`LabelSet`.
+
+        Unnamed classes: the built-in set with as many classes, else ``class_<i>``.
+        """
         if self.class_names:
             return labels_from_names(self.class_names, name=self.variant,
                                      palette=self.palette or None)
-        if self.num_classes == 21:
-            return voc_labels()
+        built_in = label_set_for(self.num_classes)
+        if built_in is not None:
+            return built_in
         return labels_from_names([f'class_{i}' for i in range(self.num_classes)],
                                  name=self.variant)
 
@@ -293,9 +297,9 @@ def load_model(path: str | Path, *, variant: str | None = None, num_classes: int
             variant=variant, num_classes=classes,
             output_stride=output_stride or _default_stride(variant),
             model_options=dict(options), source=str(path))
-        if classes == 21:
-            voc = voc_labels()
-            metadata.class_names, metadata.palette = voc.class_names, voc.palette
+        built_in = label_set_for(classes)
+        if built_in is not None:
+            metadata.class_names, metadata.palette = built_in.class_names, built_in.palette
     try:
         model = build_model(metadata.variant, num_classes=metadata.num_classes,
                             output_stride=metadata.output_stride, **metadata.model_options)

@@ -29,7 +29,7 @@ def convert_vainf(path: str | Path, *, output_stride: int = 16, num_classes: int
         output_stride: Output stride the model runs at (8 or 16).
         num_classes: Classes of the model (None: read from the weights).
         labels: Class names and palette: a label set name or a YAML file ('' keeps the
-            loader's: VOC for 21 classes).
+            loader's: the built-in set with as many classes).
         input_size: Recommended input size stored in the metadata.
 
     Raises:
