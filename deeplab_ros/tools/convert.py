@@ -20,6 +20,7 @@ from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 
 def _parser() -> argparse.ArgumentParser:
+    from deeplab_ros.core.weights.checkpoint import DEFAULT_INPUT_SIZE
     parser = argparse.ArgumentParser(prog='deeplab-ros-convert', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_mutually_exclusive_group(required=True)
@@ -39,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--labels', default='',
                         help=f'class names/palette: {label_set_names()} or a YAML file '
                              '(default: the built-in set with as many classes)')
-    parser.add_argument('--input-size', type=int, default=513,
-                        help='recommended input size stored in the metadata (default 513)')
+    parser.add_argument('--input-size', type=int, default=DEFAULT_INPUT_SIZE,
+                        help='recommended input size stored in the metadata '
+                             f'(default {DEFAULT_INPUT_SIZE})')
     parser.add_argument('--quantized-activations', action='store_true',
                         help="with --tflite (uint8 DeepLabV3+ or MobileNet-EdgeTPU files): "
                              "emulate the graph's uint8 activations (closer to its interpreter, "

@@ -23,6 +23,8 @@ from deeplab_ros.core.labels import label_set_for, labels_from_names, LabelSet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Network input side when nothing else says: the published DeepLab models' export size.
+DEFAULT_INPUT_SIZE = 513
 _LISTED = 10
 
 
@@ -42,7 +44,7 @@ class CheckpointMetadata:
     palette: tuple[tuple[int, int, int], ...] = ()
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    input_size: int = 513
+    input_size: int = DEFAULT_INPUT_SIZE
     source: str = ''
     #: sha256 of the file the checkpoint was converted from ('' when not converted).
     source_sha256: str = ''
@@ -78,7 +80,7 @@ class CheckpointMetadata:
         values['model_options'] = dict(values.get('model_options') or {})
         values['num_classes'] = int(values['num_classes'])
         values['output_stride'] = int(values.get('output_stride', 16))
-        values['input_size'] = int(values.get('input_size', 513))
+        values['input_size'] = int(values.get('input_size', DEFAULT_INPUT_SIZE))
         for key in ('cuda_input_size', 'cuda_output_stride'):
             values[key] = int(values.get(key) or 0)
         return cls(**values)

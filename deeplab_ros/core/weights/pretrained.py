@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deeplab_ros.core.errors import InvalidSettingError
-from deeplab_ros.core.weights.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from deeplab_ros.core.weights.checkpoint import CheckpointError, DEFAULT_INPUT_SIZE, \
+    read_checkpoint, save_checkpoint
 from deeplab_ros.core.weights.convert import CONVERTERS, Converter
 from deeplab_ros.core.weights.download import download, DownloadError, ProgressCallback, \
     text_progress, verify_sha256
@@ -66,7 +67,7 @@ class PretrainedSpec:
     url: str = ''
     sha256: str = ''
     converter: str = TFLITE_CONVERTER
-    input_size: int = 513
+    input_size: int = DEFAULT_INPUT_SIZE
     output_stride: int | None = None
     cuda_settings: tuple[int, int] = (0, 0)
 
@@ -87,7 +88,7 @@ CITYSCAPES_MNV3_INPUT_SIZE = 769
 
 
 #: CPU input size of the MobileNet-EdgeTPU Cityscapes model (exported at 513, output stride 16).
-EDGETPU_CITYSCAPES_INPUT_SIZE = 513
+EDGETPU_CITYSCAPES_INPUT_SIZE = DEFAULT_INPUT_SIZE
 
 
 PRETRAINED: dict[str, PretrainedSpec] = {spec.name: spec for spec in (

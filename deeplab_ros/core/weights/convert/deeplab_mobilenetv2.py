@@ -30,7 +30,7 @@ from deeplab_ros.core.labels import label_set_for
 from deeplab_ros.core.models import build_model
 from deeplab_ros.core.models.activation_quantization import quantize_activations
 from deeplab_ros.core.models.deeplabv3plus_tf import LOW_LEVEL_BLOCK
-from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
+from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, DEFAULT_INPUT_SIZE
 from deeplab_ros.core.weights.convert.tflite_convs import (
     assign_checked, backbone_convs, depthwise_tap_position, fed_by, LogicalConv, logical_convs,
     model_conv)
@@ -124,7 +124,8 @@ def _activation_table(graph: TFLiteGraph, model: nn.Module,
 
 
 def convert_mobilenetv2_graph(graph: TFLiteGraph, path: Path, *,
-                              output_stride: int | None = None, input_size: int = 513,
+                              output_stride: int | None = None,
+                              input_size: int = DEFAULT_INPUT_SIZE,
                               cuda_settings: tuple[int, int] = (0, 0),
                               quantized_activations: bool = False
                               ) -> tuple[nn.Module, CheckpointMetadata]:
