@@ -19,6 +19,7 @@ import zipfile
 import torch
 
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
+from deeplab_ros.core.files import atomic_write
 from deeplab_ros.core.labels import label_set_for, labels_from_names, LabelSet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -104,11 +105,9 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module,
                     metadata: CheckpointMetadata) -> Path:
     """Write ``{'model_state', 'metadata'}`` atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    temporary = path.with_name(path.name + '.partial')
-    torch.save({'model_state': state, 'metadata': metadata.to_dict()}, temporary)
-    temporary.replace(path)
+    with atomic_write(path) as temporary:
+        torch.save({'model_state': state, 'metadata': metadata.to_dict()}, temporary)
     return path
 
 
