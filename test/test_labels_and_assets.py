@@ -97,7 +97,7 @@ def test_missing_shared_asset_names_the_place_it_looked(monkeypatch, tmp_path: P
     monkeypatch.setenv(locations.SHARED_ENV, str(tmp_path / 'nowhere'))
     with pytest.raises(locations.MissingAssetError) as raised:
         locations.shared_path('weights/deeplabv3_257_mv_gpu.tflite',
-                              hint=locations.GOOGLE_RELEASES_HINT)
+                              hint='The TFLite models are Google\'s public DeepLab releases.')
     message = str(raised.value)
     assert str(tmp_path / 'nowhere' / 'weights') in message
     assert locations.SHARED_ENV in message and 'Google' in message
