@@ -8,6 +8,9 @@ import os
 from pathlib import Path
 import tempfile
 
+#: Image files read as frames or dataset images: the photo formats OpenCV reads.
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm', '.webp')
+
 
 @contextmanager
 def atomic_write(path: str | Path, *, suffix: str = '.tmp') -> Iterator[Path]:
