@@ -8,11 +8,23 @@ without an ament index.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 import sys
 
 PACKAGE = 'deeplab_ros'
 _SOURCE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def ament_prefixes() -> list[Path]:
+    """The install prefixes of ``AMENT_PREFIX_PATH`` in order, then this Python's prefix."""
+    prefixes = [Path(p) for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    prefixes.append(Path(sys.prefix))
+    unique: list[Path] = []
+    for prefix in prefixes:
+        if prefix not in unique:
+            unique.append(prefix)
+    return unique
 
 
 def share_directories() -> list[Path]:

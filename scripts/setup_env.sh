@@ -73,7 +73,8 @@ cat > "$site_packages/deeplab_ros_ament_prefix.pth" <<'PTHEOF'
 import os, sys; _p = os.environ.get('AMENT_PREFIX_PATH', ''); os.environ['AMENT_PREFIX_PATH'] = _p if sys.prefix in _p.split(os.pathsep) else os.pathsep.join(filter(None, (_p, sys.prefix)))
 PTHEOF
 
-# Pretrained checkpoints, converted once from the shared TFLite files into the cache.
+# Every pretrained checkpoint, converted once into the cache (from the shared TFLite files;
+# a file not there is downloaded from its publisher).
 log "preparing pretrained checkpoints"
-"$VENV/bin/python" -m deeplab_ros.tools.convert --all
+"$VENV/bin/python" -m deeplab_ros.tools.models fetch --all
 log "ready: $VENV"

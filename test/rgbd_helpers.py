@@ -51,3 +51,10 @@ def rgbd_frame(number: int) -> RgbdFrame:
     depth = cv2.imread(str(folder / 'depth' / f'{number}.pgm'), cv2.IMREAD_UNCHANGED)
     assert bgr is not None and depth is not None and depth.dtype == np.uint16
     return RgbdFrame(number=number, rgb=np.ascontiguousarray(bgr[..., ::-1]), depth_mm=depth)
+
+
+def unpack_rgb(packed: np.ndarray) -> np.ndarray:
+    """Float32-packed colours (geometry.pack_rgb) -> ...x3 uint8 RGB (the inverse)."""
+    bits = np.array(packed, dtype=np.float32).view(np.uint32)
+    return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255],
+                    axis=-1).astype(np.uint8)

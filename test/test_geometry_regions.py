@@ -14,9 +14,9 @@ import pytest
 from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.spatial.geometry import (
     back_project, depth_in_metres, IntrinsicsError, labelled_points, pack_rgb,
-    PinholeIntrinsics, resize_nearest, same_aspect, unpack_rgb)
+    PinholeIntrinsics, resize_nearest, same_aspect)
 from deeplab_ros.core.spatial.regions import find_regions, NO_REGION, regions_3d
-from rgbd_helpers import FRAME_NUMBERS, rgbd_camera, rgbd_frame, RgbdCamera
+from rgbd_helpers import FRAME_NUMBERS, rgbd_camera, rgbd_frame, RgbdCamera, unpack_rgb
 
 MODEL = 'pretrained:deeplabv3_mnv2_dm05_float'
 SAMPLES = 500

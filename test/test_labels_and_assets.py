@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from deeplab_ros.core.labels import (
-    cityscapes_labels, decode_color_mask, LabelFileError, load_label_file, resolve_labels,
-    voc_labels)
+    ADE20K_CLASS_NAMES, cityscapes_labels, decode_color_mask, LABEL_SETS, label_set_for,
+    label_set_names, LabelFileError, load_label_file, resolve_labels, voc_labels)
 from deeplab_ros.core.weights import locations
 
 
@@ -24,6 +24,31 @@ def test_voc_palette_matches_the_dataset_colours() -> None:
 def test_cityscapes_has_19_train_classes() -> None:
     labels = cityscapes_labels()
     assert len(labels) == 19 and labels.class_names[13] == 'car'
+
+
+@pytest.mark.parametrize('name', sorted(LABEL_SETS))
+def test_class_names_published_in_label_info_are_unique(name: str) -> None:
+    names = resolve_labels(name).class_names
+    duplicates = sorted({item for item in names if names.count(item) > 1})
+    assert not duplicates, f'{name}: {duplicates}'
+
+
+def test_ade20k_names_are_whole_names() -> None:
+    assert len(ADE20K_CLASS_NAMES) == 150
+    assert ADE20K_CLASS_NAMES[58] == 'screen door' and ADE20K_CLASS_NAMES[130] == 'screen'
+    assert {'traffic light', 'coffee table', 'chest of drawers', 'crt screen'} \
+        <= set(ADE20K_CLASS_NAMES)
+
+
+def test_a_class_count_names_at_most_one_built_in_label_set() -> None:
+    counts = {name: len(factory()) for name, factory in LABEL_SETS.items()}
+    assert len(set(counts.values())) == len(counts)
+    for name, count in counts.items():
+        found = label_set_for(count)
+        assert found is not None and found.name == name
+        assert resolve_labels(name.upper()).name == name
+    assert label_set_for(7) is None
+    assert all(repr(name) in label_set_names() for name in LABEL_SETS)
 
 
 def test_decode_voc_target_marks_border_as_ignore(shared: Path) -> None:
@@ -72,7 +97,7 @@ def test_missing_shared_asset_names_the_place_it_looked(monkeypatch, tmp_path: P
     monkeypatch.setenv(locations.SHARED_ENV, str(tmp_path / 'nowhere'))
     with pytest.raises(locations.MissingAssetError) as raised:
         locations.shared_path('weights/deeplabv3_257_mv_gpu.tflite',
-                              hint=locations.GOOGLE_RELEASES_HINT)
+                              hint='The TFLite models are Google\'s public DeepLab releases.')
     message = str(raised.value)
     assert str(tmp_path / 'nowhere' / 'weights') in message
     assert locations.SHARED_ENV in message and 'Google' in message

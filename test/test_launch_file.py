@@ -10,7 +10,6 @@ test_install.py (``ros2 launch`` from a colcon install space).
 from __future__ import annotations
 
 import ast
-import importlib.util
 from pathlib import Path
 import re
 import time
@@ -159,8 +158,6 @@ def test_params_file_documents_every_parameter_with_its_default() -> None:
 def test_node_declares_exactly_the_params_file_parameters(tmp_path: Path) -> None:
     """Start the node process with the params file (and the Fast DDS profile, as launch with
     use_fastdds_profile:=true does) and compare what it declares with the file."""
-    if importlib.util.find_spec('deeplab_ros.ros.segmentation_node') is None:
-        pytest.skip('deeplab_ros/ros/segmentation_node.py is not present')
     from rcl_interfaces.srv import GetParameters, ListParameters  # noqa: PLC0415
     from rclpy.parameter import parameter_value_to_python  # noqa: PLC0415
 

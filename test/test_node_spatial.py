@@ -21,11 +21,11 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 
 from codec_helpers import cloud_array, encode_depth
-from deeplab_ros.core.spatial.geometry import resize_nearest, unpack_rgb
+from deeplab_ros.core.spatial.geometry import resize_nearest
 from deeplab_ros.ros import segmentation_node
 from deeplab_ros.ros.spinning import wait_until
 from deeplab_ros.ros.stamps import header_key
-from rgbd_helpers import rgbd_camera, rgbd_frame, RgbdCamera, RgbdFrame
+from rgbd_helpers import rgbd_camera, rgbd_frame, RgbdCamera, RgbdFrame, unpack_rgb
 from ros_helpers import decoded, image_message, LATCHED, node_under_test, ROSOUT, RosTester
 
 pytestmark = pytest.mark.ros

@@ -42,12 +42,6 @@ def message_class(msgtype: str) -> type:
             f'{package}.{kind} has no message {name!r} ({msgtype}).') from None
 
 
-def type_name(message_type: type) -> str:
-    """``'pkg/msg/Name'`` of an rclpy message class."""
-    package = message_type.__module__.split('.')[0]
-    return f'{package}/msg/{message_type.__name__}'
-
-
 def _duration_to_qos_time(duration: Duration) -> QosTime:
     nanoseconds = duration.nanoseconds
     if nanoseconds <= 0 or nanoseconds >= _INFINITE_NS:

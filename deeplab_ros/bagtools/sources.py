@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 
 from deeplab_ros.core.errors import ConfigurationError
+from deeplab_ros.core.files import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.ppm', '.pgm', '.webp')
 DEFAULT_HORIZONTAL_FOV_DEG = 60.0
 
 

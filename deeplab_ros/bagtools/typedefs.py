@@ -9,15 +9,14 @@ their installation puts under ``share/<package>/msg`` (ament prefixes and this P
 from __future__ import annotations
 
 from functools import lru_cache
-import os
 from pathlib import Path
-import sys
 
 from rosbags.interfaces import Nodetype
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 from rosbags.typesys.store import Typestore
 
 from deeplab_ros.core.errors import ConfigurationError
+from deeplab_ros.package_files import ament_prefixes
 
 
 _MAX_NESTING = 16
@@ -29,13 +28,7 @@ class MessageDefinitionError(ConfigurationError):
 
 def interface_search_paths() -> list[Path]:
     """Prefixes whose ``share/<package>/msg`` folders may hold message definitions."""
-    prefixes = [Path(p) for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
-    prefixes.append(Path(sys.prefix))
-    unique: list[Path] = []
-    for prefix in prefixes:
-        if prefix not in unique:
-            unique.append(prefix)
-    return unique
+    return ament_prefixes()
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Callable, cast
 
 import numpy as np
 import yaml
@@ -37,25 +37,28 @@ CITYSCAPES_PALETTE: tuple[tuple[int, int, int], ...] = (
     (0, 80, 100), (0, 0, 230), (119, 11, 32),
 )
 
-#: The 150 ADE20K SceneParsing classes (objectInfo150 order, first name of each), ids 1..150.
+#: The 150 ADE20K SceneParsing classes, ids 1..150: objectInfo150 order, the first
+#: comma-separated name of each (the short list of mmsegmentation's ADE20K dataset; unique).
 ADE20K_CLASS_NAMES: tuple[str, ...] = (
-    'wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road', 'bed', 'windowpane', 'grass',
-    'cabinet', 'sidewalk', 'person', 'earth', 'door', 'table', 'mountain', 'plant', 'curtain',
-    'chair', 'car', 'water', 'painting', 'sofa', 'shelf', 'house', 'sea', 'mirror', 'rug',
-    'field', 'armchair', 'seat', 'fence', 'desk', 'rock', 'wardrobe', 'lamp', 'bathtub',
-    'railing', 'cushion', 'base', 'box', 'column', 'signboard', 'chest', 'counter', 'sand',
-    'sink', 'skyscraper', 'fireplace', 'refrigerator', 'grandstand', 'path', 'stairs', 'runway',
-    'case', 'pool', 'pillow', 'screen', 'stairway', 'river', 'bridge', 'bookcase', 'blind',
-    'coffee', 'toilet', 'flower', 'book', 'hill', 'bench', 'countertop', 'stove', 'palm',
-    'kitchen', 'computer', 'swivel', 'boat', 'bar', 'arcade', 'hovel', 'bus', 'towel', 'light',
-    'truck', 'tower', 'chandelier', 'awning', 'streetlight', 'booth', 'television', 'airplane',
-    'dirt', 'apparel', 'pole', 'land', 'bannister', 'escalator', 'ottoman', 'bottle', 'buffet',
-    'poster', 'stage', 'van', 'ship', 'fountain', 'conveyer', 'canopy', 'washer', 'plaything',
-    'swimming', 'stool', 'barrel', 'basket', 'waterfall', 'tent', 'bag', 'minibike', 'cradle',
-    'oven', 'ball', 'food', 'step', 'tank', 'trade', 'microwave', 'pot', 'animal', 'bicycle',
-    'lake', 'dishwasher', 'screen', 'blanket', 'sculpture', 'hood', 'sconce', 'vase', 'traffic',
-    'tray', 'ashcan', 'fan', 'pier', 'crt', 'plate', 'monitor', 'bulletin', 'shower',
-    'radiator', 'glass', 'clock', 'flag',
+    'wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road', 'bed', 'windowpane',
+    'grass', 'cabinet', 'sidewalk', 'person', 'earth', 'door', 'table', 'mountain', 'plant',
+    'curtain', 'chair', 'car', 'water', 'painting', 'sofa', 'shelf', 'house', 'sea', 'mirror',
+    'rug', 'field', 'armchair', 'seat', 'fence', 'desk', 'rock', 'wardrobe', 'lamp',
+    'bathtub', 'railing', 'cushion', 'base', 'box', 'column', 'signboard', 'chest of drawers',
+    'counter', 'sand', 'sink', 'skyscraper', 'fireplace', 'refrigerator', 'grandstand',
+    'path', 'stairs', 'runway', 'case', 'pool table', 'pillow', 'screen door', 'stairway',
+    'river', 'bridge', 'bookcase', 'blind', 'coffee table', 'toilet', 'flower', 'book',
+    'hill', 'bench', 'countertop', 'stove', 'palm', 'kitchen island', 'computer',
+    'swivel chair', 'boat', 'bar', 'arcade machine', 'hovel', 'bus', 'towel', 'light',
+    'truck', 'tower', 'chandelier', 'awning', 'streetlight', 'booth', 'television receiver',
+    'airplane', 'dirt track', 'apparel', 'pole', 'land', 'bannister', 'escalator', 'ottoman',
+    'bottle', 'buffet', 'poster', 'stage', 'van', 'ship', 'fountain', 'conveyer belt',
+    'canopy', 'washer', 'plaything', 'swimming pool', 'stool', 'barrel', 'basket',
+    'waterfall', 'tent', 'bag', 'minibike', 'cradle', 'oven', 'ball', 'food', 'step', 'tank',
+    'trade name', 'microwave', 'pot', 'animal', 'bicycle', 'lake', 'dishwasher', 'screen',
+    'blanket', 'sculpture', 'hood', 'sconce', 'vase', 'traffic light', 'tray', 'ashcan',
+    'fan', 'pier', 'crt screen', 'plate', 'monitor', 'bulletin board', 'shower', 'radiator',
+    'glass', 'clock', 'flag',
 )
 
 #: Name of id 0 in ADE20K models: pixels of none of the classes (never trained, ignored).
@@ -194,20 +197,40 @@ def load_label_file(path: str | Path) -> LabelSet:
                              ignore_index=int(content.get('ignore_index', 255)))
 
 
-def resolve_labels(spec: str) -> LabelSet:
-    """Return the label set named by ``spec``.
+#: The built-in label sets by name (what ``labels`` settings and ``--labels`` accept besides
+#: a YAML file). Their class counts differ, so a class count names at most one of them.
+LABEL_SETS: dict[str, Callable[[], LabelSet]] = {
+    'voc': voc_labels,
+    'cityscapes': cityscapes_labels,
+    'ade20k': ade20k_labels,
+    'ade20k32': ade20k32_labels,
+}
 
-    ``spec`` is ``'voc'``, ``'cityscapes'``, ``'ade20k'``, ``'ade20k32'`` or a YAML path.
-    """
+#: Other spellings accepted for the built-in sets.
+_LABEL_SET_ALIASES = {'pascal_voc': 'voc', 'pascal': 'voc', 'ade20k150': 'ade20k',
+                      'ade20k_150': 'ade20k', 'ade20k_32': 'ade20k32'}
+
+
+def label_set_names() -> str:
+    """The built-in set names for help texts: ``"'voc', 'cityscapes', 'ade20k', 'ade20k32'"``."""
+    return ', '.join(repr(name) for name in LABEL_SETS)
+
+
+def label_set_for(num_classes: int) -> LabelSet | None:
+    """The built-in label set with ``num_classes`` classes, or None when none has that many."""
+    for factory in LABEL_SETS.values():
+        labels = factory()
+        if len(labels) == num_classes:
+            return labels
+    return None
+
+
+def resolve_labels(spec: str) -> LabelSet:
+    """Return the label set named by ``spec``: a name of :data:`LABEL_SETS` or a YAML path."""
     key = spec.strip().lower()
-    if key in ('voc', 'pascal_voc', 'pascal'):
-        return voc_labels()
-    if key == 'cityscapes':
-        return cityscapes_labels()
-    if key in ('ade20k', 'ade20k150', 'ade20k_150'):
-        return ade20k_labels()
-    if key in ('ade20k32', 'ade20k_32'):
-        return ade20k32_labels()
+    key = _LABEL_SET_ALIASES.get(key, key)
+    if key in LABEL_SETS:
+        return LABEL_SETS[key]()
     return load_label_file(spec)
 
 

@@ -28,6 +28,7 @@ from deeplab_ros.core.inference.backends import BACKENDS, parse_backend
 from deeplab_ros.core.inference.device import parse_device
 from deeplab_ros.core.inference.postprocess import parse_upsample, UPSAMPLE_MODES
 from deeplab_ros.core.inference.preprocess import check_input_size, MIN_INPUT_SIZE
+from deeplab_ros.core.labels import label_set_names
 
 INPUT_TRANSPORTS = ('raw', 'compressed')
 _CAMERA_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_/]*$')
@@ -97,8 +98,8 @@ SPECS: tuple[ParameterSpec, ...] = (
                   'Model variant for checkpoints without metadata (e.g. '
                   "deeplabv3plus_mobilenetv2); '' = from the checkpoint. Read at configure."),
     ParameterSpec('labels', '',
-                  "Class names/palette: '' = the checkpoint's, 'voc', 'cityscapes', 'ade20k', "
-                  "'ade20k32' or a YAML file. Read at configure."),
+                  f"Class names/palette: '' = the checkpoint's, {label_set_names()} or a YAML "
+                  'file. Read at configure.'),
     ParameterSpec('input_size', 0,
                   f'Square network input side in pixels ({MIN_INPUT_SIZE} or more); 0 = the '
                   "checkpoint's recommendation. Read at configure.", minimum=0, maximum=4097,

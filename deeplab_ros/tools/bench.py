@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict, dataclass
 import json
+import os
 from pathlib import Path
 import statistics
 import sys
@@ -235,7 +236,8 @@ def _segment_call(segmenter, frame: np.ndarray) -> Callable[[], None]:
 
 def run_node(args: argparse.Namespace, timings: list[CoreTiming]) -> dict:
     """(c): every case through the node process, alternating with this process's segmenter."""
-    from deeplab_ros.tools.bench_node import format_node_table, profile_path, run_node_case
+    from deeplab_ros.ros.dds_profile import describe_dds_env
+    from deeplab_ros.tools.bench_node import format_node_table, run_node_case
 
     node_timings = []
     for input_size in dict.fromkeys(t.input_size for t in timings):
@@ -251,7 +253,7 @@ def run_node(args: argparse.Namespace, timings: list[CoreTiming]) -> dict:
         node_backend = segmenter.describe_backend()
         segmenter.close()
     print(f'\nnode end to end with backend {args.node_backend} ({node_backend}; own process, '
-          f'DDS, Fast DDS profile {profile_path().name}; '
+          f'DDS, {describe_dds_env(os.environ)}; '
           f'{args.node_frames} frames per case in blocks of {args.node_block}, one frame waiting '
           'behind the one being inferred; every block followed by as many frames through the '
           'segmenter in this process):')

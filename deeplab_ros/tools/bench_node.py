@@ -24,10 +24,9 @@ from typing import Callable
 
 import numpy as np
 
-from deeplab_ros.package_files import config_file
+from deeplab_ros.ros.dds_profile import large_image_dds_env
 from deeplab_ros.ros.stamps import stamp_ns
 
-PROFILE_NAME = 'fastdds_large_images.xml'
 ARRIVAL_TIMEOUT_SECONDS = 10.0
 
 
@@ -70,17 +69,12 @@ class NodeTiming:
                 'block_ratio_median': round(self.block_ratio_median, 4)}
 
 
-def profile_path() -> Path:
-    """The shipped Fast DDS profile for large images."""
-    return config_file(PROFILE_NAME)
-
-
 def use_large_image_profile() -> dict[str, str]:
-    """Point Fast DDS at the shipped profile (this process and children); returns the env."""
-    path = str(profile_path())
-    os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = path
-    os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = path
-    os.environ.pop('FASTDDS_BUILTIN_TRANSPORTS', None)
+    """Apply the large-image Fast DDS profile and localhost discovery; return the environment.
+
+    For this process and its children (see :func:`large_image_dds_env`).
+    """
+    large_image_dds_env(os.environ)
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     return dict(os.environ)
 

@@ -1,9 +1,9 @@
-"""``deeplab-ros-convert``: make checkpoints with metadata from TFLite or VainF files.
+"""``deeplab-ros-convert``: make checkpoints with metadata from your TFLite or VainF files.
+
+The pretrained models are listed and prepared by ``deeplab-ros-models`` (``list``, ``fetch``).
 
 Examples::
 
-    deeplab-ros-convert --all                                  # shared TFLite models -> cache
-    deeplab-ros-convert --list
     deeplab-ros-convert --tflite model.tflite --output model.pt
     deeplab-ros-convert --tflite model_uint8.tflite --output model.pt --quantized-activations
     deeplab-ros-convert --vainf best_deeplabv3plus_mobilenet_voc_os16.pth --output voc.pt
@@ -15,17 +15,15 @@ import argparse
 from pathlib import Path
 import sys
 
+from deeplab_ros.core.labels import label_set_names
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 
 def _parser() -> argparse.ArgumentParser:
+    from deeplab_ros.core.weights.checkpoint import DEFAULT_INPUT_SIZE
     parser = argparse.ArgumentParser(prog='deeplab-ros-convert', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument('--all', action='store_true',
-                      help='convert every pretrained TFLite model of the shared folder into '
-                           'the cache (skips those already converted)')
-    what.add_argument('--list', action='store_true', help='list the pretrained models')
     what.add_argument('--tflite', type=Path,
                       help='a DeepLab MobileNetV2 or MobileNet-EdgeTPU .tflite file')
     what.add_argument('--vainf', type=Path,
@@ -36,14 +34,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--num-classes', type=int, default=0,
                         help='classes of the VainF model (default: read from the weights)')
     parser.add_argument('--labels', default='',
-                        help="class names/palette: 'voc', 'cityscapes' or a YAML file "
-                             '(default: VOC for 21 classes)')
-    parser.add_argument('--input-size', type=int, default=513,
-                        help='recommended input size stored in the metadata (default 513)')
+                        help=f'class names/palette: {label_set_names()} or a YAML file '
+                             '(default: the built-in set with as many classes)')
+    parser.add_argument('--input-size', type=int, default=DEFAULT_INPUT_SIZE,
+                        help='recommended input size stored in the metadata '
+                             f'(default {DEFAULT_INPUT_SIZE})')
     parser.add_argument('--quantized-activations', action='store_true',
                         help="with --tflite (uint8 DeepLabV3+ or MobileNet-EdgeTPU files): "
                              "emulate the graph's uint8 activations (closer to its interpreter, "
-                             '70-100 % more CPU time)')
+                             '70-100 %% more CPU time)')
     return parser
 
 
@@ -51,17 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    from deeplab_ros.core.weights import pretrained
     try:
-        if args.list:
-            for name, spec in pretrained.PRETRAINED.items():
-                mark = ' (default)' if name == pretrained.DEFAULT_PRETRAINED else ''
-                print(f'{name}{mark}: {spec.summary} <- weights/{spec.tflite_file}')
-            return 0
-        if args.all:
-            for name in pretrained.available_pretrained():
-                print(f'{name}: {pretrained.pretrained_checkpoint(name)}')
-            return 0
         if args.output is None:
             print('error: --output is required with --tflite / --vainf', file=sys.stderr)
             return 2

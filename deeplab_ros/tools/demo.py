@@ -34,7 +34,7 @@ from deeplab_ros.bagtools.writer import add_typed_connection, CAMERA_INFO_TYPE, 
 from deeplab_ros.bagtools.writer import ImageBagSpec, open_writer, write_image_bag
 from deeplab_ros.core.inference.backends import BACKENDS
 from deeplab_ros.core.weights.locations import shared_path
-from deeplab_ros.package_files import config_file
+from deeplab_ros.ros.dds_profile import large_image_dds_env
 from deeplab_ros.ros.stamps import header_key
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 from deeplab_ros.tools.model_args import BACKEND_HELP
@@ -297,17 +297,6 @@ def write_tables(reports: list[FrameReport], directory: Path, *, wall_s: float,
     return text
 
 
-def _apply_fastdds_profile() -> None:
-    """Use the shipped large-image Fast DDS profile here and in the node.
-
-    With it, full-size frames cross processes through shared memory. Nothing changes when the
-    environment already names a profile.
-    """
-    profile = config_file('fastdds_large_images.xml')
-    for variable in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE'):
-        os.environ.setdefault(variable, str(profile))
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog='deeplab-ros-demo', description=__doc__,
@@ -339,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``deeplab-ros-demo``."""
     args = build_parser().parse_args(argv)
     if not args.no_fastdds_profile:
-        _apply_fastdds_profile()
+        large_image_dds_env(os.environ)
     # rclpy is imported only now, after the DDS profile is in the environment.
     from deeplab_ros.bagtools.pipeline import run_bag_through_node  # noqa: PLC0415
 

@@ -24,8 +24,13 @@ import sys
 import cv2
 import numpy as np
 
+from deeplab_ros.core.labels import label_set_names
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 from deeplab_ros.tools.model_args import add_model_arguments, build_segmenter
+
+#: Labelled images under the shared folder by built-in label set (None: there are none).
+_SHARED_DATA: dict[str, str | None] = {
+    'voc': 'data/voc_val', 'cityscapes': None, 'ade20k': 'data/ade20k', 'ade20k32': 'data/ade20k'}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser)
     parser.add_argument('--labels', default='',
-                        help="'voc', 'cityscapes' or a YAML class list (default: checkpoint's)")
+                        help=f"{label_set_names()} or a YAML class list (default: checkpoint's)")
     parser.add_argument('--data', type=Path, default=None,
                         help='dataset folder (default: <shared>/data/voc_val)')
     parser.add_argument('--split', default='val', help='split of a VOC-layout dataset')
@@ -52,20 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from deeplab_ros.core.evaluation.datasets import DatasetError, open_dataset
     from deeplab_ros.core.evaluation.evaluate import evaluate
-    from deeplab_ros.core.labels import cityscapes_labels, resolve_labels
+    from deeplab_ros.core.labels import label_set_for, resolve_labels
     from deeplab_ros.core.weights.locations import shared_path
 
     try:
         labels = resolve_labels(args.labels) if args.labels else None
         segmenter = build_segmenter(args, input_size=args.input_size or None, labels=labels,
                                     output_stride=args.output_stride or None)
-        if args.data is None and \
-                segmenter.labels.class_names == cityscapes_labels().class_names:
-            raise DatasetError('the shared data holds no labelled Cityscapes images; pass '
-                               '--data DIR with N_image.png + N_target.png pairs whose masks '
-                               'use the Cityscapes palette', setting='data')
-        data = args.data or shared_path('data/voc_val' if segmenter.num_classes == 21
-                                        else 'data/ade20k')
+        data = args.data
+        if data is None:
+            built_in = label_set_for(segmenter.num_classes)
+            folder = _SHARED_DATA.get(built_in.name if built_in else '', 'data/ade20k')
+            if folder is None:
+                raise DatasetError('the shared data holds no labelled Cityscapes images; pass '
+                                   '--data DIR with N_image.png + N_target.png pairs whose '
+                                   'masks use the Cityscapes palette', setting='data')
+            data = shared_path(folder)
         dataset = open_dataset(data, segmenter.labels, args.split)
     except TOOL_FAILURES as error:
         return report_failure(parser.prog, error, parser)

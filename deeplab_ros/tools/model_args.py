@@ -12,11 +12,11 @@ import sys
 from typing import Any, TYPE_CHECKING
 
 from deeplab_ros.core.inference.backends import BACKENDS
+from deeplab_ros.core.inference.postprocess import UPSAMPLE_MODES
 
 if TYPE_CHECKING:
     from deeplab_ros.core.inference.segmenter import Segmenter
 
-UPSAMPLE_MODES = ('labels', 'logits')
 BACKEND_HELP = ('network forward: auto (onnxruntime on the CPU when installed, else torch), '
                 'torch or onnxruntime (default auto)')
 

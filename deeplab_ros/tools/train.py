@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 import sys
 
+from deeplab_ros.core.labels import label_set_names
 from deeplab_ros.core.training.config import TrainConfig
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help='root of a PASCAL VOC layout dataset (JPEGImages/, '
                       'SegmentationClass/, ImageSets/Segmentation/{train,val}.txt)')
     data.add_argument('--labels', default=DEFAULTS.labels,
-                      help="class list: 'voc', 'cityscapes' or a YAML file "
+                      help=f'class list: {label_set_names()} or a YAML file '
                       '(names, colors, ignore_index)')
     data.add_argument('--train-split', default=DEFAULTS.train_split)
     data.add_argument('--val-split', default=DEFAULTS.val_split,

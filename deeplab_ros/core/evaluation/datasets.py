@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from deeplab_ros.core.errors import ConfigurationError
+from deeplab_ros.core.files import IMAGE_SUFFIXES
 from deeplab_ros.core.labels import decode_color_mask, LabelSet
 
 
@@ -81,9 +82,6 @@ def iter_flat_folder(path: str | Path, labels: LabelSet) -> Iterator[Segmentatio
         if not target_path.is_file():
             raise DatasetError(f'{image_path} has no mask {target_path.name}')
         yield SegmentationSample(name, read_rgb(image_path), read_target(target_path, labels))
-
-
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 def iter_pair_folder(path: str | Path, labels: LabelSet) -> Iterator[SegmentationSample]:

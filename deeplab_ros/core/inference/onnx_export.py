@@ -18,15 +18,14 @@ import copy
 from dataclasses import dataclass
 import hashlib
 import json
-import os
 from pathlib import Path
-import tempfile
 from typing import Any
 import warnings
 
 import torch
 
 from deeplab_ros.core.errors import ConfigurationError
+from deeplab_ros.core.files import atomic_write
 from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
 from deeplab_ros.core.weights.locations import cache_dir
 
@@ -129,35 +128,28 @@ def export_onnx(model: torch.nn.Module, metadata: CheckpointMetadata, path: str 
                           settings.input_size), dtype=dtype, device=device)
     axes = {INPUT_NAME: {0: 'batch'}, OUTPUT_NAME: {0: 'batch'}} \
         if settings.dynamic_batch else None
-    handle, temporary = tempfile.mkstemp(prefix=f'.{target.stem}.', suffix='.onnx',
-                                         dir=target.parent)
-    os.close(handle)
     try:
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        with atomic_write(target, suffix='.onnx') as temporary, \
+                torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             # The TorchScript-based exporter is deprecated in favour of torch.export's, which
             # needs onnxscript; this one is verified on every registered model here.
             warnings.simplefilter('ignore', DeprecationWarning)
             torch.onnx.export(traced, (sample,), temporary, opset_version=ONNX_OPSET,
                               dynamo=False, input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME], dynamic_axes=axes)
-        exported = onnx.load(temporary)
-        key = key or export_key(weights_digest(model, metadata), metadata, settings)
-        properties = _metadata_properties(metadata, settings)
-        properties[KEY_PROPERTY] = key
-        properties[DIGEST_PROPERTY] = _graph_digest(exported)
-        onnx.helper.set_model_props(exported, properties)
-        exported.producer_name = 'deeplab_ros'
-        onnx.save(exported, temporary)
-        os.chmod(temporary, 0o644)  # readable like any written file, not mkstemp's 0600
-        os.replace(temporary, target)
+            exported = onnx.load(temporary)
+            key = key or export_key(weights_digest(model, metadata), metadata, settings)
+            properties = _metadata_properties(metadata, settings)
+            properties[KEY_PROPERTY] = key
+            properties[DIGEST_PROPERTY] = _graph_digest(exported)
+            onnx.helper.set_model_props(exported, properties)
+            exported.producer_name = 'deeplab_ros'
+            onnx.save(exported, temporary)
     except OnnxExportError:
         raise
     except Exception as error:  # noqa: BLE001 - the exporter raises many kinds
         raise OnnxExportError(f'ONNX export of {metadata.variant} failed: '
                               f'{type(error).__name__}: {error}') from error
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return target
 
 

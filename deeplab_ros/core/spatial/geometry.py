@@ -149,13 +149,6 @@ def pack_rgb(colors: np.ndarray) -> np.ndarray:
     return packed.view(np.float32)
 
 
-def unpack_rgb(packed: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`pack_rgb`: float32-packed colours -> ...x3 uint8 RGB."""
-    bits = np.array(packed, dtype=np.float32).view(np.uint32)
-    return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255],
-                    axis=-1).astype(np.uint8)
-
-
 def labelled_points(points: np.ndarray, labels: np.ndarray, palette_lut: np.ndarray, *,
                     stride: int = 1, dense: bool = False,
                     keep_classes: Iterable[int] | None = None) -> np.ndarray:

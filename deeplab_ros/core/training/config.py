@@ -15,7 +15,7 @@ class TrainConfig:
     Attributes:
         dataset: Root of a PASCAL VOC layout dataset.
         output_dir: Where training states and exported checkpoints are written.
-        labels: ``'voc'``, ``'cityscapes'`` or a YAML label file.
+        labels: a name of :data:`deeplab_ros.core.labels.LABEL_SETS` or a YAML label file.
         variant: A registered model name (``deeplab_ros.core.models.available_models()``).
         output_stride: Backbone output stride (8 or 16).
         model_options: Extra keyword options for the model builder.

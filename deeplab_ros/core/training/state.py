@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from deeplab_ros.core.files import atomic_write
+
 
 def capture_rng_state() -> dict[str, Any]:
     """Return the state of Python's, NumPy's and PyTorch's global generators (CUDA too)."""
@@ -54,12 +56,6 @@ def seed_everything(seed: int, *, deterministic: bool) -> None:
 def atomic_save(payload: Any, path: Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
+    with atomic_write(path) as temporary:
         torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
     return path

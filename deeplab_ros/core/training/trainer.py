@@ -30,7 +30,7 @@ from deeplab_ros.core.training.state import (
     atomic_save, capture_rng_state, restore_rng_state, seed_everything)
 from deeplab_ros.core.training.transforms import TrainTransform
 from deeplab_ros.core.weights.checkpoint import (
-    CheckpointError, CheckpointMetadata, save_checkpoint)
+    CheckpointError, CheckpointMetadata, DEFAULT_INPUT_SIZE, save_checkpoint)
 
 #: File names inside the output folder.
 STATE_FILE = 'train_state.pt'
@@ -42,8 +42,6 @@ STATE_FORMAT = 1
 # Settings a resumed run may change; the others define the run and come from the state.
 RESUME_OVERRIDABLE = ('output_dir', 'stop_after', 'workers', 'device', 'amp', 'progress',
                       'save_every')
-
-DEFAULT_INPUT_SIZE = 513
 
 
 @dataclass

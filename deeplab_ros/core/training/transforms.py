@@ -15,6 +15,7 @@ import torch
 
 from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.evaluation.datasets import DatasetError
+from deeplab_ros.core.weights.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 
 
 def sample_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -103,8 +104,8 @@ class TrainTransform:
     crop_size: int = 513
     scale_range: tuple[float, float] = (0.5, 2.0)
     flip_probability: float = 0.5
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
     ignore_index: int = 255
 
     def __post_init__(self) -> None:

@@ -19,10 +19,13 @@ import zipfile
 import torch
 
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
-from deeplab_ros.core.labels import labels_from_names, LabelSet, voc_labels
+from deeplab_ros.core.files import atomic_write
+from deeplab_ros.core.labels import label_set_for, labels_from_names, LabelSet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Network input side when nothing else says: the published DeepLab models' export size.
+DEFAULT_INPUT_SIZE = 513
 _LISTED = 10
 
 
@@ -42,7 +45,7 @@ class CheckpointMetadata:
     palette: tuple[tuple[int, int, int], ...] = ()
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    input_size: int = 513
+    input_size: int = DEFAULT_INPUT_SIZE
     source: str = ''
     #: sha256 of the file the checkpoint was converted from ('' when not converted).
     source_sha256: str = ''
@@ -78,18 +81,22 @@ class CheckpointMetadata:
         values['model_options'] = dict(values.get('model_options') or {})
         values['num_classes'] = int(values['num_classes'])
         values['output_stride'] = int(values.get('output_stride', 16))
-        values['input_size'] = int(values.get('input_size', 513))
+        values['input_size'] = int(values.get('input_size', DEFAULT_INPUT_SIZE))
         for key in ('cuda_input_size', 'cuda_output_stride'):
             values[key] = int(values.get(key) or 0)
         return cls(**values)
 
     def label_set(self) -> LabelSet:
-        """The class names and palette as a :class:`LabelSet` (VOC when unnamed, 21 classes)."""
+        """The class names and palette as a :class:`LabelSet`.
+
+        Unnamed classes: the built-in set with as many classes, else ``class_<i>``.
+        """
         if self.class_names:
             return labels_from_names(self.class_names, name=self.variant,
                                      palette=self.palette or None)
-        if self.num_classes == 21:
-            return voc_labels()
+        built_in = label_set_for(self.num_classes)
+        if built_in is not None:
+            return built_in
         return labels_from_names([f'class_{i}' for i in range(self.num_classes)],
                                  name=self.variant)
 
@@ -98,11 +105,9 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module,
                     metadata: CheckpointMetadata) -> Path:
     """Write ``{'model_state', 'metadata'}`` atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    temporary = path.with_name(path.name + '.partial')
-    torch.save({'model_state': state, 'metadata': metadata.to_dict()}, temporary)
-    temporary.replace(path)
+    with atomic_write(path) as temporary:
+        torch.save({'model_state': state, 'metadata': metadata.to_dict()}, temporary)
     return path
 
 
@@ -293,9 +298,9 @@ def load_model(path: str | Path, *, variant: str | None = None, num_classes: int
             variant=variant, num_classes=classes,
             output_stride=output_stride or _default_stride(variant),
             model_options=dict(options), source=str(path))
-        if classes == 21:
-            voc = voc_labels()
-            metadata.class_names, metadata.palette = voc.class_names, voc.palette
+        built_in = label_set_for(classes)
+        if built_in is not None:
+            metadata.class_names, metadata.palette = built_in.class_names, built_in.palette
     try:
         model = build_model(metadata.variant, num_classes=metadata.num_classes,
                             output_stride=metadata.output_stride, **metadata.model_options)

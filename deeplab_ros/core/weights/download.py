@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 import sys
-import tempfile
 from typing import Callable, IO
 import urllib.error
 import urllib.request
 
 from deeplab_ros.core.errors import ConfigurationError
+from deeplab_ros.core.files import atomic_write
 
 _CHUNK = 1 << 16
 
@@ -80,12 +79,9 @@ def download(url: str, target: str | Path, sha256: str, *, timeout: float = 30.0
     and the cause.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f'.{target.name}.', suffix='.download',
-                                         dir=target.parent)
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(handle, 'wb') as stream:
+    with atomic_write(target, suffix='.download') as temporary:
+        with open(temporary, 'wb') as stream:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
                     total = int(response.headers.get('Content-Length') or 0)
@@ -105,8 +101,4 @@ def download(url: str, target: str | Path, sha256: str, *, timeout: float = 30.0
         if actual != sha256.lower():
             raise DownloadError(f'Refused {url}: its sha256 is {actual}, expected {sha256} '
                                 '(corrupted or a different file); nothing was kept.')
-        os.replace(temporary, target)
-        return target
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    return target

@@ -24,14 +24,6 @@ PACKAGE = 'deeplab_ros'
 
 _MODULE_ROOT = Path(__file__).resolve().parents[3]
 
-GOOGLE_RELEASES_HINT = (
-    'The TFLite models are Google\'s public DeepLab releases (Apache-2.0): '
-    'deeplabv3_257_mv_gpu.tflite from the TensorFlow Lite segmentation example, and the '
-    'quantized mobilenetv2_coco_voc_trainaug / dm05 exports from the TensorFlow DeepLab model '
-    'zoo (research/deeplab/g3doc/model_zoo.md). Put them in <shared>/weights/ or set '
-    f'{SHARED_ENV} to the folder that holds weights/ and data/.'
-)
-
 
 class MissingAssetError(ConfigurationError):
     """A shared asset (weights, image, video) is not where it is looked for."""

@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from torch import nn
 
-from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, save_checkpoint
+from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, DEFAULT_INPUT_SIZE, \
+    save_checkpoint
 from deeplab_ros.core.weights.convert.deeplab_mobilenetv2 import convert_mobilenetv2_graph
 from deeplab_ros.core.weights.convert.deeplab_mobilenetv3 import (
     convert_mobilenetv3_graph, convert_mobilenetv3_tflite, is_mobilenetv3)
@@ -38,7 +39,7 @@ Converter = Callable[..., tuple[nn.Module, CheckpointMetadata]]
 
 
 def convert_tflite(path: str | Path, *, expected_sha256: str | None = None,
-                   output_stride: int | None = None, input_size: int = 513,
+                   output_stride: int | None = None, input_size: int = DEFAULT_INPUT_SIZE,
                    cuda_settings: tuple[int, int] = (0, 0), quantized_activations: bool = False
                    ) -> tuple[nn.Module, CheckpointMetadata]:
     """Convert a Google DeepLab TFLite model into a model and its metadata.

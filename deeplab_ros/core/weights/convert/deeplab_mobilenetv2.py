@@ -22,16 +22,15 @@ the conversion with the op that disagreed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
-from deeplab_ros.core.labels import (
-    ade20k32_labels, ade20k_labels, cityscapes_labels, LabelSet, voc_labels)
+from deeplab_ros.core.labels import label_set_for
 from deeplab_ros.core.models import build_model
 from deeplab_ros.core.models.activation_quantization import quantize_activations
 from deeplab_ros.core.models.deeplabv3plus_tf import LOW_LEVEL_BLOCK
-from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
+from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, DEFAULT_INPUT_SIZE
 from deeplab_ros.core.weights.convert.tflite_convs import (
     assign_checked, backbone_convs, depthwise_tap_position, fed_by, LogicalConv, logical_convs,
     model_conv)
@@ -42,9 +41,6 @@ MOBILENETV2 = 'MobileNetV2'
 EDGETPU = 'MobileNet-EdgeTPU'
 #: Depth multipliers the converter maps, by backbone and stem width.
 _DEPTH_MULTIPLIERS_BY_STEM = {MOBILENETV2: {16: 0.5, 32: 1.0}, EDGETPU: {24: 0.75, 32: 1.0}}
-#: Label sets by the number of classes a converted model predicts.
-_LABELS_BY_CLASSES: dict[int, Callable[[], LabelSet]] = {
-    21: voc_labels, 151: ade20k_labels, 32: ade20k32_labels, 19: cityscapes_labels}
 
 
 def _through_passthrough(graph: TFLiteGraph, tensor: int) -> TFLiteOp | None:
@@ -128,7 +124,8 @@ def _activation_table(graph: TFLiteGraph, model: nn.Module,
 
 
 def convert_mobilenetv2_graph(graph: TFLiteGraph, path: Path, *,
-                              output_stride: int | None = None, input_size: int = 513,
+                              output_stride: int | None = None,
+                              input_size: int = DEFAULT_INPUT_SIZE,
                               cuda_settings: tuple[int, int] = (0, 0),
                               quantized_activations: bool = False
                               ) -> tuple[nn.Module, CheckpointMetadata]:
@@ -218,7 +215,7 @@ def convert_mobilenetv2_graph(graph: TFLiteGraph, path: Path, *,
                                         setting='quantized_activations')
         options['activation_quantization'] = _activation_table(graph, model, layers, path)
         quantize_activations(model, options['activation_quantization'])
-    labels = _LABELS_BY_CLASSES.get(num_classes, lambda: None)()
+    labels = label_set_for(num_classes)
     kind = 'uint8 quantized, dequantized' if graph.quantized_input else \
         'float32 input, int8 weights dequantized' if graph.has_int8_weights() else 'float32'
     mean, std = graph.input_normalization()

@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from torch import nn
 
-from deeplab_ros.core.labels import cityscapes_labels
+from deeplab_ros.core.labels import label_set_for
 from deeplab_ros.core.models import build_model
 from deeplab_ros.core.models.lraspp_tf import (
     IMAGE_POOLING_KERNEL, IMAGE_POOLING_STRIDE, LOW_LEVEL_BLOCK)
@@ -46,8 +46,6 @@ from deeplab_ros.core.weights.download import verify_sha256
 Found = TypeVar('Found', TFLiteOp, LogicalConv)
 VARIANT = 'lraspp_mobilenetv3_large_tf'
 OUTPUT_STRIDE = 32
-#: Cityscapes' 19 train-id classes.
-NUM_CLASSES = 19
 
 
 def _only(ops: list[Found], path: Path, what: str) -> Found:
@@ -192,7 +190,7 @@ def convert_mobilenetv3_graph(graph: TFLiteGraph, path: Path, *,
         cuda_input_size=cuda_settings[0], cuda_output_stride=cuda_settings[1],
         source=f'{path.name} (float32 input, int8 weights dequantized; exported at '
                f'{input_shape[1]}x{input_shape[2]}, output stride {export_stride})')
-    if num_classes == NUM_CLASSES:
-        labels = cityscapes_labels()
+    labels = label_set_for(num_classes)
+    if labels is not None:
         metadata.class_names, metadata.palette = labels.class_names, labels.palette
     return model.eval(), metadata

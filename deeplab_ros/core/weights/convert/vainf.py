@@ -14,13 +14,14 @@ from torch import nn
 
 from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.labels import resolve_labels
-from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, load_model
+from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, DEFAULT_INPUT_SIZE, \
+    load_model
 
 VARIANT = 'deeplabv3plus_mobilenetv2'
 
 
 def convert_vainf(path: str | Path, *, output_stride: int = 16, num_classes: int | None = None,
-                  labels: str = '', input_size: int = 513
+                  labels: str = '', input_size: int = DEFAULT_INPUT_SIZE
                   ) -> tuple[nn.Module, CheckpointMetadata]:
     """Load a VainF MobileNet checkpoint and give it metadata.
 
@@ -29,7 +30,7 @@ def convert_vainf(path: str | Path, *, output_stride: int = 16, num_classes: int
         output_stride: Output stride the model runs at (8 or 16).
         num_classes: Classes of the model (None: read from the weights).
         labels: Class names and palette: a label set name or a YAML file ('' keeps the
-            loader's: VOC for 21 classes).
+            loader's: the built-in set with as many classes).
         input_size: Recommended input size stored in the metadata.
 
     Raises:
