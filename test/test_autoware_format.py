@@ -21,7 +21,7 @@ from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
 from deeplab_ros.core.interop.autoware import (
     AUTOWARE_CLASSES, autoware_lookup, DEFAULT_MAPPINGS, encode_runs, parse_overrides)
 from deeplab_ros.core.labels import (
-    ade20k32_labels, ade20k_labels, cityscapes_labels, voc_labels)
+    ade20k32_labels, ade20k_labels, cityscapes_labels, labels_from_names, voc_labels)
 
 #: segmentation_pointcloud_fusion/node.hpp: filter_semantic_label_target_list_, in order.
 FUSION_LABEL_LIST = ('UNKNOWN', 'BUILDING', 'WALL', 'OBSTACLE', 'TRAFFIC_LIGHT',
@@ -137,3 +137,12 @@ def test_overrides_apply_and_bad_ones_name_the_problem() -> None:
 def test_a_model_without_a_mapping_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="'voc'.*no mapping to Autoware"):
         autoware_lookup(voc_labels())
+
+
+def test_a_checkpoint_s_own_class_list_is_recognised_by_its_names() -> None:
+    """A checkpoint's label set is named after its model, not its dataset."""
+    own = labels_from_names(cityscapes_labels().class_names, name='deeplabv3_mobilenet_edgetpu')
+    assert np.array_equal(autoware_lookup(own), autoware_lookup(cityscapes_labels()))
+    renamed = labels_from_names(voc_labels().class_names, name='deeplabv3_mobilenetv2')
+    with pytest.raises(ConfigurationError, match="'deeplabv3_mobilenetv2', 21 classes"):
+        autoware_lookup(renamed)

@@ -15,7 +15,7 @@ import numpy as np
 from sensor_msgs.msg import Image
 
 from deeplab_ros.core.interop.autoware import (
-    autoware_lookup, DEFAULT_MAPPINGS, encode_runs, parse_overrides)
+    autoware_lookup, default_mapping, encode_runs, parse_overrides)
 from deeplab_ros.core.labels import LabelSet
 from deeplab_ros.ros import parameters as params
 
@@ -31,7 +31,7 @@ def autoware_table(node: Any, labels: LabelSet) -> np.ndarray | None:
     if not params.value(node, 'autoware_mask'):
         return None
     overrides = parse_overrides(list(params.value(node, 'autoware_overrides') or []))
-    setting = 'autoware_overrides' if labels.name in DEFAULT_MAPPINGS else 'autoware_mask'
+    setting = 'autoware_mask' if default_mapping(labels) is None else 'autoware_overrides'
     return autoware_lookup(labels, overrides, setting=setting)
 
 

@@ -23,7 +23,7 @@ import difflib
 import numpy as np
 
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
-from deeplab_ros.core.labels import LabelSet
+from deeplab_ros.core.labels import LabelSet, resolve_labels
 
 #: Autoware's semantic classes, indexed by the value written into the mask.
 AUTOWARE_CLASSES: tuple[str, ...] = (
@@ -67,6 +67,20 @@ DEFAULT_MAPPINGS: dict[str, dict[str, str]] = {
 }
 
 
+def default_mapping(label_set: LabelSet) -> dict[str, str] | None:
+    """The :data:`DEFAULT_MAPPINGS` entry for a label set, or None when there is none.
+
+    A label set is recognised by its name or, as a checkpoint's own class list is named after
+    the model, by having exactly the class names of a mapped label set.
+    """
+    if label_set.name in DEFAULT_MAPPINGS:
+        return DEFAULT_MAPPINGS[label_set.name]
+    for name, mapping in DEFAULT_MAPPINGS.items():
+        if tuple(label_set.class_names) == tuple(resolve_labels(name).class_names):
+            return mapping
+    return None
+
+
 def _close_matches(name: str, choices: Iterable[str]) -> str:
     matches = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
     return f' (close matches: {", ".join(repr(m) for m in matches)})' if matches else ''
@@ -97,7 +111,8 @@ def autoware_lookup(label_set: LabelSet, overrides: Mapping[str, str] | None = N
     """A 256-entry uint8 table: model class id -> Autoware class value.
 
     Args:
-        label_set: The model's classes; its ``name`` selects the default mapping.
+        label_set: The model's classes; they select the default mapping
+            (:func:`default_mapping`).
         overrides: ``{model class name: Autoware class}`` applied on top (see
             :func:`parse_overrides`).
         setting: Named in errors.
@@ -106,12 +121,12 @@ def autoware_lookup(label_set: LabelSet, overrides: Mapping[str, str] | None = N
         ConfigurationError: The label set has no mapping to Autoware's classes.
         InvalidSettingError: An override names a class the model does not have.
     """
-    defaults = DEFAULT_MAPPINGS.get(label_set.name)
+    defaults = default_mapping(label_set)
     if defaults is None:
         raise ConfigurationError(
-            f'The model\'s classes ({label_set.name!r}) have no mapping to Autoware\'s '
-            f'ontology; there is one for {", ".join(sorted(DEFAULT_MAPPINGS))} models.',
-            setting=setting)
+            f'The model\'s classes ({label_set.name!r}, {len(label_set.class_names)} classes) '
+            f'have no mapping to Autoware\'s ontology; there is one for '
+            f'{", ".join(sorted(DEFAULT_MAPPINGS))} models.', setting=setting)
     names = label_set.class_names
     for name in overrides or {}:
         if name not in names:
