@@ -11,6 +11,7 @@ height, width)`` and looks its values up in a 16-entry list (``node.hpp``).
 from __future__ import annotations
 
 from pathlib import Path
+import re
 import struct
 
 import cv2
@@ -146,3 +147,15 @@ def test_a_checkpoint_s_own_class_list_is_recognised_by_its_names() -> None:
     renamed = labels_from_names(voc_labels().class_names, name='deeplabv3_mobilenetv2')
     with pytest.raises(ConfigurationError, match="'deeplabv3_mobilenetv2', 21 classes"):
         autoware_lookup(renamed)
+
+
+def test_the_doc_s_mapping_tables_are_the_code_s() -> None:
+    text = (Path(__file__).resolve().parents[1] / 'docs' / 'autoware.md').read_text()
+    for label_set in ('cityscapes', 'ade20k'):
+        section = text.split(f'\n### {label_set}\n', 1)[1].split('\n#', 1)[0]
+        rows = re.findall(r'^\| `([^`]+)` \| ([A-Z_]+) \|$', section, re.MULTILINE)
+        assert dict(rows) == DEFAULT_MAPPINGS[label_set], label_set
+        assert len(rows) == len(DEFAULT_MAPPINGS[label_set]), label_set
+    assert DEFAULT_MAPPINGS['ade20k32'] is DEFAULT_MAPPINGS['ade20k']
+    for value, name in enumerate(AUTOWARE_CLASSES):
+        assert f'{value} `{name}`' in text
