@@ -148,7 +148,8 @@ class SegmentationNode(LifecycleNode):
                     f'{meta.num_classes} classes, input {segmenter.input_size}, '
                     f'device {segmenter.device}{" fp16" if segmenter.half else ""}, '
                     f'backend {segmenter.describe_backend()}, '
-                    f'cameras {[c.name or "(default)" for c in self._cameras]}')
+                    f'cameras {[c.name or "(default)" for c in self._cameras]}'
+                    f'{", autoware_mask on" if autoware is not None else ""}')
         return TransitionCallbackReturn.SUCCESS
 
     @guarded_transition('activate')
