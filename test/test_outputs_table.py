@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from deeplab_ros.ros.outputs import OUTPUTS, outputs_for, SUBSCRIBED, WITH_DEPTH
+from deeplab_ros.ros.outputs import (
+    AUTOWARE, ON_SUBSCRIPTION, OUTPUTS, outputs_for, WITH_DEPTH)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,14 +44,19 @@ def test_docs_list_every_output_with_its_type_and_when(
     for output in OUTPUTS:
         kind, when = rows[output.topic][1], rows[output.topic][-1 if heading is None else 3]
         assert kind.startswith(output.type_name), (output.name, kind)
-        assert ('subscribed' in when) == (output.when in (SUBSCRIBED, WITH_DEPTH)), \
+        assert ('subscribed' in when) == (output.when in ON_SUBSCRIPTION), \
             (output.name, when)
         assert ('depth' in when) == (output.when == WITH_DEPTH), (output.name, when)
+        assert ('autoware_mask' in when) == (output.when == AUTOWARE), (output.name, when)
         assert ('latched' in kind or 'transient local' in rows[output.topic][2]) == \
             output.latched, output.name
 
 
-def test_depth_outputs_only_with_depth() -> None:
-    assert {output.name for output in OUTPUTS} - \
-        {output.name for output in outputs_for(False)} == {'points', 'detections_3d'}
-    assert outputs_for(True) == OUTPUTS
+def test_depth_outputs_only_with_depth_and_autoware_s_mask_only_in_its_mode() -> None:
+    names = {output.name for output in OUTPUTS}
+    assert names - {output.name for output in outputs_for(False)} == \
+        {'points', 'detections_3d', 'mask_rle'}
+    assert names - {output.name for output in outputs_for(True)} == {'mask_rle'}
+    assert names - {output.name for output in outputs_for(False, True)} == \
+        {'points', 'detections_3d'}
+    assert outputs_for(True, True) == OUTPUTS

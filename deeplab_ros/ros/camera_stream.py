@@ -44,10 +44,10 @@ class CameraStream:
         return f'{self.prefix}{suffix}'
 
     def create_publishers(self, node: LifecycleNode, use_depth: bool,
-                          depth_queue_size: int) -> None:
+                          depth_queue_size: int, autoware_mask: bool = False) -> None:
         """One lifecycle publisher per output (of :mod:`deeplab_ros.ros.outputs`)."""
         overriding = QoSOverridingOptions.with_default_policies()
-        for output in outputs_for(use_depth):
+        for output in outputs_for(use_depth, autoware_mask):
             options = {} if output.latched else {'qos_overriding_options': overriding}
             self.publishers[output.name] = node.create_lifecycle_publisher(
                 output.message_type, self.topic(output.topic), output.qos(), **options)

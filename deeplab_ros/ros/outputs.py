@@ -2,7 +2,8 @@
 
 Each :class:`Output` names its topic (under the camera's prefix), message type, QoS and when
 it is published: ``always`` (every frame, or latched on activate), ``subscribed`` (computed
-only while someone subscribes) or ``depth`` (with ``use_depth``, when subscribed).
+only while someone subscribes), ``depth`` (with ``use_depth``, when subscribed) or
+``autoware`` (with ``autoware_mask``, when subscribed).
 ``/diagnostics`` is the node's own, not a camera's, and is not in the table.
 """
 
@@ -20,7 +21,9 @@ OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 #: When an output is published.
-ALWAYS, SUBSCRIBED, WITH_DEPTH = 'always', 'subscribed', 'depth'
+ALWAYS, SUBSCRIBED, WITH_DEPTH, AUTOWARE = 'always', 'subscribed', 'depth', 'autoware'
+#: The kinds of output computed only while someone subscribes.
+ON_SUBSCRIPTION = (SUBSCRIBED, WITH_DEPTH, AUTOWARE)
 
 
 def own_qos(template: QoSProfile) -> QoSProfile:
@@ -39,7 +42,7 @@ class Output:
 
     name: str                   # under segmentation/
     message_type: Any
-    when: str                   # ALWAYS, SUBSCRIBED or WITH_DEPTH
+    when: str                   # ALWAYS, SUBSCRIBED, WITH_DEPTH or AUTOWARE
     latched: bool = False       # transient local, depth 1; no QoS overrides
 
     @property
@@ -68,10 +71,16 @@ OUTPUTS: tuple[Output, ...] = (
     Output('detections', Detection2DArray, SUBSCRIBED),
     Output('points', PointCloud2, WITH_DEPTH),
     Output('detections_3d', Detection3DArray, WITH_DEPTH),
+    Output('mask_rle', Image, AUTOWARE),
 )
 OUTPUT_BY_NAME = {output.name: output for output in OUTPUTS}
 
 
-def outputs_for(use_depth: bool) -> tuple[Output, ...]:
-    """The outputs a camera publishes (the depth ones only with ``use_depth``)."""
-    return tuple(output for output in OUTPUTS if use_depth or output.when != WITH_DEPTH)
+def outputs_for(use_depth: bool, autoware_mask: bool = False) -> tuple[Output, ...]:
+    """The outputs a camera publishes.
+
+    The depth ones only with ``use_depth``, Autoware's mask only with ``autoware_mask``.
+    """
+    return tuple(output for output in OUTPUTS
+                 if (use_depth or output.when != WITH_DEPTH)
+                 and (autoware_mask or output.when != AUTOWARE))

@@ -28,6 +28,7 @@ from deeplab_ros.core.inference.backends import BACKENDS, parse_backend
 from deeplab_ros.core.inference.device import parse_device
 from deeplab_ros.core.inference.postprocess import parse_upsample, UPSAMPLE_MODES
 from deeplab_ros.core.inference.preprocess import check_input_size, MIN_INPUT_SIZE
+from deeplab_ros.core.interop.autoware import parse_overrides
 from deeplab_ros.core.labels import label_set_names
 
 INPUT_TRANSPORTS = ('raw', 'compressed')
@@ -173,6 +174,15 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('detections_box_percentile', 5.0,
                   '3D boxes span the P-th to (100-P)-th percentile of a region\'s points on '
                   'each axis (0 = full extent). Live.', live=True, minimum=0.0, maximum=49.0),
+    ParameterSpec('autoware_mask', False,
+                  "Publish segmentation/mask_rle: Autoware's run-length class mask (mono8 "
+                  "header, Autoware's 16 classes), for segmentation_pointcloud_fusion. Read at "
+                  'configure.'),
+    ParameterSpec('autoware_overrides', [],
+                  "Changes to the model-class -> Autoware-class mapping of autoware_mask, "
+                  "items 'class name=AUTOWARE_CLASS' (e.g. 'fence=OBSTACLE'). Read at "
+                  'configure.', type=ParameterType.PARAMETER_STRING_ARRAY,
+                  check=lambda items: parse_overrides(list(items or []))),
 )
 
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}

@@ -30,6 +30,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from deeplab_ros.core.errors import ConfigurationError, InputError
 from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.ros import parameters as params
+from deeplab_ros.ros.autoware_mask import autoware_mask_message, autoware_table
 from deeplab_ros.ros.camera_stream import CameraStream, PendingFrame
 from deeplab_ros.ros.depth_input import check_depth_message, depth_for_frame, DepthInputError
 from deeplab_ros.ros.image_codec import check_image_msg
@@ -76,6 +77,8 @@ class SegmentationNode(LifecycleNode):
         self._diagnostics_timer: Any = None
         #: The model parameters as they were at configure (what the node runs with).
         self._values_at_configure: dict[str, Any] = {}
+        #: Model class -> Autoware class (``autoware_mask``; None: the mode is off).
+        self._autoware_table: np.ndarray | None = None
         self._activated_at = 0.0
         super().__init__(node_name, **kwargs)
         params.declare_parameters(self)
@@ -113,19 +116,23 @@ class SegmentationNode(LifecycleNode):
         """Build and warm up the model, create publishers."""
         value = lambda name: params.value(self, name)  # noqa: E731
         logger = self.get_logger()
+        segmenter = None
         try:
             segmenter = segmenter_from_parameters(self)
+            autoware = autoware_table(self, segmenter.labels)
         except ConfigurationError as error:
+            if segmenter is not None:
+                segmenter.close()
             where = f' (parameter {error.setting})' if error.setting else ''
             logger.error(f'configure failed{where}: {error}')
             return TransitionCallbackReturn.FAILURE
-        self._segmenter = segmenter
+        self._segmenter, self._autoware_table = segmenter, autoware
         names = list(value('cameras') or [])
         self._cameras = [CameraStream(name, f'{name}/') for name in names] or \
             [CameraStream('', '')]
         for camera in self._cameras:
             camera.create_publishers(self, bool(value('use_depth')),
-                                     int(value('depth_queue_size')))
+                                     int(value('depth_queue_size')), autoware is not None)
         for name in ('points_classes', 'detections_ignore_classes'):
             unknown = resolve_classes(value(name), segmenter.labels)[1]
             if unknown:
@@ -141,7 +148,8 @@ class SegmentationNode(LifecycleNode):
                     f'{meta.num_classes} classes, input {segmenter.input_size}, '
                     f'device {segmenter.device}{" fp16" if segmenter.half else ""}, '
                     f'backend {segmenter.describe_backend()}, '
-                    f'cameras {[c.name or "(default)" for c in self._cameras]}')
+                    f'cameras {[c.name or "(default)" for c in self._cameras]}'
+                    f'{", autoware_mask on" if autoware is not None else ""}')
         return TransitionCallbackReturn.SUCCESS
 
     @guarded_transition('activate')
@@ -228,6 +236,7 @@ class SegmentationNode(LifecycleNode):
         if self._segmenter is not None:
             self._segmenter.close()
             self._segmenter = None
+        self._autoware_table = None
 
     def _stop_worker(self) -> None:
         self._scheduler.stop()
@@ -329,6 +338,9 @@ class SegmentationNode(LifecycleNode):
         for (camera, frame, _), result, want in zip(ready, results, wants):
             header = frame.header
             camera.publish_images(header, result, want)
+            if self._autoware_table is not None and camera.subscribed('mask_rle'):
+                camera.publish('mask_rle', autoware_mask_message(
+                    header, result.labels, self._autoware_table))
             camera.publish('classes', classification(
                 header, result.class_fractions, segmenter.labels, live.presence_min_fraction))
             if camera.camera_info is not None:

@@ -1,0 +1,1 @@
+"""Formats and ontologies of the stacks that consume the segmentation (ROS-free)."""
