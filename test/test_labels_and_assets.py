@@ -106,3 +106,24 @@ def test_missing_shared_asset_names_the_place_it_looked(monkeypatch, tmp_path: P
 def test_cache_dir_is_outside_the_repository(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv(locations.CACHE_ENV, str(tmp_path / 'cache'))
     assert locations.cache_dir() == tmp_path / 'cache' and (tmp_path / 'cache').is_dir()
+
+
+def test_checkpoints_with_first_word_ade20k_names_read_with_the_whole_names() -> None:
+    """Converted caches once stored ADE20K names cut to a word ('traffic', 'screen' twice);
+    they stay valid (same weights) and are read with the whole, unique names."""
+    from deeplab_ros.core.labels import ade20k32_labels, ade20k_labels, upgrade_class_names
+    from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
+
+    for labels in (ade20k_labels(), ade20k32_labels()):
+        whole = labels.class_names
+        cut = tuple(name.split()[0] for name in whole)  # (the first 31 are single words)
+        assert upgrade_class_names(cut) == whole
+        stored = CheckpointMetadata('deeplabv3plus_mobilenetv2_tf', len(whole),
+                                    class_names=cut).to_dict()
+        assert CheckpointMetadata.from_dict(stored).class_names == whole
+    assert ade20k_labels().class_names[137] == 'traffic light'
+    assert len(set(name.split()[0] for name in ade20k_labels().class_names)) < 151
+    # Any other list is left as it is, a custom one that happens to share names included.
+    custom = ('other', 'traffic', 'screen')
+    assert upgrade_class_names(custom) == custom
+    assert upgrade_class_names(voc_labels().class_names) == voc_labels().class_names

@@ -121,12 +121,16 @@ def test_cache_of_another_conversion_is_converted_again(
         pretrained.PRETRAINED[SMALL])
 
 
-#: Cache keys exactly as caches of revision 2 record them (before the whole ADE20K class
-#: names; the first ones with the converter's module path): all converted again.
-REVISION_2_KEYS = {
+#: Cache keys exactly as caches written before converters had names record them (the
+#: converter's module path, conversion revision 2, the rows' run settings).
+LEGACY_KEYS = {
     SMALL: 'deeplab_ros.core.tflite_convert:convert_tflite r2 input_size=513 '
            'output_stride=None cuda=0/0',
-    'deeplabv3plus_mnv2_ade20k': 'tflite r2 input_size=385 output_stride=16 cuda=513/8',
+    'deeplabv3plus_mnv2_ade20k': 'deeplab_ros.core.tflite_convert:convert_tflite r2 '
+                                 'input_size=385 output_stride=16 cuda=513/8',
+    'lraspp_mnv3_cityscapes': 'deeplab_ros.core.tflite_mobilenetv3:'
+                              'convert_mobilenetv3_tflite r2 input_size=769 '
+                              'output_stride=None cuda=1025/0',
 }
 
 
@@ -138,23 +142,31 @@ def test_cache_keys_name_converters_not_code_locations() -> None:
         assert 'deeplab_ros' not in key and ':' not in key.split()[0], key
 
 
-@pytest.mark.parametrize('name', sorted(REVISION_2_KEYS))
-def test_cache_of_revision_2_is_not_current(name: str) -> None:
-    assert REVISION_2_KEYS[name] != pretrained.conversion_key(pretrained.PRETRAINED[name])
+@pytest.mark.parametrize('name', sorted(LEGACY_KEYS))
+def test_cache_with_a_legacy_key_is_still_current(name: str) -> None:
+    assert LEGACY_KEYS[name] in pretrained.accepted_conversion_keys(pretrained.PRETRAINED[name])
+    assert LEGACY_KEYS[name] != pretrained.conversion_key(pretrained.PRETRAINED[name])
 
 
-def test_cache_of_revision_2_is_converted_again(isolated: Path, shared: Path) -> None:
-    (isolated / 'shared' / 'weights').mkdir()
-    shutil.copy(_published(shared, SMALL), isolated / 'shared' / 'weights')
+def test_cache_written_with_a_legacy_key_is_used_without_its_source(
+        isolated: Path, shared: Path) -> None:
+    # A cache entry exactly as written before converters had names: the legacy key in its
+    # metadata, no source file anywhere (an offline robot). It is used as it is.
     model, metadata = pretrained.converter('tflite')(_published(shared, SMALL))
     metadata.source_sha256 = pretrained.PRETRAINED[SMALL].sha256
-    metadata.conversion = REVISION_2_KEYS[SMALL]
+    metadata.conversion = LEGACY_KEYS[SMALL]
     path = save_checkpoint(pretrained.cached_checkpoint_path(SMALL), model, metadata)
-    assert not pretrained.is_cached(pretrained.PRETRAINED[SMALL])
+    stamp = path.stat().st_mtime_ns
+    assert pretrained.is_cached(pretrained.PRETRAINED[SMALL])
     again = pretrained.pretrained_checkpoint(SMALL, allow_download=False)
-    assert again == path
-    assert read_checkpoint(again)[1].conversion == pretrained.conversion_key(
-        pretrained.PRETRAINED[SMALL])
+    assert again == path and again.stat().st_mtime_ns == stamp  # not converted again
+    assert read_checkpoint(again)[1].conversion == LEGACY_KEYS[SMALL]
+    # A legacy key of another revision or other run settings is not current.
+    for stale in (LEGACY_KEYS[SMALL].replace(' r2 ', ' r1 '),
+                  LEGACY_KEYS[SMALL].replace('input_size=513', 'input_size=321')):
+        metadata.conversion = stale
+        save_checkpoint(path, model, metadata)
+        assert not pretrained.is_cached(pretrained.PRETRAINED[SMALL]), stale
 
 
 def test_local_file_with_the_wrong_checksum_is_refused(isolated: Path) -> None:

@@ -61,6 +61,28 @@ ADE20K_CLASS_NAMES: tuple[str, ...] = (
     'glass', 'clock', 'flag',
 )
 
+#: ADE20K ids whose name was once stored cut to its first word ('traffic' for 'traffic light',
+#: and so on): checkpoints converted then carry these, and are read with the whole names.
+_ADE20K_FIRST_WORD_NAMES: dict[int, str] = {
+    45: 'chest', 57: 'pool', 59: 'screen', 65: 'coffee', 74: 'kitchen', 76: 'swivel',
+    79: 'arcade', 90: 'television', 92: 'dirt', 106: 'conveyer', 110: 'swimming', 124: 'trade',
+    137: 'traffic', 142: 'crt', 145: 'bulletin',
+}
+
+
+def upgrade_class_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Whole ADE20K class names for a list written with the first-word ones, else ``names``.
+
+    Only a list that is exactly the ADE20K (151) or ADE20K-32 class list of those checkpoints
+    is changed; any other list is returned as it is.
+    """
+    whole = (ADE20K_OTHER, *ADE20K_CLASS_NAMES)[:len(names)]
+    if len(names) not in (len(ADE20K_CLASS_NAMES) + 1, ADE20K32_CLASSES + 1):
+        return names
+    cut = tuple(_ADE20K_FIRST_WORD_NAMES.get(index, name) for index, name in enumerate(whole))
+    return whole if names == cut else names
+
+
 #: Name of id 0 in ADE20K models: pixels of none of the classes (never trained, ignored).
 ADE20K_OTHER = 'other'
 

@@ -20,7 +20,8 @@ import torch
 
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
 from deeplab_ros.core.files import atomic_write
-from deeplab_ros.core.labels import label_set_for, labels_from_names, LabelSet
+from deeplab_ros.core.labels import label_set_for, labels_from_names, LabelSet, \
+    upgrade_class_names
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -72,7 +73,8 @@ class CheckpointMetadata:
         values = {key: value for key, value in data.items() if key in known}
         if 'variant' not in values or 'num_classes' not in values:
             raise CheckpointError('Checkpoint metadata lacks "variant" or "num_classes".')
-        values['class_names'] = tuple(str(name) for name in values.get('class_names', ()))
+        values['class_names'] = upgrade_class_names(
+            tuple(str(name) for name in values.get('class_names', ())))
         values['palette'] = tuple(tuple(int(c) for c in color)
                                   for color in values.get('palette', ()))
         for key in ('mean', 'std'):

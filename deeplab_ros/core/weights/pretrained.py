@@ -13,7 +13,8 @@ sha256 and the converter that turns it into a PyTorch model with metadata. Prepa
    (:func:`conversion_key`: converter name, :data:`CONVERSION_REVISION`, run settings) is used
    as it is; the source file is not needed again. Converters are named by a stable name from
    :data:`CONVERTERS`, never by where their code lives, so moving code does not invalidate
-   caches;
+   caches; caches that recorded the converter's former module path
+   (:data:`LEGACY_CONVERTER_PATHS`) are still used;
 2. for the source file, in the user weights folders
    (:func:`~deeplab_ros.core.weights.locations.user_weights_dirs`, ``DEEPLAB_ROS_WEIGHTS_PATH``);
 3. in ``<shared>/weights`` (:func:`~deeplab_ros.core.weights.locations.shared_dir`);
@@ -37,6 +38,12 @@ from deeplab_ros.core.weights.download import download, DownloadError, ProgressC
 from deeplab_ros.core.weights.locations import cache_dir, MissingAssetError, shared_dir, \
     user_weights_dirs, WEIGHTS_PATH_ENV
 
+#: What caches written before converters had names recorded instead of the name: the
+#: converter's ``module:function`` path. Only read, to keep using those caches.
+LEGACY_CONVERTER_PATHS = {
+    'tflite': 'deeplab_ros.core.tflite_convert:convert_tflite',
+    'tflite-mnv3': 'deeplab_ros.core.tflite_mobilenetv3:convert_mobilenetv3_tflite',
+}
 TFLITE_CONVERTER = 'tflite'
 MOBILENETV3_CONVERTER = 'tflite-mnv3'
 _TF_GPU_MODELS = 'https://storage.googleapis.com/download.tensorflow.org/models/tflite/gpu/'
@@ -73,9 +80,10 @@ class PretrainedSpec:
 
 
 #: Revision of the converters' output. Raise it whenever a converter produces different
-#: weights or metadata for the same source file, so that cached conversions are redone.
-#: 3: whole ADE20K class names ('traffic light', not 'traffic'), unique within the set.
-CONVERSION_REVISION = 3
+#: weights for the same source file, so that cached conversions are redone. Metadata that
+#: can be corrected when read (ADE20K's whole class names, ``labels.upgrade_class_names``)
+#: does not need a new revision: a robot keeps using what it converted.
+CONVERSION_REVISION = 2
 
 #: CPU run settings of the ADE20K DeepLabV3+ (exported at 513, output stride 8), chosen from
 #: mIoU on the shared ADE20K images against CPU cost; on CUDA it runs at its export setting
@@ -178,6 +186,17 @@ def conversion_key(spec: PretrainedSpec) -> str:
     return _key(spec.converter, spec)
 
 
+def accepted_conversion_keys(spec: PretrainedSpec) -> tuple[str, ...]:
+    """The keys with which a cached conversion of ``spec`` is used as it is.
+
+    :func:`conversion_key`, and the same key with the converter's former module path in place
+    of its name (:data:`LEGACY_CONVERTER_PATHS`), as caches written before converters had
+    names record it.
+    """
+    legacy = LEGACY_CONVERTER_PATHS.get(spec.converter)
+    return (conversion_key(spec),) + ((_key(legacy, spec),) if legacy else ())
+
+
 def _key(converter: str, spec: PretrainedSpec) -> str:
     return (f'{converter} r{CONVERSION_REVISION} input_size={spec.input_size} '
             f'output_stride={spec.output_stride} cuda={spec.cuda_settings[0]}/'
@@ -193,7 +212,7 @@ def is_cached(spec: PretrainedSpec) -> bool:
         _, metadata = read_checkpoint(path)
     except CheckpointError:
         return False
-    return (metadata is not None and metadata.conversion == conversion_key(spec)
+    return (metadata is not None and metadata.conversion in accepted_conversion_keys(spec)
             and (not spec.sha256 or metadata.source_sha256 == spec.sha256))
 
 
