@@ -5,9 +5,10 @@ PY := $(VENV)/bin/python
 # Every test run gets localhost-only discovery; the domain id is chosen per run in conftest.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 PYTEST_ARGS ?=
-# The edit-run loop: the tests that start no node, open no DDS participant and run no full-size
-# model (markers in setup.cfg). Not a replacement for `make test`.
-FAST_TESTS := -m 'not ros and not models and not slow and not needs_launch and not needs_gpu'
+# The edit-run loop: the unit and lint layers, without the few tests there that open a DDS
+# participant (markers in setup.cfg, layers in test/conftest.py). Not a replacement for
+# `make test`.
+FAST_TESTS := test/unit test/lint -m 'not ros and not slow'
 
 .PHONY: setup test test-fast demo bench eval docs clean help
 
@@ -27,7 +28,7 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest $(FAST_TESTS) --ignore=test/launch $(PYTEST_ARGS)
+	$(PY) -m pytest $(FAST_TESTS) $(PYTEST_ARGS)
 
 demo: setup
 	$(PY) -m deeplab_ros.tools.demo --output $(CURDIR)/demo_output

@@ -1,4 +1,14 @@
-"""Shared pytest configuration: DDS isolation, shared assets, optional long runs."""
+"""Shared pytest configuration: DDS isolation, shared assets, optional long runs, layers.
+
+The tests are in layers, one folder each, and each folder gives its tests their marker:
+
+- ``unit/``: no DDS, no process, no full-size model (with ``lint/``: ``make test-fast``);
+- ``node/``: the node in this process over real DDS (``ros``);
+- ``system/``: node processes, bags, the ROS CLI, launch, a colcon install (``ros``);
+- ``models/``: real pretrained models: interpreter parity, ONNX, accuracy, fine-tuning
+  (``models``);
+- ``lint/``: flake8, pydocstyle, mypy, import graph, docs checks.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +31,24 @@ if 'ROS_DOMAIN_ID' not in os.environ:
     os.environ['ROS_DOMAIN_ID'] = str(random.Random(os.getpid()).randint(1, 101))
 
 from deeplab_ros.core.weights.locations import shared_dir  # noqa: E402
+
+
+TEST_ROOT = Path(__file__).resolve().parent
+#: Marker given to every test of a folder.
+LAYER_MARKERS = {'node': 'ros', 'system': 'ros', 'models': 'models'}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test by its layer folder (see the module docstring)."""
+    for item in items:
+        try:
+            layer = Path(str(item.fspath)).resolve().relative_to(TEST_ROOT).parts[0]
+        except ValueError:
+            continue
+        marker = LAYER_MARKERS.get(layer)
+        if marker is not None:
+            item.add_marker(marker)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -9,7 +9,7 @@ naming the problem and the numbers.
 :func:`check_image_msg` checks only the fields (cheap, at receipt). The node's encoders
 (:func:`encode_mono8`, :func:`encode_rgb8`) build its output images; message classes are
 imported only there, so the decoding half needs numpy and OpenCV alone. Test-only encoders of
-every encoding live in ``test/codec_helpers.py``.
+every encoding live in ``test/support/codec.py``.
 """
 
 from __future__ import annotations
