@@ -66,7 +66,7 @@ def _real_launch_module() -> types.ModuleType:
     return load_python_launch_file_as_module(str(LAUNCH_FILE))
 
 
-def test_launch_arguments_are_the_documented_ones_with_descriptions() -> None:
+def test_launch_arguments_are_the_documented_ones() -> None:
     from launch import LaunchContext  # noqa: PLC0415
     from launch.utilities import perform_substitutions  # noqa: PLC0415
 
@@ -76,9 +76,7 @@ def test_launch_arguments_are_the_documented_ones_with_descriptions() -> None:
     context = LaunchContext()
     defaults = {argument.name: perform_substitutions(context, argument.default_value)
                 for argument in arguments}
-    for argument in arguments:
-        assert len(argument.description) > 20, argument.name
-        assert argument.description.endswith(('.', ')')), argument.name
+    assert all(argument.description for argument in arguments)  # `ros2 launch -s` shows them
     # Arguments that override the parameters file default to '' (= not passed).
     for name in module.OPTIONAL_PARAMETER_ARGUMENTS:
         assert defaults[name] == '', name
