@@ -21,8 +21,8 @@ from deeplab_ros.core.labels import resolve_labels
 from deeplab_ros.core.weights.pretrained import pretrained_checkpoint
 from deeplab_ros.ros.spinning import wait_until
 from deeplab_ros.ros.stamps import header_key
+from support.autoware import autoware_run_length_decoder
 from support.ros import decoded, image_message, node_under_test, RosTester
-from test_autoware_format import autoware_run_length_decoder
 
 
 MODEL = 'deeplabv3_mnedgetpu_cityscapes'

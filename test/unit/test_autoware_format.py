@@ -1,6 +1,6 @@
 """Autoware's run-length mask and class ontology, checked against ports of Autoware's own code.
 
-The two functions below are line-by-line Python ports of Autoware's
+The ports in ``support/autoware.py`` are line-by-line Python ports of Autoware's
 ``perception_utils/src/run_length_encoder.cpp`` (``runLengthEncoder`` and
 ``runLengthDecoder``), with the 5-byte packing of ``autoware_tensorrt_yolox``'s node (a uint8
 value then a native int32 length, memcpy'd side by side). ``segmentation_pointcloud_fusion``
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 import re
-import struct
 
 import cv2
 import numpy as np
@@ -23,42 +22,12 @@ from deeplab_ros.core.interop.autoware import (
     AUTOWARE_CLASSES, autoware_lookup, DEFAULT_MAPPINGS, encode_runs, parse_overrides)
 from deeplab_ros.core.labels import (
     ade20k32_labels, ade20k_labels, cityscapes_labels, labels_from_names, voc_labels)
+from support.autoware import autoware_run_length_decoder, autoware_run_length_encoder
 
 #: segmentation_pointcloud_fusion/node.hpp: filter_semantic_label_target_list_, in order.
 FUSION_LABEL_LIST = ('UNKNOWN', 'BUILDING', 'WALL', 'OBSTACLE', 'TRAFFIC_LIGHT',
                      'TRAFFIC_SIGN', 'PERSON', 'VEHICLE', 'BIKE', 'ROAD', 'SIDEWALK',
                      'ROAD_PAINT', 'CURBSTONE', 'CROSSWALK', 'VEGETATION', 'SKY')
-
-
-def autoware_run_length_encoder(image: np.ndarray) -> bytes:
-    """runLengthEncoder + the yolox node's packing of each pair into 5 bytes."""
-    rows, cols = image.shape
-    compressed = [[int(image[0, 0]), 0]]
-    for i in range(rows):
-        for j in range(cols):
-            current = int(image[i, j])
-            if compressed[-1][0] == current:
-                compressed[-1][1] += 1
-            else:
-                compressed.append([current, 1])
-    return b''.join(struct.pack('<B', value) + struct.pack('<i', length)
-                    for value, length in compressed)
-
-
-def autoware_run_length_decoder(data: bytes, rows: int, cols: int) -> np.ndarray:
-    """runLengthDecoder(rle_data, rows, cols)."""
-    mask = np.zeros((rows, cols), np.uint8)
-    index = 0
-    step = 1 + 4
-    for i in range(0, len(data), step):
-        value = data[i]
-        (length,) = struct.unpack('<i', data[i + 1:i + 5])
-        for _ in range(length):
-            mask[index // cols, index % cols] = value
-            index += 1
-            if index > rows * cols:
-                break
-    return mask
 
 
 def _ade_annotations(shared: Path) -> list[np.ndarray]:
