@@ -134,14 +134,12 @@ def convert_mobilenetv2_graph(graph: TFLiteGraph, path: Path, *,
     Args:
         graph: The file's graph (:func:`~.tflite_graph.read_tflite`).
         path: The ``.tflite`` file, for messages and the metadata's ``source``.
-        output_stride: Stride the checkpoint runs at by default (the export's when None); the
-            weights do not depend on it, so ``load_model(output_stride=...)`` can change it.
-        input_size: Recommended input size stored in the metadata.
-        cuda_settings: Recommended (input size, output stride) on CUDA (0: as on the CPU).
-        quantized_activations: Emulate a uint8 graph's activation quantization (model option
-            ``activation_quantization``, see
-            :mod:`~deeplab_ros.core.models.activation_quantization`; DeepLabV3+ and
-            MobileNet-EdgeTPU models).
+        output_stride: As :func:`~deeplab_ros.core.weights.convert.convert_tflite`, which
+            calls this; so are ``input_size``, ``cuda_settings`` and
+            ``quantized_activations``.
+        input_size: See ``output_stride``.
+        cuda_settings: See ``output_stride``.
+        quantized_activations: See ``output_stride``.
     """
     pools = [op for op in graph.ops if op.name == 'AVERAGE_POOL_2D']
     if len(pools) != 1:
