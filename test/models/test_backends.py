@@ -203,6 +203,39 @@ def test_every_registered_model_exports_and_runs_in_onnxruntime(tmp_path: Path,
 
 
 @needs_onnxruntime
+def test_onnxruntime_profile_is_split_into_runs(tmp_path: Path) -> None:
+    import onnx
+
+    from deeplab_ros.core.inference.backends import execution_providers
+    from deeplab_ros.tools.bench_profile import (
+        graph_reorders, parse_ort_profile, profiling_session)
+
+    variant = 'deeplabv3plus_mobilenetv2_tf'
+    model = build_model(variant, num_classes=3, output_stride=16).eval()
+    metadata = CheckpointMetadata(variant=variant, num_classes=3, output_stride=16,
+                                  input_size=65)
+    path, _ = cached_onnx(model, metadata, tmp_path, variant, ExportSettings(input_size=65))
+    session, optimized = profiling_session(
+        path, execution_providers(CPU, False, 1, 65, tmp_path), tmp_path, 'graph')
+    batch = np.random.default_rng(0).standard_normal((1, 3, 65, 65), np.float32)
+    for _ in range(4):
+        session.run(None, {'input': batch})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    by_type, by_node, runs_ms = parse_ort_profile(events, skip_runs=1)
+    assert len(by_type) == len(by_node) == len(runs_ms) == 3
+    for types, nodes, run_ms in zip(by_type, by_node, runs_ms):
+        assert types['Conv'] > 0
+        assert sum(types.values()) == pytest.approx(sum(nodes.values()))
+        assert sum(types.values()) <= run_ms  # each kernel counted in its own run only
+    # The layout reorders of the graph as ONNX Runtime rewrote it, each one timed.
+    nodes = onnx.load(str(optimized)).graph.node
+    reorders = graph_reorders(optimized, by_node[0])
+    assert [reorder.node for reorder in reorders] == \
+        [node.name for node in nodes if node.op_type in ('ReorderInput', 'ReorderOutput')]
+    assert all(reorder.node in by_node[0] for reorder in reorders)
+
+
+@needs_onnxruntime
 def test_auto_runs_with_torch_when_the_export_fails(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):

@@ -75,7 +75,11 @@ def upload_frame(frame: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class Preprocessor:
-    """Resize, normalise and pad frames into one batch on the model's device."""
+    """Resize, normalise and pad frames into one batch on the model's device.
+
+    ``dtype`` and ``channels_last`` are the batch's type and memory layout (what the
+    backend takes); they may be changed between calls.
+    """
 
     def __init__(self, input_size: int, mean: Sequence[float], std: Sequence[float],
                  device: torch.device, dtype: torch.dtype = torch.float32,
@@ -93,23 +97,36 @@ class Preprocessor:
     def __call__(self, frames: Sequence[np.ndarray]
                  ) -> tuple[torch.Tensor, list[Placement], list[torch.Tensor]]:
         """Return (batch [N,3,S,S], placements, the uploaded uint8 frames)."""
-        size = self.input_size
-        batch = torch.zeros((len(frames), 3, size, size), dtype=torch.float32,
-                            device=self.device)
-        placements, uploaded = [], []
-        for index, frame in enumerate(frames):
+        uploaded, placements = self.upload(frames)
+        return self.fill(uploaded, placements), placements, uploaded
+
+    def upload(self, frames: Sequence[np.ndarray]
+               ) -> tuple[list[torch.Tensor], list[Placement]]:
+        """Check every frame and move it to the device: (1x3xHxW uint8 tensors, placements).
+
+        Raises:
+            FrameError: A frame is not an HxWx3 uint8 image.
+        """
+        for frame in frames:
             check_frame(frame)
-            place = placement_for(frame.shape[0], frame.shape[1], size)
-            pixels = upload_frame(frame, self.device)
+        return ([upload_frame(frame, self.device) for frame in frames],
+                [placement_for(frame.shape[0], frame.shape[1], self.input_size)
+                 for frame in frames])
+
+    def fill(self, uploaded: Sequence[torch.Tensor], placements: Sequence[Placement]
+             ) -> torch.Tensor:
+        """The batch of uploaded frames: each resized, normalised and padded."""
+        size = self.input_size
+        batch = torch.zeros((len(uploaded), 3, size, size), dtype=torch.float32,
+                            device=self.device)
+        for index, (pixels, place) in enumerate(zip(uploaded, placements)):
             resized = pixels.float()
-            if (place.height, place.width) != (frame.shape[0], frame.shape[1]):
+            if (place.height, place.width) != (place.frame_height, place.frame_width):
                 resized = F.interpolate(resized, size=(place.height, place.width),
                                         mode='bilinear', align_corners=False)
             batch[index:index + 1, :, :place.height, :place.width] = \
                 resized * self._scale + self._shift
-            placements.append(place)
-            uploaded.append(pixels)
         batch = batch.to(self.dtype)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch, placements, uploaded
+        return batch
