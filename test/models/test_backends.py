@@ -202,6 +202,40 @@ def test_every_registered_model_exports_and_runs_in_onnxruntime(tmp_path: Path,
     assert np.abs(logits - expected).max() <= 1e-3 * max(1.0, np.abs(expected).max())
 
 
+#: The MobileNet ports whose padding is written here (TensorFlow "SAME", VainF's fixed).
+PADDED_VARIANTS = ('deeplabv3plus_mobilenetv2', 'deeplabv3plus_mobilenetv2_tf',
+                   'deeplabv3_mobilenetv2', 'deeplabv3_mobilenet_edgetpu',
+                   'lraspp_mobilenetv3_large_tf')
+
+
+@needs_onnxruntime
+@pytest.mark.parametrize('size', [64, 65])  # asymmetric and symmetric TensorFlow padding
+@pytest.mark.parametrize('variant', PADDED_VARIANTS)
+def test_padding_is_folded_into_the_convolutions_in_onnxruntime(tmp_path: Path, variant: str,
+                                                                size: int) -> None:
+    import onnx
+    import onnxruntime
+
+    torch.manual_seed(0)
+    stride = max(model_spec(variant).output_strides)
+    model = build_model(variant, num_classes=3, output_stride=stride).eval()
+    metadata = CheckpointMetadata(variant=variant, num_classes=3, output_stride=stride,
+                                  input_size=size)
+    path, _ = cached_onnx(model, metadata, tmp_path, variant, ExportSettings(input_size=size))
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(tmp_path / 'optimized.onnx')
+    session = onnxruntime.InferenceSession(str(path), sess_options=options,
+                                           providers=['CPUExecutionProvider'])
+    operators = {node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node}
+    assert 'Conv' in operators and 'Pad' not in operators
+    batch = torch.randn(1, 3, size, size)
+    with torch.inference_mode():
+        expected = model(batch).numpy()
+    logits = session.run(None, {'input': batch.numpy()})[0]
+    assert np.abs(logits - expected).max() <= 1e-3 * max(1.0, np.abs(expected).max())
+
+
 @needs_onnxruntime
 def test_onnxruntime_profile_is_split_into_runs(tmp_path: Path) -> None:
     import onnx
