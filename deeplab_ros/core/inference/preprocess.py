@@ -5,6 +5,10 @@ so only the raw bytes cross the bus. The resize keeps the aspect ratio (longer s
 ``input_size``) and pads the bottom/right to a square with the normalisation's zero (the
 mean colour); :class:`Placement` remembers where each frame sits so the result can be cropped
 and resized back.
+
+The batch is written once: the bilinear resize of the frame (in float32) is normalised,
+converted to the model's dtype and stored in its memory layout by one operation writing
+straight into the frame's region of the batch, and only the padding around it is zeroed.
 """
 
 from __future__ import annotations
@@ -115,18 +119,19 @@ class Preprocessor:
 
     def fill(self, uploaded: Sequence[torch.Tensor], placements: Sequence[Placement]
              ) -> torch.Tensor:
-        """The batch of uploaded frames: each resized, normalised and padded."""
+        """The batch of uploaded frames: each resized, normalised and padded in one write."""
         size = self.input_size
-        batch = torch.zeros((len(uploaded), 3, size, size), dtype=torch.float32,
-                            device=self.device)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        batch = torch.empty((len(uploaded), 3, size, size), dtype=self.dtype,
+                            device=self.device, memory_format=memory_format)
         for index, (pixels, place) in enumerate(zip(uploaded, placements)):
+            batch[index, :, place.height:, :] = 0
+            batch[index, :, :place.height, place.width:] = 0
             resized = pixels.float()
             if (place.height, place.width) != (place.frame_height, place.frame_width):
                 resized = F.interpolate(resized, size=(place.height, place.width),
                                         mode='bilinear', align_corners=False)
-            batch[index:index + 1, :, :place.height, :place.width] = \
-                resized * self._scale + self._shift
-        batch = batch.to(self.dtype)
-        if self.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
+            # Computed in float32, stored in the batch's dtype and layout.
+            torch.addcmul(self._shift, resized, self._scale,
+                          out=batch[index:index + 1, :, :place.height, :place.width])
         return batch
