@@ -14,8 +14,8 @@ Checks, each the fraction of a photo's pixels whose labels are identical, at lea
 - ``reference``: float32 torch on the CPU, at the settings the bundle recorded, against the
   labels its builder computed the same way: the bundle (package, checkpoints, photos)
   reproduces what it was built from, on this machine's torch and CPU.
-- ``batch``: the first photos (of different sizes) segmented in one batch against one at a
-  time, on the device checked (float16 on CUDA).
+- ``batch``: the photos (of different sizes) segmented in one batch against one at a time,
+  on the device checked (float16 on CUDA).
 - ``onnxruntime``: where ONNX Runtime is installed, its labels on the device checked against
   float32 torch on the CPU at the same settings, for the timed models.
 
@@ -35,6 +35,7 @@ incomplete or the device missing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import dataclass
 import datetime
 import gzip
@@ -46,7 +47,7 @@ import platform
 import sys
 import tempfile
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -55,6 +56,7 @@ import torch.nn.functional as F
 import deeplab_ros
 from deeplab_ros.core import Segmenter
 from deeplab_ros.core.errors import ConfigurationError
+from deeplab_ros.core.weights.locations import CACHE_ENV
 
 #: The least fraction of identical labels per photo.
 AGREEMENT = 0.995
@@ -244,32 +246,46 @@ class Check:
             segmenter.close()
 
     def time_model(self, model: BundleModel) -> None:
-        """Timings of every backend available here, and the ``onnxruntime`` check."""
+        """Timings of every backend available here, and the ``onnxruntime`` check.
+
+        A backend that is not installed, or fails (ONNX Runtime's providers depend on the
+        CUDA libraries found at run time), is reported in :attr:`unavailable`; the torch
+        backend's failures end the run.
+        """
         frames = {resolution: [_resized(photo, size) for photo in
                                list(self.bundle.photos.values())[:BATCH]]
                   for resolution, size in RESOLUTIONS.items()}
         for backend in BACKENDS:
             for batch in (1, BATCH):
                 try:
-                    segmenter = Segmenter.from_checkpoint(
-                        self.path(model), device=self.device, backend=backend,
-                        batch_size=batch)
-                except ConfigurationError as error:
+                    self.time_backend(model, backend, batch, frames)
+                except ConfigurationError as error:  # not installed here
                     self.unavailable.append({'model': model.name, 'backend': backend,
                                              'reason': str(error)})
                     break
-                try:
-                    if backend != 'torch' and batch == 1:
-                        self.compare(backend, model, segmenter, self.cpu_labels(
-                            model, segmenter.input_size, segmenter.metadata.output_stride))
-                    for resolution, images in frames.items():
-                        self.timings.append({
-                            'model': model.name, **_settings(segmenter),
-                            'resolution': resolution, 'width': images[0].shape[1],
-                            'height': images[0].shape[0], 'batch': batch,
-                            **self.measure(segmenter, images[:batch])})
-                finally:
-                    segmenter.close()
+                except Exception as error:  # noqa: BLE001 - reported, see the docstring
+                    if backend == 'torch':
+                        raise
+                    self.unavailable.append({'model': model.name, 'backend': backend,
+                                             'reason': f'{type(error).__name__}: {error}'})
+                    break
+
+    def time_backend(self, model: BundleModel, backend: str, batch: int,
+                     frames: dict[str, list[np.ndarray]]) -> None:
+        """Time ``model`` with ``backend`` on batches of ``batch`` of each resolution's frames."""
+        segmenter = Segmenter.from_checkpoint(self.path(model), device=self.device,
+                                              backend=backend, batch_size=batch)
+        try:
+            if backend != 'torch' and batch == 1:
+                self.compare(backend, model, segmenter, self.cpu_labels(
+                    model, segmenter.input_size, segmenter.metadata.output_stride))
+            for resolution, images in frames.items():
+                self.timings.append({
+                    'model': model.name, **_settings(segmenter), 'resolution': resolution,
+                    'width': images[0].shape[1], 'height': images[0].shape[0],
+                    'batch': batch, **self.measure(segmenter, images[:batch])})
+        finally:
+            segmenter.close()
 
     def measure(self, segmenter: Segmenter, frames: Sequence[np.ndarray]) -> dict[str, Any]:
         """Time ``segment_batch(frames)``: one warm-up call, then the timed iterations."""
@@ -367,19 +383,32 @@ def table(result: dict[str, Any]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+@contextlib.contextmanager
+def _cache_in(folder: Path) -> Iterator[None]:
+    """ONNX exports and TensorRT engines go to ``folder``, not the user's cache, meanwhile."""
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[CACHE_ENV]
+        else:
+            os.environ[CACHE_ENV] = previous
+
+
 def run(bundle: Bundle, device: torch.device, *, iterations: int, models: Sequence[str],
         timed: Sequence[str]) -> dict[str, Any]:
     """Run every check and timing; the result as JSON-ready data."""
     started = time.perf_counter()
     chosen = [model for model in bundle.models if model.name in models]
-    with tempfile.TemporaryDirectory(prefix='deeplab_ros_gpu_check_') as work:
-        # ONNX exports and TensorRT engines go to this run's folder, not the user's cache.
-        os.environ['DEEPLAB_ROS_CACHE'] = str(Path(work) / 'cache')
+    with tempfile.TemporaryDirectory(prefix='deeplab_ros_gpu_check_') as work, \
+            _cache_in(Path(work) / 'cache'):
         check = Check(bundle, device, Path(work), iterations=iterations)
         for model in chosen:
             print(f'checking {model.name}', file=sys.stderr, flush=True)
             check.check_model(model)
-        for model in chosen:
+        for model in bundle.models:
             if model.name in timed:
                 print(f'timing {model.name}', file=sys.stderr, flush=True)
                 check.time_model(model)
