@@ -4,7 +4,7 @@ It runs from the folder ``make gpu-check-bundle`` prepares
 (:mod:`deeplab_ros.tools.gpu_check_bundle`), as ``run.py`` there, and needs nothing but
 Python 3.10-3.12 with torch and numpy (no ROS, no OpenCV, no network)::
 
-    python3 gpu_check_bundle/run.py [--device cuda|cpu] [--out gpu_check.json]
+    python3 gpu_check_bundle/run.py [--device auto|cuda|cpu] [--out gpu_check.json]
 
 Checks, each the fraction of a photo's pixels whose labels are identical, at least
 :data:`AGREEMENT` for every photo and every pretrained model:
@@ -56,6 +56,7 @@ import torch.nn.functional as F
 import deeplab_ros
 from deeplab_ros.core import Segmenter
 from deeplab_ros.core.errors import ConfigurationError
+from deeplab_ros.core.inference.device import resolve_device
 from deeplab_ros.core.weights.locations import CACHE_ENV
 
 #: The least fraction of identical labels per photo.
@@ -443,12 +444,16 @@ def _names(text: str, known: Sequence[str], default: Sequence[str]) -> list[str]
     return names
 
 
+def _failed(error: Exception) -> int:
+    print(f'gpu_check: error: {error}', file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: run the check, write the JSON and the table, return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--device', choices=('cuda', 'cpu'),
-                        default='cuda' if torch.cuda.is_available() else 'cpu',
-                        help='device checked (default: cuda when available)')
+    parser.add_argument('--device', choices=('auto', 'cuda', 'cpu'), default='auto',
+                        help='device checked (default auto: cuda when available, else cpu)')
     parser.add_argument('--out', type=Path, default=Path('gpu_check.json'),
                         help='result file (JSON; the table goes beside it as .md)')
     parser.add_argument('--bundle', type=Path, default=Path(__file__).resolve().parent,
@@ -461,26 +466,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='models timed: the bundle\'s default model (default), all, '
                              'none or NAME,NAME')
     args = parser.parse_args(argv)
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        print(f'gpu_check: error: CUDA is not available to torch {torch.__version__} '
-              f'(CUDA build {torch.version.cuda or "none"}); use --device cpu',
-              file=sys.stderr)
-        return 2
     try:
+        device = resolve_device(args.device)
         bundle = Bundle.load(args.bundle.resolve())
-        known = [model.name for model in bundle.models]
+    except (BundleError, ConfigurationError) as error:
+        return _failed(error)
+    known = [model.name for model in bundle.models]
+    try:
         models = _names(args.models, known, known)
         timed = _names(args.timing_models, known, [bundle.manifest['default_model']])
-    except (BundleError, ValueError) as error:
-        print(f'gpu_check: error: {error}', file=sys.stderr)
-        return 2
-    iterations = args.iterations or DEFAULT_ITERATIONS[args.device]
+    except ValueError as error:
+        parser.error(str(error))
+    iterations = args.iterations or DEFAULT_ITERATIONS[device.type]
     try:
-        result = run(bundle, torch.device(args.device), iterations=iterations,
-                     models=models, timed=timed)
-    except BundleError as error:
-        print(f'gpu_check: error: {error}', file=sys.stderr)
-        return 2
+        result = run(bundle, device, iterations=iterations, models=models, timed=timed)
+    except (BundleError, ConfigurationError) as error:
+        return _failed(error)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + '\n')
     text = table(result)

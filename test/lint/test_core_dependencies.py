@@ -27,10 +27,15 @@ ABSENT = ('cv2', 'yaml', 'PIL', 'torchvision', 'onnx', 'onnxruntime', 'rclpy')
 CHILD = '''
 import sys
 import numpy as np
-from deeplab_ros.core import Segmenter
+from deeplab_ros.core import build_model, Segmenter
+from deeplab_ros.core.errors import InvalidSettingError
 segmenter = Segmenter.from_checkpoint(sys.argv[1], device='cpu')
 np.save(sys.argv[3], segmenter.segment(np.load(sys.argv[2])).labels)
 print(segmenter.backend, [name for name in {absent!r} if name in sys.modules])
+try:
+    build_model('lraspp_mobilenetv3_large')
+except InvalidSettingError as error:
+    print(error.setting, error)
 '''
 
 
@@ -47,7 +52,11 @@ def test_the_segmenter_runs_with_only_torch_and_numpy(
          str(tmp_path / 'labels.npy')], cwd=tmp_path, env=env, capture_output=True,
         text=True, timeout=600)
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert completed.stdout.split() == ['torch', '[]']
+    used, refusal = completed.stdout.splitlines()
+    assert used == 'torch []'  # the backend, and the absent packages that were imported
+    # torchvision's variants are listed, and explained when built without it.
+    assert refusal.startswith("variant model variant 'lraspp_mobilenetv3_large' needs "
+                              'torchvision, which is not installed')
     without_opencv = np.load(tmp_path / 'labels.npy')
     segmenter = Segmenter.from_checkpoint(path, device='cpu', backend='torch')
     labels = segmenter.segment(frame).labels
