@@ -10,8 +10,8 @@ Built where the package, its pretrained models and the shared assets are (this r
 - ``deeplab_ros/``: the package's ROS-free core as installed here (``deeplab_ros/__init__.py``
   and ``deeplab_ros/core``), which the segmenter runs from with torch and numpy alone;
 - ``checkpoints/NAME.pt.gz``: the converted checkpoint of every pretrained model,
-  gzip-compressed (weights dequantized from 8 bits take few distinct values and shrink to
-  about a third);
+  gzip-compressed (weights dequantized from 8 bits take few distinct values and compress
+  well);
 - ``photos/NAME.npy``: a few shared photos and video frames as HxWx3 uint8 RGB arrays, so no
   image decoder is needed;
 - ``references/NAME.npz``: every photo's labels by float32 torch on the CPU here, with the
