@@ -25,22 +25,6 @@ SPATIAL_PARAMETERS = frozenset((
     'detections_ignore_classes', 'detections_box_percentile'))
 
 
-def resolve_classes(items: Iterable[str], labels: LabelSet) -> tuple[list[int], list[str]]:
-    """Class ids of names or decimal ids; returns (ids, items that name no class)."""
-    ids: list[int] = []
-    unknown: list[str] = []
-    by_name = {name.lower(): index for index, name in enumerate(labels.class_names)}
-    for item in items:
-        text = str(item).strip()
-        if text.isdigit() and int(text) < len(labels):
-            ids.append(int(text))
-        elif text.lower() in by_name:
-            ids.append(by_name[text.lower()])
-        else:
-            unknown.append(text)
-    return ids, unknown
-
-
 @dataclass(frozen=True)
 class SpatialSettings:
     """The live parameters the spatial outputs use (class lists already resolved to ids)."""
@@ -54,11 +38,17 @@ class SpatialSettings:
 
     @classmethod
     def from_live(cls, live: Any, labels: LabelSet) -> 'SpatialSettings':
-        """The settings of the node's live parameters, class names resolved to ids."""
+        """The settings of the node's live parameters, class names resolved to ids.
+
+        Raises:
+            InvalidSettingError: A class list names a class the model does not have.
+        """
         return cls(points_dense=bool(live.points_dense), points_stride=int(live.points_stride),
-                   points_classes=resolve_classes(live.points_classes, labels)[0],
+                   points_classes=labels.class_ids(live.points_classes,
+                                                   setting='points_classes'),
                    min_area_fraction=float(live.detections_min_area_fraction),
-                   ignore_classes=resolve_classes(live.detections_ignore_classes, labels)[0],
+                   ignore_classes=labels.class_ids(live.detections_ignore_classes,
+                                                   setting='detections_ignore_classes'),
                    box_percentile=float(live.detections_box_percentile))
 
 
