@@ -2,13 +2,14 @@
 numbering each detection's pixels, and image_transport's ``<topic>/compressed`` twins.
 
 Expected values come from what the node publishes on its raw topics (whatever the model) and
-from OpenCV run here; compressed messages are read with image_transport's own decoding rules
-(``support.codec.decode_like_image_transport``).
+from OpenCV (``support.regions``); compressed messages are read with image_transport's own
+decoding rules (``support.codec.decode_like_image_transport``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+import re
 import time
 
 import cv2
@@ -20,12 +21,14 @@ from vision_msgs.msg import Detection2DArray
 from deeplab_ros.ros.spinning import wait_until
 from deeplab_ros.ros.stamps import header_key
 from support.codec import decode_like_image_transport
+from support.regions import check_region_image
 from support.rgbd import rgbd_frame
 from support.ros import decoded, image_message, node_under_test, RosTester
 
 RAW = {'labels': Image, 'color': Image, 'overlay': Image, 'regions': Image,
        'detections': Detection2DArray}
 COMPRESSED = ('labels', 'color', 'overlay', 'regions')
+ROOT = Path(__file__).resolve().parents[2]
 MIN_AREA_FRACTION = 0.001  # the node's default detections_min_area_fraction
 
 
@@ -70,38 +73,42 @@ def test_regions_number_exactly_the_pixels_of_each_detection(segmented) -> None:
         assert regions.encoding == '16UC1' and regions.is_bigendian == 0
         assert (regions.height, regions.width) == (sent.height, sent.width)
         assert header_key(regions.header) == header_key(sent.header)
-        numbers = decoded(regions)
         detections = got['detections'].detections
         assert detections, frame_id
-        assert int(numbers.max()) == len(detections)
-        covered = np.zeros(numbers.shape, bool)
+        boxes = []
         for index, detection in enumerate(detections):
             assert detection.id == str(index)
-            mask = numbers == index + 1
-            rows, columns = np.nonzero(mask)
-            class_id = int(detection.results[0].hypothesis.class_id)
-            assert (labels[mask] == class_id).all(), (frame_id, index)
-            # The box encloses exactly these pixels (pixel-edge coordinates).
             box = detection.bbox
             left = box.center.position.x - box.size_x / 2
             top = box.center.position.y - box.size_y / 2
-            assert (left, top, left + box.size_x, top + box.size_y) == pytest.approx(
-                (columns.min(), rows.min(), columns.max() + 1, rows.max() + 1))
-            # ... and they are one whole 8-connected component of the class (area included).
-            _, components = cv2.connectedComponents((labels == class_id).astype(np.uint8),
-                                                    connectivity=8)
-            component = components == components[rows[0], columns[0]]
-            assert np.array_equal(mask, component), (frame_id, index)
-            covered |= mask
-        # 0 elsewhere: what is left is class 0 (ignored by default) or components too small.
-        min_area = int(np.ceil(MIN_AREA_FRACTION * labels.size))
-        for class_id in np.unique(labels[~covered]).tolist():
-            if class_id == 0:
-                continue
-            count, components = cv2.connectedComponents(
-                ((labels == class_id) & ~covered).astype(np.uint8), connectivity=8)
-            sizes = np.bincount(components.reshape(-1), minlength=count)[1:]
-            assert (sizes < min_area).all(), (frame_id, class_id)
+            boxes.append((int(detection.results[0].hypothesis.class_id), left, top,
+                          left + box.size_x, top + box.size_y))
+        check_region_image(decoded(regions), labels, boxes,
+                           min_area=int(np.ceil(MIN_AREA_FRACTION * labels.size)))
+
+
+def _documented_object_mask():
+    """``object_mask`` of docs/node.md's regions section, defined from the docs' own code."""
+    text = (ROOT / 'docs' / 'node.md').read_text()
+    section = text.split('### Regions image', 1)[1]
+    code = re.search(r'^```python\n(.*?)^```', section, re.MULTILINE | re.DOTALL)
+    assert code, 'no python block in the regions section of docs/node.md'
+    namespace: dict = {}
+    exec(code.group(1), namespace)  # noqa: S102 - the documented snippet, as a user runs it
+    return namespace['object_mask']
+
+
+def test_documented_foundationpose_mask_cuts_one_detection(segmented) -> None:
+    object_mask = _documented_object_mask()
+    for frame_id, (sent, got) in segmented.items():
+        numbers = decoded(got['regions'])
+        for index, detection in enumerate(got['detections'].detections):
+            mask = object_mask(got['regions'], detection)
+            assert mask.encoding == 'mono8'
+            assert (mask.height, mask.width) == (sent.height, sent.width)
+            assert header_key(mask.header) == header_key(sent.header)
+            expected = np.where(numbers == index + 1, 255, 0)
+            assert np.array_equal(decoded(mask), expected), (frame_id, index)
 
 
 def test_compressed_twins_decode_like_image_transport_to_the_raw_images(segmented) -> None:

@@ -121,8 +121,14 @@ def cloud_array(message: PointCloud2) -> np.ndarray:
 # image_transport subscriber of a ``<topic>/compressed`` topic run:
 # compressed_image_transport/src/compressed_subscriber.cpp at commit 7404d772b66f (rolling;
 # the humble branch has the same rules).
-#: sensor_msgs::image_encodings::isColor.
-_SENSOR_MSGS_COLOUR = ('rgb8', 'rgba8', 'rgb16', 'rgba16', 'bgr8', 'bgra8', 'bgr16', 'bgra16')
+#: :143-159: the conversion of ``compressed bgr`` data, by (colour) encoding ...
+_FROM_BGR = {'rgb8': cv2.COLOR_BGR2RGB, 'rgb16': cv2.COLOR_BGR2RGB,
+             'rgba8': cv2.COLOR_BGR2RGBA, 'rgba16': cv2.COLOR_BGR2RGBA,
+             'bgra8': cv2.COLOR_BGR2BGRA, 'bgra16': cv2.COLOR_BGR2BGRA}
+#: ... and :163-170: of other colour data (taken as RGB).
+_FROM_RGB = {'bgr8': cv2.COLOR_RGB2BGR, 'bgr16': cv2.COLOR_RGB2BGR,
+             'bgra8': cv2.COLOR_RGB2BGRA, 'bgra16': cv2.COLOR_RGB2BGRA,
+             'rgba8': cv2.COLOR_RGB2RGBA, 'rgba16': cv2.COLOR_RGB2RGBA}
 
 
 def _sixteen_bits(encoding: str) -> bool:
@@ -152,20 +158,9 @@ def decode_like_image_transport(message: Any) -> tuple[str, np.ndarray]:
         channels = 1 if image.ndim == 2 else image.shape[2]
         return {1: 'mono8', 3: 'bgr8'}[channels], image
     encoding, rest = image_format.split(';', 1)
-    if encoding in _SENSOR_MSGS_COLOUR:
-        if 'compressed bgr' in rest:
-            if encoding in ('rgb8', 'rgb16'):
-                image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            elif encoding in ('rgba8', 'rgba16'):
-                image = cv2.cvtColor(image, cv2.COLOR_BGR2RGBA)
-            elif encoding in ('bgra8', 'bgra16'):
-                image = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
-        elif encoding in ('bgr8', 'bgr16'):
-            image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        elif encoding in ('bgra8', 'bgra16'):
-            image = cv2.cvtColor(image, cv2.COLOR_RGB2BGRA)
-        elif encoding in ('rgba8', 'rgba16'):
-            image = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
+    conversions = _FROM_BGR if 'compressed bgr' in rest else _FROM_RGB
+    if encoding in conversions:
+        image = cv2.cvtColor(image, conversions[encoding])
     if 'jpeg' in image_format and _sixteen_bits(encoding):
         image = image.astype(np.uint16) * 256
     return encoding, image

@@ -17,6 +17,7 @@ from deeplab_ros.core.spatial.geometry import (
     PinholeIntrinsics, resize_nearest, same_aspect)
 from deeplab_ros.core.spatial.regions import (
     find_regions, MAX_IMAGE_REGIONS, NO_REGION, region_image, regions_3d)
+from support.regions import check_region_image
 from support.rgbd import FRAME_NUMBERS, rgbd_camera, rgbd_frame, RgbdCamera, unpack_rgb
 
 MODEL = 'pretrained:deeplabv3_mnv2_dm05_float'
@@ -198,36 +199,16 @@ def test_region_boxes_areas_counts_and_scores_match_the_label_image(
 
 def test_region_image_numbers_each_region_s_connected_pixels_and_nothing_else(
         segmented) -> None:
-    checked = 0
     for _, labels, confidence in segmented.values():
         found = find_regions(labels, confidence, min_area_fraction=0.001, ignore=(0,))
         image = region_image(found)
         assert image.dtype == np.uint16 and image.shape == labels.shape
-        assert image.max() == len(found.regions) > 0
-        covered = np.zeros(labels.shape, bool)
-        for index, region in enumerate(found.regions):
-            mask = image == index + 1
-            rows, columns = np.nonzero(mask)
-            # The whole 8-connected component of the region's class at its first pixel.
-            _, components = cv2.connectedComponents(
-                (labels == region.class_id).astype(np.uint8), connectivity=8)
-            component = components == components[rows[0], columns[0]]
-            assert np.array_equal(mask, component)
-            assert (region.area, region.x, region.y) == (len(rows), columns.min(), rows.min())
-            assert (region.x + region.width, region.y + region.height) == \
-                (columns.max() + 1, rows.max() + 1)
-            covered |= mask
-            checked += 1
-        # 0 exactly where no region is: class 0 (ignored) or components under the minimum.
-        min_area = int(np.ceil(0.001 * labels.size))
-        for class_id in np.unique(labels[~covered]).tolist():
-            if class_id == 0:
-                continue
-            count, components = cv2.connectedComponents(
-                ((labels == class_id) & ~covered).astype(np.uint8), connectivity=8)
-            sizes = np.bincount(components.reshape(-1), minlength=count)[1:]
-            assert (sizes < min_area).all()
-    assert checked >= 5
+        assert len(found.regions) > 0
+        check_region_image(image, labels, [
+            (r.class_id, r.x, r.y, r.x + r.width, r.y + r.height) for r in found.regions],
+            min_area=int(np.ceil(0.001 * labels.size)))
+        areas = np.bincount(image.reshape(-1), minlength=len(found.regions) + 1)[1:]
+        assert areas.tolist() == [region.area for region in found.regions]
 
 
 def test_region_image_leaves_regions_past_the_16_bit_range_at_zero() -> None:
