@@ -180,12 +180,12 @@ class SpatialStage:
         image = wanted & REGION_IMAGE
         if not spatial and not image:
             return
-        settings, regions = self.settings, None
-        if image or {'detections', 'detections_3d'} & wanted:
-            regions = frame_regions(result.labels, result.confidence, settings)
         depth = None
         if camera.depth is not None and {'points', 'detections_3d'} & wanted:
             depth = self._depth(camera, frame, result.labels.shape)
+        settings, regions = self.settings, None
+        if image or 'detections' in wanted or ('detections_3d' in wanted and depth is not None):
+            regions = frame_regions(result.labels, result.confidence, settings)
         messages = spatial_messages(frame.header, result.labels, result.confidence, depth,
                                     self.labels.palette_lut(), settings, spatial, regions)
         for name, message in messages.items():
