@@ -29,7 +29,7 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 
 from deeplab_ros.bagtools.info import read_messages
-from deeplab_ros.bagtools.typedefs import MessageDefinitionError
+from deeplab_ros.bagtools.message_definitions import MessageDefinitionError
 from deeplab_ros.bagtools.writer import add_typed_connection, CAMERA_INFO_TYPE, IMAGE_TYPE
 from deeplab_ros.bagtools.writer import ImageBagSpec, open_writer, write_image_bag
 from deeplab_ros.core.inference.backends import BACKENDS
