@@ -29,12 +29,13 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 
 from deeplab_ros.bagtools.info import read_messages
-from deeplab_ros.bagtools.typedefs import MessageDefinitionError
+from deeplab_ros.bagtools.message_definitions import MessageDefinitionError
 from deeplab_ros.bagtools.writer import add_typed_connection, CAMERA_INFO_TYPE, IMAGE_TYPE
 from deeplab_ros.bagtools.writer import ImageBagSpec, open_writer, write_image_bag
 from deeplab_ros.core.inference.backends import BACKENDS
 from deeplab_ros.core.weights.locations import shared_path
 from deeplab_ros.ros.dds_profile import large_image_dds_env
+from deeplab_ros.ros.image_codec import decode_image_msg
 from deeplab_ros.ros.stamps import header_key
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 from deeplab_ros.tools.model_args import BACKEND_HELP
@@ -60,20 +61,6 @@ class FrameReport:
     latency_ms: float | None
     classes: tuple[str, ...]
     received_s: float | None = None  # wall time its labels arrived
-
-
-def image_to_array(message: object) -> np.ndarray:
-    """sensor_msgs/Image (rgb8, bgr8 or mono8; rows may be padded) -> RGB / mono array."""
-    channels = {'rgb8': 3, 'bgr8': 3, 'mono8': 1}.get(message.encoding)
-    if channels is None:
-        raise ValueError(f'Unsupported encoding {message.encoding!r} in the demo (rgb8, bgr8, '
-                         'mono8).')
-    rows = np.frombuffer(message.data, np.uint8).reshape(message.height, message.step)
-    pixels = rows[:, :message.width * channels].reshape(message.height, message.width,
-                                                        channels)
-    if message.encoding == 'bgr8':
-        pixels = pixels[..., ::-1]
-    return pixels[..., 0] if channels == 1 else pixels
 
 
 def class_names_from_label_info(output_bag: Path) -> dict[int, str]:
@@ -184,7 +171,7 @@ def write_overlay_video(output_bag: Path, path: Path, fps: float) -> int:
     count = 0
     try:
         for _, message in read_messages(output_bag, '/segmentation/overlay'):
-            writer.write(cv2.cvtColor(_letterbox(image_to_array(message), VIDEO_SIZE),
+            writer.write(cv2.cvtColor(_letterbox(decode_image_msg(message), VIDEO_SIZE),
                                       cv2.COLOR_RGB2BGR))
             count += 1
     finally:
@@ -224,10 +211,10 @@ def write_contact_sheet(input_bag: Path, output_bag: Path, reports: list[FrameRe
         picks = np.linspace(0, len(source_reports) - 1, min(share, len(source_reports)))
         chosen.extend(source_reports[int(round(i))] for i in picks)
     wanted = {r.stamp: r for r in chosen}
-    inputs = {header_key(m.header): image_to_array(m)
+    inputs = {header_key(m.header): decode_image_msg(m)
               for _, m in read_messages(input_bag, IMAGE_TOPIC)
               if header_key(m.header) in wanted}
-    overlays = {header_key(m.header): image_to_array(m)
+    overlays = {header_key(m.header): decode_image_msg(m)
                 for _, m in read_messages(output_bag, '/segmentation/overlay')
                 if header_key(m.header) in wanted}
     cells = []
