@@ -1,10 +1,11 @@
 """sensor_msgs/Image <-> numpy, for every encoding the node accepts.
 
 :func:`decode_image` is a pure function of the message fields and returns an HxWx3 uint8
-RGB array. It reads the message buffer through zero-copy views (an rgb8 frame without row
-padding comes back as a view of the message's own bytes) and copies only where a colour
-conversion has to. Inconsistent or unsupported messages raise :class:`ImageDecodeError`
-naming the problem and the numbers.
+RGB array; :func:`decode_mono8_msg` returns a mono8 image's HxW values (label images). They
+read the message buffer through zero-copy views (an rgb8 frame without row padding comes back
+as a view of the message's own bytes) and copy only where a colour conversion has to.
+Inconsistent or unsupported messages raise :class:`ImageDecodeError` naming the problem and
+the numbers.
 
 :func:`check_image_msg` checks only the fields (cheap, at receipt). The node's encoders
 (:func:`encode_mono8`, :func:`encode_rgb8`, :func:`encode_16uc1`) build its output images and
@@ -163,6 +164,22 @@ def decode_image_msg(message: Any) -> np.ndarray:
     """Decode a sensor_msgs/Image into HxWx3 uint8 RGB (see :func:`decode_image`)."""
     return decode_image(message.encoding, message.height, message.width, message.step,
                         message.is_bigendian, message.data)
+
+
+def decode_mono8_msg(message: Any) -> np.ndarray:
+    """A mono8 (or 8UC1) sensor_msgs/Image as its HxW uint8 values, row padding dropped.
+
+    For single-channel values that are not grey levels (the node's labels and confidence):
+    they come back as they are, not as RGB. It may be a read-only view of the message's data.
+
+    Raises:
+        ImageDecodeError: Another encoding, or fields that disagree with the data.
+    """
+    if message.encoding not in ('mono8', '8UC1'):
+        raise ImageDecodeError(
+            f'expected a mono8 image (labels, confidence), got {message.encoding!r}')
+    return _pixel_rows(message.encoding, message.height, message.width, message.step,
+                       message.data)
 
 
 _JPEG_START = b'\xff\xd8'

@@ -10,6 +10,7 @@ import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from support.codec import decode_like_image_transport, encode_image, rgb_to_encoding
@@ -17,8 +18,8 @@ from deeplab_ros.core.errors import InputError
 from deeplab_ros.core.weights.locations import shared_path
 from deeplab_ros.ros.image_codec import (
     compress_image, decode_compressed_image_msg, decode_depth_msg, decode_image,
-    decode_image_msg, encode_16uc1, encode_mono8, encode_rgb8, ImageDecodeError,
-    SUPPORTED_ENCODINGS)
+    decode_image_msg, decode_mono8_msg, encode_16uc1, encode_mono8, encode_rgb8,
+    ImageDecodeError, SUPPORTED_ENCODINGS)
 
 COLOUR_EXACT = ('rgb8', 'bgr8', 'rgba8', 'bgra8', '8UC3', '8UC4')
 GREY = ('mono8', '8UC1', 'mono16', '16UC1')
@@ -169,11 +170,24 @@ def test_encode_mono8_and_rgb8_fields(photo: np.ndarray) -> None:
     assert mono.header.stamp.sec == 12
     np.testing.assert_array_equal(
         np.frombuffer(mono.data, np.uint8).reshape(430, 512), labels)
+    np.testing.assert_array_equal(decode_mono8_msg(mono), labels)
     # Non-contiguous input (a crop) is encoded row by row correctly.
     crop = photo[10:110, 20:220]
     rgb = encode_rgb8(crop, header())
     assert (rgb.encoding, rgb.height, rgb.width, rgb.step) == ('rgb8', 100, 200, 600)
     np.testing.assert_array_equal(decode_image_msg(rgb), crop)
+
+
+def test_decode_mono8_msg_gives_the_values_without_row_padding() -> None:
+    padded = Image(height=2, width=3, encoding='mono8', step=5,
+                   data=bytes([0, 7, 20, 255, 255, 3, 1, 255, 255, 255]))
+    decoded = decode_mono8_msg(padded)
+    assert decoded.shape == (2, 3) and decoded.dtype == np.uint8
+    np.testing.assert_array_equal(decoded, [[0, 7, 20], [3, 1, 255]])
+    with pytest.raises(ImageDecodeError, match=r"expected a mono8 image.*'rgb8'"):
+        decode_mono8_msg(Image(height=1, width=1, encoding='rgb8', step=3, data=bytes(3)))
+    with pytest.raises(ImageDecodeError, match=r'data has 9 bytes but a 3x2 mono8 image'):
+        decode_mono8_msg(Image(height=2, width=3, encoding='mono8', step=5, data=bytes(9)))
 
 
 def test_encoders_reject_wrong_arrays(photo: np.ndarray) -> None:
