@@ -183,6 +183,10 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "items 'class name=AUTOWARE_CLASS' (e.g. 'fence=OBSTACLE'). Read at "
                   'configure.', type=ParameterType.PARAMETER_STRING_ARRAY,
                   check=lambda items: parse_overrides(list(items or []))),
+    ParameterSpec('jpeg_quality', 95,
+                  'JPEG quality (1-100) of segmentation/color/compressed and '
+                  "segmentation/overlay/compressed; image_transport's default. Live.",
+                  live=True, minimum=1, maximum=100),
 )
 
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}
