@@ -61,3 +61,27 @@ def dense_reference(logits: torch.Tensor, rows: AxisSampling,
         normaliser = torch.exp(values - best).sum(dim=0)
         confidence[part] = (255.0 / normaliser).round_().to(torch.uint8)
     return DenseReference(grid, rows, columns, labels, confidence)
+
+
+def assert_equals_dense_reference(labels: torch.Tensor, probability: torch.Tensor | None,
+                                  reference: DenseReference) -> None:
+    """Labels identical to the reference except exact ties; confidence (if any) within 1.
+
+    Where the labels differ, the reference's interpolated values of both classes must be
+    equal (same arithmetic); the confidence is a sum over classes in another order, so it
+    may differ by one level where 255 / sum lies on a rounding boundary.
+    """
+    labels = labels.to(reference.labels.device).long()
+    assert labels.shape == reference.labels.shape
+    y, x = torch.nonzero(labels != reference.labels, as_tuple=True)
+    if y.numel():
+        ours = reference.values(y, x, labels[y, x])
+        theirs = reference.values(y, x, reference.labels[y, x])
+        assert torch.equal(ours, theirs), \
+            f'{int((ours != theirs).sum())} of {labels.numel()} pixels differ without a tie'
+    if probability is not None:
+        assert probability.shape == labels.shape
+        difference = (probability.to(reference.confidence.device).int()
+                      - reference.confidence.int()).abs()
+        assert int(difference.max()) <= 1
+        assert float((difference == 0).float().mean()) >= 0.999

@@ -14,7 +14,7 @@ from deeplab_ros.core.models import available_models, build_model, model_spec
 from deeplab_ros.core.models.activation_quantization import quantize_activations
 from deeplab_ros.core.models.logits import logits_resize, LogitsOnly
 from deeplab_ros.core.models.resize import RESIZE_MODES
-from support.dense_labels import dense_reference
+from support.dense_labels import assert_equals_dense_reference, dense_reference
 
 CPU = torch.device('cpu')
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -40,24 +40,12 @@ def _sampling(frame: tuple[int, int], input_size: int, logits: torch.Tensor, res
                           logits.device))
 
 
-def assert_equals_dense_reference(logits: torch.Tensor, rows: AxisSampling,
-                                  columns: AxisSampling, confidence: bool = True) -> None:
-    """Labels identical to the dense reference except exact ties; confidence within 1."""
+def assert_exact(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling,
+                 confidence: bool = True) -> None:
+    """Exact labels (and confidence) of ``logits`` equal the dense reference's."""
     labels, probability = exact_labels(logits, rows, columns, confidence=confidence)
-    reference = dense_reference(logits, rows, columns)
-    assert labels.shape == reference.labels.shape and labels.dtype == torch.uint8
-    y, x = torch.nonzero(labels.long() != reference.labels, as_tuple=True)
-    if y.numel():  # only where the dense values of both classes are equal
-        ours = reference.values(y, x, labels.long()[y, x])
-        theirs = reference.values(y, x, reference.labels[y, x])
-        assert torch.equal(ours, theirs), f'{int((ours != theirs).sum())} pixels differ'
-    if confidence:
-        assert probability is not None and probability.shape == labels.shape
-        difference = (probability.int() - reference.confidence.int()).abs()
-        assert int(difference.max()) <= 1
-        assert float((difference == 0).float().mean()) >= 0.999
-    else:
-        assert probability is None
+    assert labels.dtype == torch.uint8 and (probability is None) != confidence
+    assert_equals_dense_reference(labels, probability, dense_reference(logits, rows, columns))
 
 
 FRAMES = [(1, 1), (1, 9), (9, 1), (2, 3), (37, 500), (500, 37), (97, 97), (240, 320),
@@ -68,7 +56,7 @@ FRAMES = [(1, 1), (1, 9), (9, 1), (2, 3), (37, 500), (500, 37), (97, 97), (240, 
 @pytest.mark.parametrize('frame', FRAMES, ids=[f'{h}x{w}' for h, w in FRAMES])
 def test_labels_equal_the_dense_reference(resize: str, frame: tuple[int, int]) -> None:
     logits = _logits(21, 25, 25, seed=frame[0] * 7 + frame[1], device=CPU)
-    assert_equals_dense_reference(logits, *_sampling(frame, 97, logits, resize))
+    assert_exact(logits, *_sampling(frame, 97, logits, resize))
 
 
 @pytest.mark.parametrize('classes, cells, input_size', [(151, 97, 385), (19, 13, 385),
@@ -76,7 +64,7 @@ def test_labels_equal_the_dense_reference(resize: str, frame: tuple[int, int]) -
 def test_many_or_few_classes_and_raw_noise(classes: int, cells: int, input_size: int) -> None:
     for smooth in (True, False):
         logits = _logits(classes, cells, cells, seed=classes, device=CPU, smooth=smooth)
-        assert_equals_dense_reference(logits, *_sampling((480, 640), input_size, logits,
+        assert_exact(logits, *_sampling((480, 640), input_size, logits,
                                                          'align_corners'))
 
 
@@ -86,7 +74,7 @@ def test_ties_break_only_between_equal_values() -> None:
     logits[:, 5:9, 5:9] = 0.0    # every class equal on a patch
     logits = logits.round()      # many equal values
     rows, columns = _sampling((300, 200), 65, logits, 'half_pixel')
-    assert_equals_dense_reference(logits, rows, columns)
+    assert_exact(logits, rows, columns)
     labels, _ = exact_labels(logits, rows, columns)
     assert labels.max() < 6
 
@@ -157,4 +145,4 @@ def test_labels_on_cuda_equal_the_dense_reference(resize: str) -> None:  # pragm
     cuda = torch.device('cuda')
     for frame in ((1, 1), (37, 500), (480, 640), (1080, 1920), (2160, 3840)):
         logits = _logits(151, 97, 97, seed=frame[1], device=cuda).half()
-        assert_equals_dense_reference(logits, *_sampling(frame, 385, logits, resize))
+        assert_exact(logits, *_sampling(frame, 385, logits, resize))
