@@ -27,7 +27,7 @@ class DenseReference:
     rows: AxisSampling
     columns: AxisSampling
     labels: torch.Tensor       # [H, W] int64
-    confidence: torch.Tensor   # [H, W] uint8
+    confidence: torch.Tensor | None  # [H, W] uint8, when asked for
 
     def values(self, y: torch.Tensor, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """The interpolated logits of ``classes`` at pixels ``(y, x)`` (same arithmetic)."""
@@ -39,28 +39,30 @@ class DenseReference:
         return top * rows.complement[y] + bottom * rows.weight[y]
 
 
-def dense_reference(logits: torch.Tensor, rows: AxisSampling,
-                    columns: AxisSampling) -> DenseReference:
+def dense_reference(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling,
+                    confidence: bool = True) -> DenseReference:
     """Labels (first arg-max over all classes) and confidence of every frame pixel."""
     grid = logits.float()
     classes, height, width = grid.shape[0], rows.lower.numel(), columns.lower.numel()
     labels = torch.empty((height, width), dtype=torch.int64, device=grid.device)
-    confidence = torch.empty((height, width), dtype=torch.uint8, device=grid.device)
+    probability = torch.empty((height, width), dtype=torch.uint8, device=grid.device) \
+        if confidence else None
     step = max(1, CHUNK_VALUES // (classes * width))
     for start in range(0, height, step):
         part = slice(start, min(height, start + step))
-        upper_rows = grid[:, rows.lower[part]]
-        lower_rows = grid[:, rows.upper[part]]
+        upper_rows = grid.index_select(1, rows.lower[part])
+        lower_rows = grid.index_select(1, rows.upper[part])
         weight_x, complement_x = columns.weight, columns.complement
-        top = upper_rows[:, :, columns.lower] * complement_x + \
-            upper_rows[:, :, columns.upper] * weight_x
-        bottom = lower_rows[:, :, columns.lower] * complement_x + \
-            lower_rows[:, :, columns.upper] * weight_x
+        top = upper_rows.index_select(2, columns.lower) * complement_x + \
+            upper_rows.index_select(2, columns.upper) * weight_x
+        bottom = lower_rows.index_select(2, columns.lower) * complement_x + \
+            lower_rows.index_select(2, columns.upper) * weight_x
         values = top * rows.complement[part, None] + bottom * rows.weight[part, None]
         best, labels[part] = values.max(dim=0)
-        normaliser = torch.exp(values - best).sum(dim=0)
-        confidence[part] = (255.0 / normaliser).round_().to(torch.uint8)
-    return DenseReference(grid, rows, columns, labels, confidence)
+        if probability is not None:
+            normaliser = torch.exp(values - best).sum(dim=0)
+            probability[part] = (255.0 / normaliser).round_().to(torch.uint8)
+    return DenseReference(grid, rows, columns, labels, probability)
 
 
 def assert_equals_dense_reference(labels: torch.Tensor, probability: torch.Tensor | None,
@@ -80,7 +82,7 @@ def assert_equals_dense_reference(labels: torch.Tensor, probability: torch.Tenso
         assert torch.equal(ours, theirs), \
             f'{int((ours != theirs).sum())} of {labels.numel()} pixels differ without a tie'
     if probability is not None:
-        assert probability.shape == labels.shape
+        assert reference.confidence is not None and probability.shape == labels.shape
         difference = (probability.to(reference.confidence.device).int()
                       - reference.confidence.int()).abs()
         assert int(difference.max()) <= 1

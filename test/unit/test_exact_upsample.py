@@ -64,8 +64,7 @@ def test_labels_equal_the_dense_reference(resize: str, frame: tuple[int, int]) -
 def test_many_or_few_classes_and_raw_noise(classes: int, cells: int, input_size: int) -> None:
     for smooth in (True, False):
         logits = _logits(classes, cells, cells, seed=classes, device=CPU, smooth=smooth)
-        assert_exact(logits, *_sampling((480, 640), input_size, logits,
-                                                         'align_corners'))
+        assert_exact(logits, *_sampling((480, 640), input_size, logits, 'align_corners'))
 
 
 def test_ties_break_only_between_equal_values() -> None:

@@ -19,27 +19,27 @@ step of the interpolation (products with non-negative weights, sums) is monotone
 can at most turn a strict win into an exact tie, never into a loss. The labels are those of
 the dense computation except where two classes tie exactly.
 
-The confidence (top-class probability x 255) needs the softmax's denominator, a sum over all
-classes; classes more than ``ln(classes) + 18`` below a quad's best smallest value add less
-than 2**-25 to it (under float32's rounding of a sum that is at least 1) and are left out.
+The confidence (top-class probability x 255) needs the softmax's denominator, a sum over
+every class that is not negligible, which for scene models is most of them at most pixels:
+when it is asked for, every class is interpolated at every pixel (each row of logits once
+across the frame's columns, then between rows), in the same arithmetic.
 
-Work is done in chunks of at most :data:`CHUNK_ELEMENTS` (pixel, candidate) pairs, so a 4K
-frame never holds classes x 4K values.
+Work is done in chunks of at most :data:`CHUNK_ELEMENTS` values, so a 4K frame never holds
+classes x 4K values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-import math
 
 import torch
 
 from deeplab_ros.core.models.resize import source_affine
 
-#: Most (pixel, candidate class) values one chunk interpolates at once.
+#: Most interpolated values one chunk holds at once.
 CHUNK_ELEMENTS = 1 << 21
-#: Confidence candidates reach this far below the best smallest value, plus ln(classes).
-CONFIDENCE_MARGIN = 18.0
+#: Fewest candidate classes a quad is padded to (fewer, larger groups of quads).
+MIN_WIDTH = 4
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ def axis_sampling(frame_length: int, region_length: int, input_length: int,
     logits (:func:`~deeplab_ros.core.models.resize.source_affine`), clamped to the logits.
     """
     index = torch.arange(frame_length, dtype=torch.float64)
-    position = ((index + 0.5) * (region_length / frame_length) - 0.5).clamp(0.0,
-                                                                             region_length - 1)
+    position = (index + 0.5) * (region_length / frame_length) - 0.5
+    position = position.clamp(0.0, region_length - 1)
     # The model's resize from its logits to its input: input pixel u reads logit scale*u+offset.
     scale, offset = source_affine(logits_length, input_length, resize)
     source = (position * scale + offset).clamp(0.0, logits_length - 1)
@@ -79,18 +79,14 @@ def axis_sampling(frame_length: int, region_length: int, input_length: int,
                         (1.0 - weight).to(device))
 
 
-def interpolate(top_left: torch.Tensor, top_right: torch.Tensor, bottom_left: torch.Tensor,
-                bottom_right: torch.Tensor, row_weight: torch.Tensor,
-                row_complement: torch.Tensor, column_weight: torch.Tensor,
-                column_complement: torch.Tensor) -> torch.Tensor:
-    """Bilinear interpolation of four corner values: along the row first, then the column.
+def lerp(low: torch.Tensor, high: torch.Tensor, weight: torch.Tensor,
+         complement: torch.Tensor) -> torch.Tensor:
+    """``low * complement + high * weight``: the one arithmetic of every interpolation here.
 
-    The one arithmetic of the exact labels (one rounding per product and sum, monotone in
-    every corner value); broadcasting shapes are the caller's.
+    One rounding per product and per sum, monotone in ``low`` and ``high``; the bilinear value
+    is the lerp along the row of both rows, then between them.
     """
-    top = top_left * column_complement + top_right * column_weight
-    bottom = bottom_left * column_complement + bottom_right * column_weight
-    return top * row_complement + bottom * row_weight
+    return low * complement + high * weight
 
 
 def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling, *,
@@ -105,37 +101,74 @@ def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling
     """
     used_rows = int(rows.upper[-1]) + 1
     used_columns = int(columns.upper[-1]) + 1
-    grid = logits[:, :used_rows, :used_columns].float()
-    best = grid.argmax(dim=0)
-    labels = best.to(torch.uint8).index_select(0, rows.lower).index_select(1, columns.lower)
-    probability = torch.full_like(labels, 255) if confidence else None
+    probability = _confidence(logits[:, :used_rows, :used_columns].float(), rows, columns) \
+        if confidence else None
+    classes = logits.shape[0]
+    # Channels last: every cell's class vector is contiguous (arg-max, corner gathers).
+    cells = logits[:, :used_rows, :used_columns].permute(1, 2, 0).float().contiguous()
+    best = cells.argmax(dim=2)
+    # Every pixel the arg-max of its quad's top-left cell: the label wherever the quad is
+    # uniform (frame rows reading one row of cells are consecutive: repeat each row).
+    labels = best.to(torch.uint8).index_select(1, columns.lower).repeat_interleave(
+        torch.bincount(rows.lower, minlength=used_rows), dim=0,
+        output_size=rows.lower.numel())
     # Each quad: the cell at its top left and the cells below, right and diagonal (clamped).
-    below = torch.arange(1, used_rows + 1, device=grid.device).clamp_(max=used_rows - 1)
-    right = torch.arange(1, used_columns + 1, device=grid.device).clamp_(max=used_columns - 1)
-    referenced = _referenced_quads(rows, columns, used_rows, used_columns)
-    if confidence:
-        quads = referenced
-    else:
-        uniform = (best == best[below]) & (best == best[:, right]) & \
-            (best == best[below][:, right])
-        quads = referenced & ~uniform
+    below = torch.arange(1, used_rows + 1, device=cells.device).clamp_(max=used_rows - 1)
+    right = torch.arange(1, used_columns + 1, device=cells.device).clamp_(max=used_columns - 1)
+    best_below = best[below]
+    quads = _referenced_quads(rows, columns, used_rows, used_columns) & (
+        (best != best_below) | (best != best[:, right]) | (best != best_below[:, right]))
     quad_rows, quad_columns = torch.nonzero(quads, as_tuple=True)
     if quad_rows.numel() == 0:
         return labels, probability
-    corners = (grid[:, quad_rows, quad_columns], grid[:, quad_rows, right[quad_columns]],
-               grid[:, below[quad_rows], quad_columns],
-               grid[:, below[quad_rows], right[quad_columns]])  # each [C, Q]
-    highest = torch.maximum(torch.maximum(corners[0], corners[1]),
-                            torch.maximum(corners[2], corners[3]))
-    lowest = torch.minimum(torch.minimum(corners[0], corners[1]),
-                           torch.minimum(corners[2], corners[3]))
-    threshold = lowest.amax(dim=0)
-    if confidence:
-        threshold = threshold - (CONFIDENCE_MARGIN + math.log(grid.shape[0]))
-    candidates = (highest >= threshold).t()  # [Q, C]: the classes that can still win
-    _Quads(labels, probability, corners, candidates, quad_rows, quad_columns, rows,
-           columns).resolve()
+    corner_cells = torch.stack([quad_rows * used_columns + quad_columns,
+                                quad_rows * used_columns + right[quad_columns],
+                                below[quad_rows] * used_columns + quad_columns,
+                                below[quad_rows] * used_columns + right[quad_columns]])
+    corners = cells.view(-1, classes)[corner_cells]  # [4, Q, C]
+    threshold = corners.amin(dim=0).amax(dim=1, keepdim=True)
+    candidates = corners.amax(dim=0) >= threshold  # [Q, C]: the classes that can still win
+    _Quads(labels, corners, candidates, quad_rows, quad_columns, rows, columns).resolve()
     return labels, probability
+
+
+def _confidence(grid: torch.Tensor, rows: AxisSampling, columns: AxisSampling
+                ) -> torch.Tensor:
+    """Top-class probability x 255 of every pixel, every class interpolated (HxW uint8).
+
+    Each row of logits is interpolated across the frame's columns once; the frame rows
+    between two rows of logits (a run: they read the same two) are then interpolated
+    together, a few at a time.
+    """
+    classes, width = grid.shape[0], columns.lower.numel()
+    probability = torch.empty((rows.lower.numel(), width), dtype=torch.uint8,
+                              device=grid.device)
+    across: dict[int, torch.Tensor] = {}  # row of logits -> [C, W] across the frame
+
+    def row_across(row: int) -> torch.Tensor:
+        if row not in across:
+            cells = grid[:, row]
+            across[row] = lerp(cells.index_select(1, columns.lower),
+                               cells.index_select(1, columns.upper), columns.weight,
+                               columns.complement)
+        return across[row]
+
+    step = max(1, CHUNK_ELEMENTS // (classes * width))
+    last_row = grid.shape[1] - 1
+    start = 0
+    for row, run in enumerate(torch.bincount(rows.lower).tolist()):
+        if run:
+            lower, upper = row_across(row)[:, None], row_across(min(row + 1, last_row))[:, None]
+            for key in [key for key in across if key < row]:
+                del across[key]
+        for begin in range(start, start + run, step):
+            part = slice(begin, min(start + run, begin + step))
+            values = lerp(lower, upper, rows.weight[part, None], rows.complement[part, None])
+            top = values.amax(dim=0)
+            normaliser = torch.exp(values - top).sum(dim=0)
+            probability[part] = (255.0 / normaliser).round_().to(torch.uint8)
+        start += run
+    return probability
 
 
 def _referenced_quads(rows: AxisSampling, columns: AxisSampling, height: int,
@@ -157,12 +190,10 @@ class _Quads:
     last row and column, whose pixels then get the same label twice.
     """
 
-    def __init__(self, labels: torch.Tensor, probability: torch.Tensor | None,
-                 corners: tuple[torch.Tensor, ...], candidates: torch.Tensor,
+    def __init__(self, labels: torch.Tensor, corners: torch.Tensor, candidates: torch.Tensor,
                  quad_rows: torch.Tensor, quad_columns: torch.Tensor, rows: AxisSampling,
                  columns: AxisSampling) -> None:
         self.labels = labels
-        self.probability = probability
         self.corners = corners
         self.rows, self.columns = rows, columns
         self.quad_rows, self.quad_columns = quad_rows, quad_columns
@@ -179,16 +210,14 @@ class _Quads:
         self.block_shape = (int(self.block_rows.max()), int(self.block_columns.max()))
 
     def resolve(self) -> None:
-        """Label (and score) every pixel of every quad with more than one candidate."""
-        # A single candidate is every corner's arg-max (the labels are right already), and
-        # its probability rounds to 255 (the initial value). Padding every quad's list to
-        # the next power of two keeps the groups few.
-        widths = torch.pow(2, torch.ceil(torch.log2(self.counts.double()))).long()
-        widths[self.counts < 2] = 0
+        """Label every pixel of every quad."""
+        # Every quad here has at least two candidates (the arg-max classes of its corners).
+        # Padding every quad's list to the next power of two, at least MIN_WIDTH, keeps the
+        # groups few.
+        widths = torch.pow(2, torch.ceil(torch.log2(self.counts.double()))).long() \
+            .clamp_(min=MIN_WIDTH)
         block = self.block_shape[0] * self.block_shape[1]
         for width in torch.unique(widths).tolist():
-            if width == 0:
-                continue
             members = torch.nonzero(widths == width, as_tuple=True)[0]
             step = max(1, CHUNK_ELEMENTS // (block * width))
             for begin in range(0, members.numel(), step):
@@ -201,25 +230,20 @@ class _Quads:
         counts = self.counts[members, None]
         last = self.starts[members, None] + counts - 1
         classes = self.classes[(self.starts[members, None] + offsets).minimum(last)]
-        quad = members[:, None].expand_as(classes)
-        top_left, top_right, bottom_left, bottom_right = (
-            corner[classes, quad][:, None, None, :] for corner in self.corners)
+        top_left, top_right, bottom_left, bottom_right = \
+            self.corners[:, members[:, None], classes][:, :, None, None, :]  # [M, 1, 1, width]
         # Block pixel (i, j) of a quad, clamped to its own block: [M, rows, 1] and [M, 1, cols].
         span = [torch.arange(size, device=members.device) for size in self.block_shape]
         y = (self.first_row[members, None] +
              span[0].minimum(self.block_rows[members, None] - 1))[:, :, None]
         x = (self.first_column[members, None] +
              span[1].minimum(self.block_columns[members, None] - 1))[:, None, :]
-        interpolated = interpolate(
-            top_left, top_right, bottom_left, bottom_right,
-            self.rows.weight[y][..., None], self.rows.complement[y][..., None],
-            self.columns.weight[x][..., None], self.columns.complement[x][..., None])
-        top, position = interpolated.max(dim=3)
+        weight, complement = self.columns.weight[x][..., None], \
+            self.columns.complement[x][..., None]
+        interpolated = lerp(lerp(top_left, top_right, weight, complement),
+                            lerp(bottom_left, bottom_right, weight, complement),
+                            self.rows.weight[y][..., None], self.rows.complement[y][..., None])
+        position = interpolated.argmax(dim=3)  # [M, rows, cols]
         flat = (y * self.labels.shape[1] + x).reshape(-1)
         chosen = torch.gather(classes, 1, position.reshape(len(members), -1))
         self.labels.view(-1)[flat] = chosen.reshape(-1).to(torch.uint8)
-        if self.probability is not None:
-            real = (offsets < counts)[:, None, None, :]
-            terms = torch.exp(interpolated - top[..., None]) * real
-            self.probability.view(-1)[flat] = \
-                (255.0 / terms.sum(dim=3)).round_().reshape(-1).to(torch.uint8)
