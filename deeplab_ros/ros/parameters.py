@@ -110,10 +110,12 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "'cuda:N'. Read at configure.", check=parse_device),
     ParameterSpec('half', True, 'Float16 inference on CUDA (ignored on the CPU). Read at '
                   'configure.'),
-    ParameterSpec('upsample', 'labels',
-                  "How predictions return to the frame's resolution: 'labels' (arg-max, then "
-                  "nearest resize; fast) or 'logits' (bilinear logits, then arg-max). Read at "
-                  'configure.', check=parse_upsample, choices=UPSAMPLE_MODES),
+    ParameterSpec('upsample', 'exact',
+                  "How labels reach the frame's resolution: 'exact' (arg-max of the model's "
+                  'bilinearly interpolated logits at every frame pixel, computed where needed) '
+                  "or 'dense' (logits resized to the network input, arg-max, nearest resize; "
+                  'for comparison). Read at configure.', check=parse_upsample,
+                  choices=UPSAMPLE_MODES),
     ParameterSpec('cameras', [],
                   'Camera names for several streams in one node: NAME/image -> '
                   'NAME/segmentation/...; empty = one stream on image. Read at configure.',

@@ -24,6 +24,11 @@ the median of each stage of the segmenter (upload, preprocess, forward, postproc
 download) per backend, and ONNX Runtime's own per-operator profile of its forward with the
 layout reorders it inserted (``--profile-onnx`` adds other ONNX files, run in turn with it);
 see :mod:`deeplab_ros.tools.bench_profile`.
+
+``--upsample-compare`` (default on) times the whole segmenter with ``upsample: exact`` against
+``upsample: dense`` (the network resizing its logits to its input, arg-max, nearest resize) at
+every resolution, in one interleaved loop, at the checkpoint's own input size and with the
+node's backend (``--node-backend``), and prints how many times faster ``exact`` is.
 """
 
 from __future__ import annotations
@@ -147,6 +152,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--spatial', action=argparse.BooleanOptionalAction, default=True,
                         help='time the spatial outputs (cloud, regions, 3D boxes) at VGA on a '
                              'real RGB-D frame (default on)')
+    parser.add_argument('--upsample-compare', action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help='time the segmenter with upsample exact against dense at every '
+                             "resolution, the checkpoint's input size (default on)")
     parser.add_argument('--node-block', type=int, default=10,
                         help='node frames per block; every block is followed by as many '
                              'frames through the segmenter in this process (default 10)')
@@ -261,6 +270,58 @@ def run_profile_case(args: argparse.Namespace) -> dict:
     return {'weights': args.weights, 'device': args.device, 'resolution': name,
             'input_size': input_size, 'threads': torch.get_num_threads(),
             'load_average': os.getloadavg(), **report}
+
+
+@dataclass
+class UpsampleTiming:
+    """Median segmenter times of one resolution with ``upsample: exact`` and ``dense``."""
+
+    resolution: str
+    width: int
+    height: int
+    input_size: int
+    backend: str
+    exact_ms: float
+    dense_ms: float
+
+    @property
+    def speedup(self) -> float:
+        """How many times faster ``exact`` is than ``dense``."""
+        return self.dense_ms / self.exact_ms
+
+    def to_dict(self) -> dict:
+        """Plain dict for JSON output (including the speed-up)."""
+        return {**asdict(self), 'speedup': round(self.speedup, 4)}
+
+
+def run_upsample_compare(args: argparse.Namespace) -> list[UpsampleTiming]:
+    """The segmenter with ``upsample: exact`` and ``dense``, every resolution, one loop each."""
+    modes = ('exact', 'dense')
+    segmenters = [build_segmenter(args, upsample=mode, backend=args.node_backend,
+                                  half=None if args.half == 'auto' else args.half == 'on')
+                  for mode in modes]
+    timings = []
+    for name in args.resolutions:
+        width, height = RESOLUTIONS[name]
+        frame = bench_frame(width, height)
+        exact_ms, dense_ms = alternating_medians(
+            [_segment_call(segmenter, frame) for segmenter in segmenters],
+            iterations=args.iterations, warmup=args.warmup,
+            synchronize=_synchronizer(segmenters[0]))
+        timings.append(UpsampleTiming(name, width, height, segmenters[0].input_size,
+                                      segmenters[0].describe_backend(), exact_ms, dense_ms))
+    for segmenter in segmenters:
+        segmenter.close()
+    return timings
+
+
+def format_upsample_table(timings: list[UpsampleTiming]) -> str:
+    """Table of :func:`run_upsample_compare` (dense median / exact median)."""
+    columns = [('frame', '<16'), ('input', '>5'), ('backend', '<18'), ('exact ms', '>9.1f'),
+               ('dense ms', '>9.1f'), ('exact x', '>8.3f')]
+    return text_table(columns, [[f'{t.resolution} {t.width}x{t.height}', t.input_size,
+                                 t.backend, t.exact_ms, t.dense_ms, t.speedup]
+                                for t in timings])
 
 
 def _segment_call(segmenter, frame: np.ndarray) -> Callable[[], None]:
@@ -388,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
               'torch': torch.__version__, 'threads': torch.get_num_threads(),
               'iterations': args.iterations, 'backends': args.backends,
               'core': [t.to_dict() for t in timings], 'backend_speedups': speedups}
+    if args.upsample_compare:
+        upsample = run_upsample_compare(args)
+        print('\nsegmenter with upsample exact against dense (same loop, median ms; exact x = '
+              'dense / exact):')
+        print(format_upsample_table(upsample))
+        report['upsample_compare'] = [t.to_dict() for t in upsample]
     if args.spatial:
         from deeplab_ros.tools.bench_spatial import format_spatial_table, run_spatial
 

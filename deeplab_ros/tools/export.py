@@ -4,12 +4,18 @@ r"""``deeplab-ros-export``: write a model as an ONNX file with its metadata.
     deeplab-ros-export --weights pretrained:deeplabv3_mnv2_dm10_dequant --input-size 513 \
         --batch-size 2 --output voc_dm10.onnx
     deeplab-ros-export --weights mine.pt --dynamic-batch --output mine.onnx
+    deeplab-ros-export --full-resolution --output deeplab_full.onnx  # logits at S x S
     trtexec --onnx=deeplab.onnx --fp16 --saveEngine=deeplab.plan  # TensorRT engine from it
 
 The graph's input ``input`` is float32 ``[N, 3, S, S]``: RGB scaled to [0, 1], then
-``(x - mean) / std`` per channel; its output ``logits`` is ``[N, classes, S, S]`` (arg-max over
-the channels gives the class ids). The file's metadata (``metadata_props``) lists the class
-names, palette, mean, std, input size, output stride, precision and batch size.
+``(x - mean) / std`` per channel. Its output ``logits`` is the graph the node runs: logits at
+the network's own resolution, ``[N, classes, h, w]`` (h = w = S / 4 rounded up for the
+DeepLabV3+ models); resized bilinearly to the input in the convention the metadata names
+(``logits_resize``: ``align_corners``, ``half_pixel`` or ``tf_legacy``), their arg-max over
+the channels gives the class ids. With ``--full-resolution`` the graph ends in that resize and
+``logits`` is ``[N, classes, S, S]``. The file's metadata (``metadata_props``) lists the class
+names, palette, mean, std, input size, output stride, precision, batch size, ``logits_size``
+(``[h, w]``) and ``logits_resize``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--half', action='store_true',
                         help='float16 graph (traced on CUDA when present); for TensorRT prefer '
                              'a float32 file and trtexec --fp16')
+    parser.add_argument('--full-resolution', action='store_true',
+                        help='end the graph with the resize of the logits to the input size '
+                             '(default: logits at the network\'s own resolution, as the node '
+                             'runs it)')
     return parser
 
 
@@ -60,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                                      variant=args.variant or None)
         settings = ExportSettings(input_size=args.input_size or metadata.input_size,
                                   batch_size=args.batch_size,
-                                  dynamic_batch=args.dynamic_batch, half=args.half)
+                                  dynamic_batch=args.dynamic_batch, half=args.half,
+                                  full_resolution=args.full_resolution)
         device = torch.device('cuda' if args.half and torch.cuda.is_available() else 'cpu')
         path = export_onnx(model, metadata, args.output, settings=settings, device=device)
     except TOOL_FAILURES as error:

@@ -32,8 +32,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, device: bool = True,
     if device:
         parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     if upsample:
-        parser.add_argument('--upsample', default='labels', choices=UPSAMPLE_MODES,
-                            help='how predictions return to full resolution')
+        parser.add_argument('--upsample', default='exact', choices=UPSAMPLE_MODES,
+                            help="how labels reach the frame's resolution: exact (default) or "
+                                 'dense (the network resizes its logits to its input; for '
+                                 'comparison)')
     if backend:
         parser.add_argument('--backend', default='auto', choices=BACKENDS, help=BACKEND_HELP)
 

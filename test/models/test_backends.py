@@ -18,6 +18,7 @@ from deeplab_ros.core.inference.onnx_export import (
     cached_onnx, ExportSettings, KEY_PROPERTY, OnnxExportError, read_onnx_metadata)
 from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.models import available_models, build_model, model_spec
+from deeplab_ros.core.models.logits import logits_resize, LogitsOnly
 from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, load_model
 from deeplab_ros.core.weights.pretrained import available_pretrained, pretrained_checkpoint
 from deeplab_ros.tools import export as export_tool
@@ -71,12 +72,22 @@ def test_cached_export_is_reused_and_rebuilt_when_stale_or_corrupt(
     model, metadata = small_model
     settings = ExportSettings(input_size=65)
     path, rebuilt = cached_onnx(model, metadata, tmp_path, 'voc', settings)
-    assert rebuilt and path.name == 'voc.s65.fp32.b1d.onnx'
+    assert rebuilt and path.name == 'voc.s65.fp32.b1d.logits.onnx'
     assert cached_onnx(model, metadata, tmp_path, 'voc', settings) == (path, False)
     # Other settings -> another file; the first one stays valid.
     other, rebuilt = cached_onnx(model, metadata, tmp_path, 'voc',
                                  ExportSettings(input_size=73, batch_size=2))
     assert rebuilt and other != path
+    # The graph that ends in the full-size resize: another file, another key.
+    full, rebuilt = cached_onnx(model, metadata, tmp_path, 'voc',
+                                ExportSettings(input_size=65, full_resolution=True))
+    assert rebuilt and full.name == 'voc.s65.fp32.b1d.onnx'
+    assert read_onnx_metadata(full)[KEY_PROPERTY] != read_onnx_metadata(path)[KEY_PROPERTY]
+    # A file written under an earlier format (same name, other key) is rebuilt.
+    full.write_bytes(path.read_bytes())
+    assert cached_onnx(model, metadata, tmp_path, 'voc',
+                       ExportSettings(input_size=65, full_resolution=True)) == (full, True)
+    assert cached_onnx(model, metadata, tmp_path, 'voc', settings) == (path, False)
     # Corrupt bytes inside the weights: the graph digest no longer matches.
     data = bytearray(path.read_bytes())
     data[len(data) // 2:len(data) // 2 + 64] = bytes(64)
@@ -145,9 +156,9 @@ def test_export_command_writes_metadata_for_other_runtimes(tmp_path: Path) -> No
 
     target = tmp_path / 'deeplab.onnx'
     assert export_tool.main(['--output', str(target), '--input-size', '65',
-                             '--batch-size', '2']) == 0
+                             '--batch-size', '2', '--full-resolution']) == 0
     properties = read_onnx_metadata(target)
-    _, metadata = load_model(pretrained_checkpoint())
+    model, metadata = load_model(pretrained_checkpoint())
     assert json.loads(properties['class_names']) == list(metadata.label_set().class_names)
     assert json.loads(properties['mean']) == pytest.approx(metadata.mean)
     assert json.loads(properties['std']) == pytest.approx(metadata.std)
@@ -158,6 +169,16 @@ def test_export_command_writes_metadata_for_other_runtimes(tmp_path: Path) -> No
     assert shape == [2, 3, 65, 65]
     logits = session.run(None, {'input': np.zeros((2, 3, 65, 65), np.float32)})[0]
     assert logits.shape == (2, metadata.num_classes, 65, 65)
+    assert json.loads(properties['logits_size']) == [65, 65]
+    # By default the graph the node runs: logits at the network's resolution (stride 4).
+    low = tmp_path / 'deeplab_low.onnx'
+    assert export_tool.main(['--output', str(low), '--input-size', '65']) == 0
+    properties = read_onnx_metadata(low)
+    assert properties['logits_resize'] == logits_resize(model) == 'align_corners'
+    assert json.loads(properties['logits_size']) == [17, 17]
+    session = onnxruntime.InferenceSession(str(low), providers=['CPUExecutionProvider'])
+    assert session.run(None, {'input': np.zeros((1, 3, 65, 65), np.float32)})[0].shape == \
+        (1, metadata.num_classes, 17, 17)
     assert export_tool.main(['--output', str(target), '--weights', str(tmp_path / 'none.pt')]) \
         == 1
 
@@ -195,10 +216,12 @@ def test_every_registered_model_exports_and_runs_in_onnxruntime(tmp_path: Path,
     path, _ = cached_onnx(model, metadata, tmp_path, variant, ExportSettings(input_size=65))
     batch = torch.randn(2, 3, 65, 65)
     with torch.inference_mode():
-        expected = model(batch).numpy()
+        expected = LogitsOnly(model)(batch).numpy()
+    assert expected.shape[-1] < 65
     session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     logits = session.run(None, {'input': batch.numpy()})[0]
-    assert logits.shape == expected.shape == (2, 3, 65, 65)
+    assert logits.shape == expected.shape
+    assert json.loads(read_onnx_metadata(path)['logits_size']) == list(expected.shape[-2:])
     assert np.abs(logits - expected).max() <= 1e-3 * max(1.0, np.abs(expected).max())
 
 

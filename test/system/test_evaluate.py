@@ -66,9 +66,9 @@ def test_voc_layout_dataset_and_split(shared: Path, tmp_path: Path) -> None:
     (root / 'ImageSets/Segmentation/mini.txt').write_text('0\n8\n')
     completed = _evaluate('--weights', 'pretrained:deeplabv3_mnv2_dm05_float',
                           '--data', str(root), '--split', 'mini', '--input-size', '257',
-                          '--upsample', 'logits')
+                          '--upsample', 'dense')
     assert 0.5 < _miou(completed) <= 1.0
-    assert 'upsample: logits' in completed.stdout
+    assert 'upsample: dense' in completed.stdout
     assert [line.split()[1] for line in completed.stdout.splitlines()
             if line.startswith('image ')] == ['0:', '8:']
 

@@ -25,7 +25,7 @@ def test_every_default_passes_its_own_check(spec) -> None:
 @pytest.mark.parametrize('name, good, bad', [
     ('device', 'cuda:1', 'gpu7'),
     ('backend', 'onnxruntime', 'tensorrt'),
-    ('upsample', 'logits', 'bicubic'),
+    ('upsample', 'dense', 'bicubic'),
     ('input_size', 17, 16),
     ('input_transport', 'compressed', 'h264'),
     ('cameras', ['front', 'rear/left'], ['front', '2nd']),

@@ -105,13 +105,17 @@ def test_colour_overlay_and_confidence_agree_with_labels(shared: Path,
     assert plain.color is None and plain.overlay is None and plain.confidence is None
 
 
-def test_logits_upsampling_matches_labels_upsampling_closely(shared: Path) -> None:
+def test_exact_labels_match_dense_labels_closely(shared: Path) -> None:
     frame = _photo(shared, 'pets.jpg')
-    fast = Segmenter.from_checkpoint(VOC_MODEL, device='cpu', input_size=257)
-    smooth = Segmenter.from_checkpoint(VOC_MODEL, device='cpu', input_size=257,
-                                       upsample='logits')
-    agreement = (fast.segment(frame).labels == smooth.segment(frame).labels).mean()
-    assert agreement > 0.98
+    exact = Segmenter.from_checkpoint(VOC_MODEL, device='cpu', input_size=257)
+    dense = Segmenter.from_checkpoint(VOC_MODEL, device='cpu', input_size=257,
+                                      upsample='dense')
+    assert exact.upsample == 'exact' and dense.upsample == 'dense'
+    exact_result = exact.segment(frame, confidence=True)
+    dense_result = dense.segment(frame, confidence=True)
+    assert (exact_result.labels == dense_result.labels).mean() > 0.98
+    assert np.abs(exact_result.confidence.astype(int)
+                  - dense_result.confidence.astype(int)).mean() < 3
 
 
 def test_bad_frames_and_settings_are_explained(segmenter: Segmenter) -> None:
@@ -202,7 +206,7 @@ def test_label_resize_equals_nearest_exact(source: tuple[int, int],
 
 
 def test_unknown_upsample_mode_is_refused(segmenter: Segmenter) -> None:
-    with pytest.raises(InvalidSettingError, match="upsample must be one of .*'labels', 'logits'"):
+    with pytest.raises(InvalidSettingError, match="upsample must be one of .*'exact', 'dense'"):
         Segmenter(segmenter.model, segmenter.metadata, device='cpu', upsample='bicubic')
 
 

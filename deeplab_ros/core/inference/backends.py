@@ -2,7 +2,9 @@
 
 Only the forward pass differs between backends: pre- and post-processing stay on the
 segmenter's device as torch operations, and a backend takes the normalised batch
-(``[N, 3, S, S]`` tensor) and returns the logits as a tensor on the same device.
+(``[N, 3, S, S]`` tensor) and returns the logits as a tensor on the same device: at the
+network's own resolution, or resized to the input with ``full_resolution``
+(:mod:`~deeplab_ros.core.models.logits`).
 
 - ``torch``: the model itself (float16 and channels-last on CUDA).
 - ``onnxruntime``: the model exported to ONNX (cached, see
@@ -29,7 +31,8 @@ import torch
 
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
 from deeplab_ros.core.inference.onnx_export import (
-    cached_onnx, ExportSettings, INPUT_NAME, OUTPUT_NAME)
+    cached_onnx, ExportSettings, INPUT_NAME, logits_size, OUTPUT_NAME, read_onnx_metadata)
+from deeplab_ros.core.models.logits import LogitsOnly
 from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
 
 BACKENDS = ('auto', 'torch', 'onnxruntime')
@@ -49,7 +52,7 @@ class Forward(Protocol):
     input_dtype: torch.dtype
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, classes, S, S]`` for a normalised ``[N, 3, S, S]`` batch."""
+        """Logits ``[N, classes, h, w]`` for a normalised ``[N, 3, S, S]`` batch."""
 
     def describe(self) -> str:
         """Backend and execution details for logs and diagnostics."""
@@ -112,13 +115,15 @@ class TorchForward:
 
     name = 'torch'
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, half: bool) -> None:
+    def __init__(self, model: torch.nn.Module, device: torch.device, half: bool,
+                 full_resolution: bool = False) -> None:
         self.input_dtype = torch.float16 if half else torch.float32
         self.channels_last = device.type == 'cuda'
         module = model.to(device, self.input_dtype).eval()
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
         self.model: torch.nn.Module | None = module
+        self._network = module if full_resolution else LogitsOnly(module)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Run the eager model on ``batch`` and return its logits.
@@ -128,7 +133,7 @@ class TorchForward:
         """
         if self.model is None:
             raise RuntimeError('this segmenter was closed')
-        return self.model(batch)
+        return self._network(batch)
 
     def describe(self) -> str:
         """Return ``'torch'``, with ``' fp16'`` appended when the model runs in float16."""
@@ -137,6 +142,7 @@ class TorchForward:
     def close(self) -> None:
         """Drop the model, so its memory can be freed; later calls raise."""
         self.model = None
+        self._network = None  # type: ignore[assignment]
 
 
 def cpu_threads() -> int:
@@ -223,7 +229,7 @@ class OnnxRuntimeForward:
 
     def __init__(self, model: torch.nn.Module, metadata: CheckpointMetadata, *,
                  device: torch.device, input_size: int, half: bool, max_batch: int,
-                 cache_folder: Path, cache_stem: str) -> None:
+                 cache_folder: Path, cache_stem: str, full_resolution: bool = False) -> None:
         import onnxruntime
 
         self.device = device
@@ -238,10 +244,12 @@ class OnnxRuntimeForward:
         graph_half = half and on_cuda and providers[0][0] == 'CUDAExecutionProvider'
         self.input_dtype = torch.float16 if graph_half else torch.float32
         settings = ExportSettings(input_size=input_size, batch_size=self.max_batch,
-                                  dynamic_batch=True, half=graph_half)
+                                  dynamic_batch=True, half=graph_half,
+                                  full_resolution=full_resolution)
         self.path, self.rebuilt = cached_onnx(
             model, metadata, cache_folder, cache_stem, settings,
             device=device if graph_half else torch.device('cpu'))
+        self.logits_size = logits_size(read_onnx_metadata(self.path))
         #: The providers and their options, best first (a profiling session reuses them).
         self.provider_settings = providers
         self.session: onnxruntime.InferenceSession | None = onnxruntime_session(
@@ -261,8 +269,8 @@ class OnnxRuntimeForward:
         # output buffer is reused, so no fresh 20 MB of logits is paged in at every frame.
         output = self._outputs.get(batch.shape[0])
         if output is None:
-            output = torch.empty((batch.shape[0], self.num_classes, self.input_size,
-                                  self.input_size), dtype=self.input_dtype, device=self.device)
+            output = torch.empty((batch.shape[0], self.num_classes, *self.logits_size),
+                                 dtype=self.input_dtype, device=self.device)
             self._outputs[batch.shape[0]] = output
         element = np.float16 if self.input_dtype == torch.float16 else np.float32
         kind, index = self.device.type, self.device.index or 0

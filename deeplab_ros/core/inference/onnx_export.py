@@ -4,12 +4,15 @@
     export_onnx(model, metadata, 'model.onnx', input_size=513)   # for trtexec, Isaac ROS, ...
 
 The graph takes ``input`` (float, ``[N, 3, S, S]``, normalised with the model's mean/std) and
-returns ``logits`` (``[N, classes, S, S]``); the batch dimension is dynamic (named ``batch``)
-unless a fixed batch size is asked for. The file's metadata (``metadata_props``) carries the
-class names, palette, mean/std, input size, output stride, variant, precision and batch size,
-and a key naming the weights and settings it was built from, plus a digest of the graph:
-:func:`cached_onnx` rebuilds a cached file whenever either does not match, so a stale or
-corrupt file is never trusted.
+returns ``logits``: at the network's own resolution (``[N, classes, h, w]``, the graph the
+segmenter runs; ``logits_resize`` in the metadata names the bilinear convention that maps
+them to the input, :mod:`~deeplab_ros.core.models.logits`), or with
+``ExportSettings(full_resolution=True)`` resized to the input (``[N, classes, S, S]``). The
+batch dimension is dynamic (named ``batch``) unless a fixed batch size is asked for. The
+file's metadata (``metadata_props``) carries the class names, palette, mean/std, input size,
+output stride, variant, precision and batch size, and a key naming the weights and settings
+it was built from, plus a digest of the graph: :func:`cached_onnx` rebuilds a cached file
+whenever either does not match, so a stale or corrupt file is never trusted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch
 
 from deeplab_ros.core.errors import ConfigurationError
 from deeplab_ros.core.files import atomic_write
+from deeplab_ros.core.models.logits import logits_resize, LogitsOnly
 from deeplab_ros.core.weights.checkpoint import CheckpointMetadata
 from deeplab_ros.core.weights.locations import cache_dir
 
@@ -35,6 +39,8 @@ OUTPUT_NAME = 'logits'
 #: Bumped whenever the exported graph changes for the same weights and settings.
 EXPORT_FORMAT = 2
 KEY_PROPERTY = 'deeplab_ros.key'
+#: The output's height and width (JSON ``[h, w]``): the graph records them symbolically.
+LOGITS_SIZE_PROPERTY = 'logits_size'
 DIGEST_PROPERTY = 'deeplab_ros.graph_sha256'
 ONNX_INSTALL_HINT = 'install ONNX support with: pip install onnx onnxruntime'
 
@@ -51,6 +57,7 @@ class ExportSettings:
     batch_size: int = 1
     dynamic_batch: bool = True
     half: bool = False
+    full_resolution: bool = False  # logits resized to the input inside the graph
 
     @property
     def precision(self) -> str:
@@ -58,9 +65,10 @@ class ExportSettings:
         return 'fp16' if self.half else 'fp32'
 
     def file_suffix(self) -> str:
-        """Settings part of a cached file's name, e.g. ``s513.fp32.b1d``."""
+        """Settings part of a cached file's name, e.g. ``s513.fp32.b1d.logits``."""
         batch = f'b{self.batch_size}' + ('d' if self.dynamic_batch else '')
-        return f's{self.input_size}.{self.precision}.{batch}'
+        output = '' if self.full_resolution else '.logits'
+        return f's{self.input_size}.{self.precision}.{batch}{output}'
 
 
 def _require_onnx():
@@ -88,11 +96,13 @@ def weights_digest(model: torch.nn.Module, metadata: CheckpointMetadata) -> str:
 
 def export_key(weights_sha256: str, metadata: CheckpointMetadata,
                settings: ExportSettings) -> str:
-    """The key a cached export must carry: weights, input size, stride, precision, batch."""
+    """The key a cached export must carry: weights, input size, stride, precision, batch,
+    output resolution."""
     text = json.dumps({'weights': weights_sha256, 'input_size': settings.input_size,
                        'output_stride': metadata.output_stride,
                        'precision': settings.precision, 'batch_size': settings.batch_size,
-                       'dynamic_batch': settings.dynamic_batch, 'opset': ONNX_OPSET,
+                       'dynamic_batch': settings.dynamic_batch,
+                       'full_resolution': settings.full_resolution, 'opset': ONNX_OPSET,
                        'format': EXPORT_FORMAT}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -110,7 +120,7 @@ def export_onnx(model: torch.nn.Module, metadata: CheckpointMetadata, path: str 
         model: A registered model (``[N, 3, S, S]`` in, logits out).
         metadata: Its checkpoint metadata (class names, normalisation, stride, ...).
         path: Where to write.
-        settings: Input size, batch size (fixed or dynamic) and precision.
+        settings: Input size, batch size (fixed or dynamic), precision, output resolution.
         key: Stored as :data:`KEY_PROPERTY` (the cache key); computed when empty.
         device: Where to trace the model (default: where its parameters are).
     """
@@ -121,9 +131,10 @@ def export_onnx(model: torch.nn.Module, metadata: CheckpointMetadata, path: str 
     dtype = torch.float16 if settings.half else torch.float32
     first = next(model.parameters())
     # The caller's model stays as it is: a copy is moved when the device or type differs.
-    traced = model if (first.device, first.dtype) == (device, dtype) else \
+    moved = model if (first.device, first.dtype) == (device, dtype) else \
         copy.deepcopy(model).to(device, dtype)
-    traced.eval()
+    moved.eval()
+    traced = moved if settings.full_resolution else LogitsOnly(moved)
     sample = torch.zeros((max(1, settings.batch_size), 3, settings.input_size,
                           settings.input_size), dtype=dtype, device=device)
     axes = {INPUT_NAME: {0: 'batch'}, OUTPUT_NAME: {0: 'batch'}} \
@@ -137,9 +148,11 @@ def export_onnx(model: torch.nn.Module, metadata: CheckpointMetadata, path: str 
             torch.onnx.export(traced, (sample,), temporary, opset_version=ONNX_OPSET,
                               dynamo=False, input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME], dynamic_axes=axes)
+            logits_size = tuple(traced(sample[:1]).shape[-2:])
             exported = onnx.load(temporary)
             key = key or export_key(weights_digest(model, metadata), metadata, settings)
-            properties = _metadata_properties(metadata, settings)
+            properties = _metadata_properties(metadata, settings, logits_resize(model))
+            properties[LOGITS_SIZE_PROPERTY] = json.dumps(list(logits_size))
             properties[KEY_PROPERTY] = key
             properties[DIGEST_PROPERTY] = _graph_digest(exported)
             onnx.helper.set_model_props(exported, properties)
@@ -153,9 +166,13 @@ def export_onnx(model: torch.nn.Module, metadata: CheckpointMetadata, path: str 
     return target
 
 
-def _metadata_properties(metadata: CheckpointMetadata,
-                         settings: ExportSettings) -> dict[str, str]:
+def _metadata_properties(metadata: CheckpointMetadata, settings: ExportSettings,
+                         resize: str) -> dict[str, str]:
     labels = metadata.label_set()
+    output = ('logits NCHW at the input resolution; labels = arg-max over channels'
+              if settings.full_resolution else
+              'logits NCHW at the network resolution; labels = arg-max over channels of the '
+              'logits resized bilinearly to the input (logits_resize)')
     return {
         'variant': metadata.variant,
         'num_classes': str(metadata.num_classes),
@@ -169,7 +186,8 @@ def _metadata_properties(metadata: CheckpointMetadata,
         'precision': settings.precision,
         'batch_size': 'dynamic' if settings.dynamic_batch else str(settings.batch_size),
         'input_layout': 'NCHW RGB',
-        'output': 'logits NCHW at the input resolution; labels = arg-max over channels',
+        'output': output,
+        'logits_resize': resize,
         'source': metadata.source,
     }
 
@@ -178,6 +196,12 @@ def read_onnx_metadata(path: str | Path) -> dict[str, str]:
     """The ``metadata_props`` of an ONNX file as a dict (class names etc. are JSON text)."""
     onnx = _require_onnx()
     return {entry.key: entry.value for entry in onnx.load(str(path)).metadata_props}
+
+
+def logits_size(properties: dict[str, str]) -> tuple[int, int]:
+    """The output's (height, width) recorded in an export's metadata."""
+    height, width = json.loads(properties[LOGITS_SIZE_PROPERTY])
+    return int(height), int(width)
 
 
 def valid_cached_export(path: Path, key: str) -> bool:
@@ -213,10 +237,15 @@ def cached_onnx(model: torch.nn.Module, metadata: CheckpointMetadata, folder: Pa
 def describe(properties: dict[str, Any]) -> str:
     """One line summarising an export's metadata (for command output)."""
     names = json.loads(properties.get('class_names', '[]'))
+    size = 'x'.join(str(side) for side in json.loads(
+        properties.get(LOGITS_SIZE_PROPERTY, '["?"]')))
+    full = size == f"{properties.get('input_size')}x{properties.get('input_size')}"
+    output = f'logits {size}' + ('' if full else
+                                 f" ({properties.get('logits_resize', '?')} to the input)")
     return (f"{properties.get('variant', '?')}: {len(names)} classes, input "
             f"{properties.get('input_size', '?')}, output stride "
             f"{properties.get('output_stride', '?')}, {properties.get('precision', '?')}, "
-            f"batch {properties.get('batch_size', '?')}")
+            f"batch {properties.get('batch_size', '?')}, {output}")
 
 
 def onnx_cache_stem(weights_path: Path | None, metadata: CheckpointMetadata) -> str:

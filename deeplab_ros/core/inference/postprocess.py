@@ -1,16 +1,17 @@
 """Post-processing on the device: logits -> labels at the frame's resolution, and extras.
 
-Two ways back to full resolution (``upsample``):
+Two ways back to the frame's resolution (``upsample``):
 
-- ``'labels'`` (default): arg-max on the network-resolution logits of the frame's region
-  (the padding cropped off first), then a nearest-neighbour resize of the uint8 label image
-  to the frame size. Cheap at any frame size.
-- ``'logits'``: bilinear resize of the region's logits to the frame size, then arg-max.
-  Costs classes x frame pixels of memory and time.
+- ``'exact'`` (default): the network ends at its own logits' resolution, and each frame
+  pixel gets the arg-max of the model's bilinearly interpolated logits at that pixel (the
+  model's resize convention, through the letterbox placement), computed only where the
+  answer is not already known (:mod:`~deeplab_ros.core.inference.exact_upsample`). Exact at
+  every frame size, and cheaper than either resize below.
+- ``'dense'``: the network resizes its logits to its whole input (the graph ends in that
+  resize); arg-max on the frame's region there, then a nearest-neighbour resize of the
+  uint8 labels to the frame size. Kept for comparison.
 
-The two agree to within 0.001 mIoU on the shared VOC images while ``'logits'`` costs several
-times more per frame, hence ``'labels'`` by default; cropping the padding off before the
-arg-max gives the same labels for less work (``docs/benchmarks.md#upsample-labels-or-logits``).
+Measurements: ``docs/benchmarks.md#upsample-exact-or-dense``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ except ImportError:
     cv2 = None  # type: ignore[assignment]
 
 from deeplab_ros.core.errors import InvalidSettingError
+from deeplab_ros.core.inference.exact_upsample import axis_sampling, exact_labels
 from deeplab_ros.core.inference.preprocess import Placement
 
-UPSAMPLE_MODES = ('labels', 'logits')
+UPSAMPLE_MODES = ('exact', 'dense')
 
 
 def parse_upsample(mode: str) -> str:
@@ -42,25 +44,41 @@ def parse_upsample(mode: str) -> str:
     return mode
 
 
-def labels_and_confidence(logits: torch.Tensor, place: Placement, *, upsample: str = 'labels',
+def full_resolution_network(upsample: str) -> bool:
+    """Whether the ``upsample`` mode runs the network with its final resize to the input."""
+    return parse_upsample(upsample) == 'dense'
+
+
+def labels_and_confidence(logits: torch.Tensor, place: Placement, *, upsample: str = 'exact',
+                          resize: str = 'half_pixel', input_size: int | None = None,
                           confidence: bool = False
                           ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Labels (HxW uint8) and optional confidence (HxW uint8) for one frame's logits.
 
     Args:
-        logits: ``[C, S, S]`` logits of the padded network input.
-        place: Where the frame sits in that input.
-        upsample: ``'labels'`` or ``'logits'`` (see module docstring).
+        logits: ``[C, h, w]`` logits of the padded network input: at the network's own
+            resolution for ``'exact'``, at the input's (``[C, S, S]``) for ``'dense'``.
+        place: Where the frame sits in the network input.
+        upsample: ``'exact'`` or ``'dense'`` (see module docstring).
+        resize: The model's resize convention from its logits to its input (``'exact'``).
+        input_size: The network input's side ``S`` (``'exact'``; default: the logits' side).
         confidence: Also return the top-class probability x 255.
     """
-    parse_upsample(upsample)
+    if parse_upsample(upsample) == 'exact':
+        side = input_size or logits.shape[-1]
+        rows = axis_sampling(place.frame_height, place.height, side, logits.shape[1], resize,
+                             logits.device)
+        columns = axis_sampling(place.frame_width, place.width, side, logits.shape[2], resize,
+                                logits.device)
+        return exact_labels(logits, rows, columns, confidence=confidence)
+    return _dense_labels(logits, place, confidence)
+
+
+def _dense_labels(logits: torch.Tensor, place: Placement, confidence: bool
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``'dense'``: arg-max of the frame's region of input-size logits, nearest resize."""
     region = logits[:, :place.height, :place.width].unsqueeze(0)
     full_size = (place.frame_height, place.frame_width)
-    resize_needed = (place.height, place.width) != full_size
-    if upsample == 'logits' and resize_needed:
-        region = F.interpolate(region.float(), size=full_size, mode='bilinear',
-                               align_corners=False)
-        resize_needed = False
     # max() returning indices is several times faster than argmax() over the channel
     # dimension on the CPU; the top probability follows from the top logit without a full
     # softmax: p_top = 1 / sum_c exp(l_c - l_top).
@@ -72,7 +90,7 @@ def labels_and_confidence(logits: torch.Tensor, place: Placement, *, upsample: s
     labels = labels.to(torch.uint8)
     labels = labels[0]
     probability = probability[0] if probability is not None else None
-    if resize_needed:
+    if (place.height, place.width) != full_size:
         labels = resize_nearest(labels, full_size)
         if probability is not None:
             probability = resize_nearest(probability, full_size)

@@ -6,8 +6,10 @@
     result.labels            # HxW uint8 class ids
     result.class_fractions   # {class id: fraction of pixels}
 
+The network ends at its own logits' resolution and the labels are computed at each frame's
+resolution from those logits (``upsample``, :mod:`~deeplab_ros.core.inference.postprocess`).
 On CUDA the model runs in float16 (``half``) with channels-last memory; resize, normalise,
-arg-max and palette look-up run on the device, and only uint8 images (and the class pixel
+labels and palette look-up run on the device, and only uint8 images (and the class pixel
 counts) come back: copied into pinned host memory without blocking, with one wait per batch.
 """
 
@@ -26,11 +28,12 @@ from deeplab_ros.core.inference.backends import (
 from deeplab_ros.core.inference.device import resolve_device
 from deeplab_ros.core.inference.onnx_export import onnx_cache_stem, OnnxExportError
 from deeplab_ros.core.inference.postprocess import (
-    blend, class_counts, colorize, fractions_from_counts, labels_and_confidence,
-    parse_upsample)
-from deeplab_ros.core.inference.preprocess import Preprocessor
+    blend, class_counts, colorize, fractions_from_counts, full_resolution_network,
+    labels_and_confidence, parse_upsample)
+from deeplab_ros.core.inference.preprocess import check_input_size, Preprocessor
 from deeplab_ros.core.inference.stage_timer import NO_STAGE_TIMER, StageTimer
 from deeplab_ros.core.labels import LabelSet
+from deeplab_ros.core.models.logits import logits_resize
 from deeplab_ros.core.weights.checkpoint import (
     CheckpointError, CheckpointMetadata, device_defaults, load_model)
 from deeplab_ros.core.weights.locations import cache_dir
@@ -84,7 +87,7 @@ class Segmenter:
     def __init__(self, model: torch.nn.Module, metadata: CheckpointMetadata, *,
                  device: str | torch.device = 'auto', input_size: int | None = None,
                  half: bool | None = None, labels: LabelSet | None = None,
-                 upsample: str = 'labels', backend: str = 'auto', batch_size: int = 1,
+                 upsample: str = 'exact', backend: str = 'auto', batch_size: int = 1,
                  weights_path: Path | None = None) -> None:
         """Wrap ``model``; ``backend`` is ``'auto'``, ``'torch'`` or ``'onnxruntime'``.
 
@@ -94,25 +97,27 @@ class Segmenter:
         """
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.metadata = metadata
-        self.input_size = int(input_size or metadata.input_size)
+        # Checked before any export.
+        self.input_size = check_input_size(input_size or metadata.input_size)
         self.labels = labels or metadata.label_set()
         if len(self.labels) != metadata.num_classes:
             raise CheckpointError(f'label set {self.labels.name!r} has {len(self.labels)} '
                                   f'classes but the model predicts {metadata.num_classes}',
                                   setting='labels')
         self.upsample = parse_upsample(upsample)
+        # How the network's logits map back to its input (the exact labels follow it).
+        self.logits_resize = logits_resize(model)
         on_cuda = self.device.type == 'cuda'
-        # Checks the input size before any export; its dtype and layout follow the backend.
-        self._preprocess = Preprocessor(self.input_size, metadata.mean, metadata.std,
-                                        self.device)
         self.half = bool(on_cuda if half is None else half) and on_cuda
         self.backend, self.backend_note = resolve_backend(backend, self.device)
         self._forward = self._make_forward(model, backend, batch_size, weights_path)
         # With onnxruntime the PyTorch module stays on the CPU in float32, as a reference.
         self.model: torch.nn.Module | None = self._forward.model \
             if isinstance(self._forward, TorchForward) else model.float().eval()
-        self._preprocess.dtype = self._forward.input_dtype
-        self._preprocess.channels_last = on_cuda and self.backend == 'torch'
+        # The input's dtype and layout follow the backend.
+        self._preprocess = Preprocessor(
+            self.input_size, metadata.mean, metadata.std, self.device,
+            dtype=self._forward.input_dtype, channels_last=on_cuda and self.backend == 'torch')
         self._palette = torch.from_numpy(self.labels.palette_lut()).to(self.device)
         # The background class (id 0 in VOC-style label sets, ADE20K's "other") stays
         # unpainted in overlays.
@@ -125,25 +130,27 @@ class Segmenter:
     def _make_forward(self, model: torch.nn.Module, requested: str, batch_size: int,
                       weights_path: Path | None) -> Forward:
         """The forward of ``self.backend``; ``auto`` falls back to torch if export fails."""
+        full_resolution = full_resolution_network(self.upsample)
         if self.backend == 'onnxruntime':
             try:
                 return OnnxRuntimeForward(
                     model, self.metadata, device=self.device, input_size=self.input_size,
                     half=self.half, max_batch=batch_size, cache_folder=cache_dir(),
-                    cache_stem=onnx_cache_stem(weights_path, self.metadata))
+                    cache_stem=onnx_cache_stem(weights_path, self.metadata),
+                    full_resolution=full_resolution)
             except OnnxExportError as error:
                 if (requested or 'auto').strip().lower() != 'auto':
                     raise
                 # A model ONNX cannot represent still runs, with PyTorch.
                 self.backend, self.backend_note = 'torch', f'backend auto: {error}; using torch'
-        return TorchForward(model, self.device, self.half)
+        return TorchForward(model, self.device, self.half, full_resolution)
 
     @classmethod
     def from_checkpoint(cls, weights: str | Path = 'pretrained', *,
                         device: str | torch.device = 'auto', input_size: int | None = None,
                         half: bool | None = None, labels: LabelSet | None = None,
                         variant: str | None = None, num_classes: int | None = None,
-                        output_stride: int | None = None, upsample: str = 'labels',
+                        output_stride: int | None = None, upsample: str = 'exact',
                         backend: str = 'auto', batch_size: int = 1) -> 'Segmenter':
         """Build from ``'pretrained'``, ``'pretrained:NAME'`` or a checkpoint path.
 
@@ -202,7 +209,8 @@ class Segmenter:
             pending = []
             for index, place in enumerate(placements):
                 labels, probability = labels_and_confidence(
-                    logits[index], place, upsample=self.upsample, confidence=confidence)
+                    logits[index], place, upsample=self.upsample, resize=self.logits_resize,
+                    input_size=self.input_size, confidence=confidence)
                 colors = colorize(labels, self._palette) if (color or overlay) else None
                 mixed = None
                 if overlay and colors is not None:  # colours are made for every overlay

@@ -16,7 +16,8 @@ contain (read from their graphs):
 - head: image pooling (global average -> 1x1 conv to 256 + ReLU -> bilinear back) and a
   1x1 conv to 256 + ReLU, concatenated in that order, a 1x1 projection to 256 + ReLU and a
   1x1 conv to the logits (with bias).
-- logits are resized to the input size with bilinear, ``align_corners=True``; the quantized
+- logits (at the output stride) are resized to the input size with bilinear,
+  ``align_corners=True`` (``forward``, :mod:`~deeplab_ros.core.models.logits`); the quantized
   files then end in ARG_MAX.
 """
 
@@ -24,15 +25,14 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from deeplab_ros.core.models.activation_quantization import (
     ActivationTable, quantize_activations)
 from deeplab_ros.core.models.backbones.mobilenet_edgetpu import mobilenet_edgetpu_features
 from deeplab_ros.core.models.backbones.mobilenetv2 import (
     feature_channels, initialise_weights, mobilenetv2_features)
+from deeplab_ros.core.models.logits import LogitsNetwork
 from deeplab_ros.core.models.registry import register_model
-from deeplab_ros.core.models.resize import resize_bilinear
 
 DEPTH_MULTIPLIERS = (0.5, 1.0)
 #: ASPP width of DeepLab's "slim" MobileNet-EdgeTPU configuration.
@@ -68,8 +68,10 @@ class MobileNetV2Head(nn.Module):
         return projected if self.logits is None else self.logits(projected)
 
 
-class DeepLabV3MobileNetV2(nn.Module):
+class DeepLabV3MobileNetV2(LogitsNetwork):
     """MobileNetV2 backbone (folded batch norm) + :class:`MobileNetV2Head`."""
+
+    logits_resize = 'align_corners'
 
     def __init__(self, *, num_classes: int, output_stride: int, depth_multiplier: float
                  ) -> None:
@@ -82,10 +84,9 @@ class DeepLabV3MobileNetV2(nn.Module):
         self.head = MobileNetV2Head(feature_channels(self.backbone, len(self.backbone) - 1),
                                     num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, classes, H, W]`` at the input resolution."""
-        logits = self.head(self.backbone(x))
-        return F.interpolate(logits, size=x.shape[-2:], mode='bilinear', align_corners=True)
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, classes, h, w]`` at the output stride."""
+        return self.head(self.backbone(x))
 
 
 @register_model('deeplabv3_mobilenetv2', output_strides=(8, 16),
@@ -102,8 +103,11 @@ def deeplabv3_mobilenetv2(*, num_classes: int = 21, output_stride: int = 16,
     return model
 
 
-class DeepLabV3MobileNetEdgeTPU(nn.Module):
+class DeepLabV3MobileNetEdgeTPU(LogitsNetwork):
     """MobileNet-EdgeTPU backbone + DeepLab's MobileNetV2 head (128 channels when "slim")."""
+
+    logits_resize = 'align_corners'
+    channels_last_logits = True
 
     def __init__(self, *, num_classes: int, output_stride: int, depth_multiplier: float,
                  head_channels: int) -> None:
@@ -113,10 +117,9 @@ class DeepLabV3MobileNetEdgeTPU(nn.Module):
         self.head = MobileNetV2Head(feature_channels(self.backbone, len(self.backbone) - 1),
                                     num_classes, channels=head_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, classes, H, W]`` at the input resolution (channels-last memory)."""
-        logits = self.head(self.backbone(x)).contiguous(memory_format=torch.channels_last)
-        return resize_bilinear(logits, x.shape[-2:], 'align_corners')
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, classes, h, w]`` at the output stride."""
+        return self.head(self.backbone(x))
 
 
 @register_model('deeplabv3_mobilenet_edgetpu', output_strides=(8, 16),

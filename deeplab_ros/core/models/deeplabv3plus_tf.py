@@ -12,7 +12,8 @@ graphs), which differs from VainF's DeepLabV3+ (:mod:`.deeplabv3plus`):
   output, then two separable convs (depthwise 3x3 + ReLU, pointwise 1x1 + ReLU) to 256 and a
   1x1 conv to the logits;
 - every resize bilinear in the graph's convention (``resize``: ``'align_corners'`` for the TF
-  Hub export, ``'tf_legacy'`` for the MLPerf uint8 model), logits resized to the input size.
+  Hub export, ``'tf_legacy'`` for the MLPerf uint8 model), logits (stride 4) resized to the
+  input size by ``forward`` (:mod:`~deeplab_ros.core.models.logits`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from deeplab_ros.core.models.activation_quantization import (
 from deeplab_ros.core.models.backbones.mobilenetv2 import (
     feature_channels, initialise_weights, InvertedResidual, mobilenetv2_features)
 from deeplab_ros.core.models.deeplabv3_tf import conv_relu, MobileNetV2Head
+from deeplab_ros.core.models.logits import LogitsNetwork
 from deeplab_ros.core.models.registry import register_model
 from deeplab_ros.core.models.resize import resize_bilinear, RESIZE_MODES
 
@@ -63,14 +65,16 @@ class DeepLabV3PlusDecoder(nn.Module):
         return self.logits(self.decoder_conv1(self.decoder_conv0(merged)))
 
 
-class DeepLabV3PlusMobileNetV2TF(nn.Module):
+class DeepLabV3PlusMobileNetV2TF(LogitsNetwork):
     """MobileNetV2 (folded batch norm) + MobileNetV2 head + DeepLabV3+ decoder."""
+
+    channels_last_logits = True
 
     def __init__(self, *, num_classes: int, output_stride: int, resize: str) -> None:
         super().__init__()
         if resize not in RESIZE_MODES:
             raise ValueError(f'resize must be one of {RESIZE_MODES}, got {resize!r}')
-        self.resize = resize
+        self.logits_resize = resize  # every resize of the graph, the logits' included
         self.backbone = mobilenetv2_features(
             output_stride=output_stride, include_last_conv=False, batch_norm=False,
             padding='tf_same')
@@ -81,17 +85,14 @@ class DeepLabV3PlusMobileNetV2TF(nn.Module):
                                     None)
         self.decoder = DeepLabV3PlusDecoder(low_level_channels, 256, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, classes, H, W]`` at the input resolution."""
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, classes, h, w]`` at the decoder's resolution (stride 4)."""
         features = self.backbone[:LOW_LEVEL_BLOCK](x)
         tap = cast(InvertedResidual, self.backbone[LOW_LEVEL_BLOCK])
         features, low_level = tap.forward_with_depthwise(features)
         encoded = self.head(self.backbone[LOW_LEVEL_BLOCK + 1:](features))
-        encoded = resize_bilinear(encoded, low_level.shape[-2:], self.resize)
-        # Channels-last logits: the full-size resize costs the same, and the arg-max over
-        # classes that follows reads contiguous memory (3x faster with 151 classes on a CPU).
-        logits = self.decoder(low_level, encoded).contiguous(memory_format=torch.channels_last)
-        return resize_bilinear(logits, x.shape[-2:], self.resize)
+        encoded = resize_bilinear(encoded, low_level.shape[-2:], self.logits_resize)
+        return self.decoder(low_level, encoded)
 
 
 @register_model('deeplabv3plus_mobilenetv2_tf', output_strides=(8, 16),

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from deeplab_ros.core.models.backbones.mobilenetv2 import (
     feature_channels, initialise_weights, mobilenetv2_features)
+from deeplab_ros.core.models.logits import LogitsNetwork
 from deeplab_ros.core.models.registry import register_model
 
 ASPP_RATES = {8: (12, 24, 36), 16: (6, 12, 18)}
@@ -122,20 +123,20 @@ class MobileNetV2Backbone(nn.Module):
         return low, self.high_level_features(low)
 
 
-class DeepLabV3Plus(nn.Module):
-    """DeepLabV3+ segmentation network: logits at the input resolution."""
+class DeepLabV3Plus(LogitsNetwork):
+    """DeepLabV3+ segmentation network: logits at stride 4, resized to the input (half-pixel)."""
+
+    logits_resize = 'half_pixel'
 
     def __init__(self, backbone: MobileNetV2Backbone, classifier: DeepLabHeadV3Plus) -> None:
         super().__init__()
         self.backbone = backbone
         self.classifier = classifier
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, classes, H, W]`` for a normalised ``[N, 3, H, W]`` batch."""
-        size = x.shape[-2:]
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, classes, h, w]`` (stride 4) for a normalised ``[N, 3, H, W]`` batch."""
         low, high = self.backbone(x)
-        logits = self.classifier(low, high)
-        return F.interpolate(logits, size=size, mode='bilinear', align_corners=False)
+        return self.classifier(low, high)
 
 
 @register_model('deeplabv3plus_mobilenetv2', output_strides=(8, 16),

@@ -10,7 +10,8 @@ The architecture of Google's Cityscapes MobileNetV3 release
   back to the feature size), resized to stride 8 and turned into logits by a 1x1 conv;
 - stride-8 branch: the depthwise activation (120 channels, before squeeze-and-excite) of the
   6th block projected to the logits by a 1x1 conv and added;
-- every resize bilinear with ``align_corners=True``; logits resized to the input size.
+- every resize bilinear with ``align_corners=True``; logits (stride 8) resized to the input
+  size by ``forward`` (:mod:`~deeplab_ros.core.models.logits`).
 
 Image pooling at any input size: the 25x25 kernel is what DeepLab derives from its training
 crop (769 / 32 rounded up = 25 feature pixels), so at the 769x769 training crop the pooling
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from deeplab_ros.core.models.backbones.mobilenetv2 import initialise_weights
 from deeplab_ros.core.models.backbones.mobilenetv3_tf import (
     FINAL_CHANNELS, mobilenetv3_large_features, MobileNetV3Block)
+from deeplab_ros.core.models.logits import LogitsNetwork
 from deeplab_ros.core.models.registry import register_model
 from deeplab_ros.core.models.resize import resize_bilinear
 
@@ -69,8 +71,10 @@ class LiteRASPPHead(nn.Module):
         return self.logits(gated) + self.low_level_logits(low_level)
 
 
-class LRASPPMobileNetV3TF(nn.Module):
+class LRASPPMobileNetV3TF(LogitsNetwork):
     """MobileNetV3-Large (folded batch norm) + :class:`LiteRASPPHead`."""
+
+    logits_resize = 'align_corners'
 
     def __init__(self, *, num_classes: int) -> None:
         super().__init__()
@@ -80,13 +84,12 @@ class LRASPPMobileNetV3TF(nn.Module):
         low_level_channels = tap.depthwise_conv.out_channels
         self.head = LiteRASPPHead(FINAL_CHANNELS, low_level_channels, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, classes, H, W]`` at the input resolution."""
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, classes, h, w]`` at the stride-8 branch's resolution."""
         features = self.backbone[:LOW_LEVEL_BLOCK](x)
         tap = cast(MobileNetV3Block, self.backbone[LOW_LEVEL_BLOCK])
         features, low_level = tap.forward_with_depthwise(features)
-        logits = self.head(self.backbone[LOW_LEVEL_BLOCK + 1:](features), low_level)
-        return resize_bilinear(logits, x.shape[-2:], 'align_corners')
+        return self.head(self.backbone[LOW_LEVEL_BLOCK + 1:](features), low_level)
 
 
 @register_model('lraspp_mobilenetv3_large_tf', output_strides=(32,),

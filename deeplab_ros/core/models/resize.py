@@ -39,3 +39,20 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int] | torch.Size, mode: s
         raise ValueError(f'resize mode must be one of {RESIZE_MODES}, got {mode!r}')
     return F.interpolate(x, size=(height, width), mode='bilinear',
                          align_corners=mode == 'align_corners')
+
+
+def source_affine(input_length: int, output_length: int, mode: str) -> tuple[float, float]:
+    """Where a ``mode`` resize from ``input_length`` to ``output_length`` samples its input.
+
+    Returns ``(scale, offset)``: output pixel ``i`` (of ``output_length``) reads input position
+    ``scale * i + offset``, clamped to ``[0, input_length - 1]``; between two input pixels
+    the value is their linear interpolation. Continuous ``i`` extends the convention between
+    output pixels.
+    """
+    if mode not in RESIZE_MODES:
+        raise ValueError(f'resize mode must be one of {RESIZE_MODES}, got {mode!r}')
+    if mode == 'align_corners':
+        scale = (input_length - 1) / (output_length - 1) if output_length > 1 else 0.0
+        return scale, 0.0
+    scale = input_length / output_length
+    return scale, (0.5 * scale - 0.5 if mode == 'half_pixel' else 0.0)

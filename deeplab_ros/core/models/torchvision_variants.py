@@ -4,6 +4,8 @@ Built with ``weights=None, weights_backbone=None``: nothing is ever downloaded. 
 dict keys stay torchvision's, so state-dict files saved from torchvision load unchanged.
 torchvision is imported when one of them is built, so the other variants (and the segmenter)
 run without it.
+torchvision resizes the head's logits to the input with ``align_corners=False``
+(``logits_resize = 'half_pixel'``, :mod:`~deeplab_ros.core.models.logits`).
 """
 
 from __future__ import annotations
@@ -18,15 +20,23 @@ from deeplab_ros.core.models.registry import register_model
 def returning_logits(model: nn.Module) -> nn.Module:
     """Make ``model`` return its ``'out'`` tensor instead of a dict, keeping its state keys.
 
-    The instance's class becomes a subclass of its own class whose forward unwraps the dict,
-    so attributes, modules and state-dict keys are exactly torchvision's.
+    The instance's class becomes a subclass of its own class whose forward unwraps the dict
+    and which has ``forward_logits`` (the head's output before torchvision's resize), so
+    attributes, modules and state-dict keys are exactly torchvision's.
     """
     base = type(model)
 
     def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return base.forward(self, x)['out']
 
-    model.__class__ = type(f'{base.__name__}Logits', (base,), {'forward': forward})
+    def forward_logits(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        from torchvision.models.segmentation.lraspp import LRASPP  # built with torchvision
+
+        features = self.backbone(x)
+        return self.classifier(features if isinstance(self, LRASPP) else features['out'])
+
+    model.__class__ = type(f'{base.__name__}Logits', (base,), {
+        'forward': forward, 'forward_logits': forward_logits, 'logits_resize': 'half_pixel'})
     return model
 
 

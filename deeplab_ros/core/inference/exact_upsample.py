@@ -1,0 +1,249 @@
+"""Labels at a frame's own resolution, exactly, from logits at the network's resolution.
+
+The label of a frame pixel is the arg-max over classes of the model's logits interpolated
+bilinearly at that pixel, the interpolation being the model's own resize convention
+(``logits_resize``, :mod:`~deeplab_ros.core.models.logits`) seen through the letterbox
+placement (:func:`axis_sampling`). Computing that densely costs classes x frame pixels; this
+module computes the same labels with far less work, on any device, with torch operations:
+
+- A pixel lies between four logit cells (a *quad*). Where all four cells have the same
+  arg-max class, that class is the pixel's label: a convex combination of vectors that all
+  peak at one class peaks at it.
+- Elsewhere only classes that can still win are interpolated: a class whose largest value
+  over the four cells is below the largest "smallest value over the four cells" of any class
+  can never be the arg-max there. The candidates of each quad are interpolated at its pixels
+  only.
+
+Both shortcuts hold in floating point as well: with the same weights for every class, each
+step of the interpolation (products with non-negative weights, sums) is monotone, so they
+can at most turn a strict win into an exact tie, never into a loss. The labels are those of
+the dense computation except where two classes tie exactly.
+
+The confidence (top-class probability x 255) needs the softmax's denominator, a sum over
+every class that is not negligible, which for scene models is most of them at most pixels:
+when it is asked for, every class is interpolated at every pixel (each row of logits once
+across the frame's columns, then between rows), in the same arithmetic.
+
+Work is done in chunks of at most :data:`CHUNK_ELEMENTS` values, so a 4K frame never holds
+classes x 4K values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from deeplab_ros.core.models.resize import source_affine
+
+#: Most interpolated values one chunk holds at once.
+CHUNK_ELEMENTS = 1 << 21
+#: Fewest candidate classes a quad is padded to (fewer, larger groups of quads).
+MIN_WIDTH = 4
+
+
+@dataclass(frozen=True)
+class AxisSampling:
+    """Where each frame pixel along one axis reads the logits: two cells and their weights.
+
+    ``value = logits[lower] * complement + logits[upper] * weight``, with ``complement`` equal
+    to ``1 - weight`` (float32, computed once so every user interpolates identically).
+    """
+
+    lower: torch.Tensor       # int64 [frame length], non-decreasing
+    upper: torch.Tensor       # int64 [frame length]: min(lower + 1, logits length - 1)
+    weight: torch.Tensor      # float32 [frame length], in [0, 1]
+    complement: torch.Tensor  # float32 [frame length]: 1 - weight
+
+
+def axis_sampling(frame_length: int, region_length: int, input_length: int,
+                  logits_length: int, resize: str, device: torch.device) -> AxisSampling:
+    """The logit cells and weights of every frame pixel along one axis.
+
+    The frame was resized (half-pixel centres) to ``region_length`` pixels of the network's
+    ``input_length``-pixel input: frame pixel ``i`` sits at input position
+    ``(i + 0.5) * region_length / frame_length - 0.5``, kept inside the region. The model's
+    ``resize`` convention maps that input position to a position in its ``logits_length``
+    logits (:func:`~deeplab_ros.core.models.resize.source_affine`), clamped to the logits.
+    """
+    index = torch.arange(frame_length, dtype=torch.float64)
+    position = (index + 0.5) * (region_length / frame_length) - 0.5
+    position = position.clamp(0.0, region_length - 1)
+    # The model's resize from its logits to its input: input pixel u reads logit scale*u+offset.
+    scale, offset = source_affine(logits_length, input_length, resize)
+    source = (position * scale + offset).clamp(0.0, logits_length - 1)
+    lower = source.floor().to(torch.int64).clamp(max=logits_length - 1)
+    upper = (lower + 1).clamp(max=logits_length - 1)
+    weight = (source - lower.to(torch.float64)).to(torch.float32)
+    return AxisSampling(lower.to(device), upper.to(device), weight.to(device),
+                        (1.0 - weight).to(device))
+
+
+def lerp(low: torch.Tensor, high: torch.Tensor, weight: torch.Tensor,
+         complement: torch.Tensor) -> torch.Tensor:
+    """``low * complement + high * weight``: the one arithmetic of every interpolation here.
+
+    One rounding per product and per sum, monotone in ``low`` and ``high``; the bilinear value
+    is the lerp along the row of both rows, then between them.
+    """
+    return low * complement + high * weight
+
+
+def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling, *,
+                 confidence: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Labels (HxW uint8) and, when asked, confidence (HxW uint8) at the frame's resolution.
+
+    Args:
+        logits: ``[C, h, w]`` logits at the network's resolution (any float type).
+        rows: The frame's rows (:func:`axis_sampling` along the height).
+        columns: The frame's columns (along the width).
+        confidence: Also return the top-class probability x 255.
+    """
+    used_rows = int(rows.upper[-1]) + 1
+    used_columns = int(columns.upper[-1]) + 1
+    probability = _confidence(logits[:, :used_rows, :used_columns].float(), rows, columns) \
+        if confidence else None
+    classes = logits.shape[0]
+    # Channels last: every cell's class vector is contiguous (arg-max, corner gathers).
+    cells = logits[:, :used_rows, :used_columns].permute(1, 2, 0).float().contiguous()
+    best = cells.argmax(dim=2)
+    # Every pixel the arg-max of its quad's top-left cell: the label wherever the quad is
+    # uniform (frame rows reading one row of cells are consecutive: repeat each row).
+    labels = best.to(torch.uint8).index_select(1, columns.lower).repeat_interleave(
+        torch.bincount(rows.lower, minlength=used_rows), dim=0,
+        output_size=rows.lower.numel())
+    # Each quad: the cell at its top left and the cells below, right and diagonal (clamped).
+    below = torch.arange(1, used_rows + 1, device=cells.device).clamp_(max=used_rows - 1)
+    right = torch.arange(1, used_columns + 1, device=cells.device).clamp_(max=used_columns - 1)
+    best_below = best[below]
+    quads = _referenced_quads(rows, columns, used_rows, used_columns) & (
+        (best != best_below) | (best != best[:, right]) | (best != best_below[:, right]))
+    quad_rows, quad_columns = torch.nonzero(quads, as_tuple=True)
+    if quad_rows.numel() == 0:
+        return labels, probability
+    corner_cells = torch.stack([quad_rows * used_columns + quad_columns,
+                                quad_rows * used_columns + right[quad_columns],
+                                below[quad_rows] * used_columns + quad_columns,
+                                below[quad_rows] * used_columns + right[quad_columns]])
+    corners = cells.view(-1, classes)[corner_cells]  # [4, Q, C]
+    threshold = corners.amin(dim=0).amax(dim=1, keepdim=True)
+    candidates = corners.amax(dim=0) >= threshold  # [Q, C]: the classes that can still win
+    _Quads(labels, corners, candidates, quad_rows, quad_columns, rows, columns).resolve()
+    return labels, probability
+
+
+def _confidence(grid: torch.Tensor, rows: AxisSampling, columns: AxisSampling
+                ) -> torch.Tensor:
+    """Top-class probability x 255 of every pixel, every class interpolated (HxW uint8).
+
+    Each row of logits is interpolated across the frame's columns once; the frame rows
+    between two rows of logits (a run: they read the same two) are then interpolated
+    together, a few at a time.
+    """
+    classes, width = grid.shape[0], columns.lower.numel()
+    probability = torch.empty((rows.lower.numel(), width), dtype=torch.uint8,
+                              device=grid.device)
+    across: dict[int, torch.Tensor] = {}  # row of logits -> [C, W] across the frame
+
+    def row_across(row: int) -> torch.Tensor:
+        if row not in across:
+            cells = grid[:, row]
+            across[row] = lerp(cells.index_select(1, columns.lower),
+                               cells.index_select(1, columns.upper), columns.weight,
+                               columns.complement)
+        return across[row]
+
+    step = max(1, CHUNK_ELEMENTS // (classes * width))
+    last_row = grid.shape[1] - 1
+    start = 0
+    for row, run in enumerate(torch.bincount(rows.lower).tolist()):
+        if run:
+            lower, upper = row_across(row)[:, None], row_across(min(row + 1, last_row))[:, None]
+            for key in [key for key in across if key < row]:
+                del across[key]
+        for begin in range(start, start + run, step):
+            part = slice(begin, min(start + run, begin + step))
+            values = lerp(lower, upper, rows.weight[part, None], rows.complement[part, None])
+            top = values.amax(dim=0)
+            normaliser = torch.exp(values - top).sum(dim=0)
+            probability[part] = (255.0 / normaliser).round_().to(torch.uint8)
+        start += run
+    return probability
+
+
+def _referenced_quads(rows: AxisSampling, columns: AxisSampling, height: int,
+                      width: int) -> torch.Tensor:
+    """[h, w] bool: the quads some frame pixel falls in."""
+    row_used = torch.zeros(height, dtype=torch.bool, device=rows.lower.device)
+    row_used[rows.lower] = True
+    column_used = torch.zeros(width, dtype=torch.bool, device=columns.lower.device)
+    column_used[columns.lower] = True
+    return row_used[:, None] & column_used[None, :]
+
+
+class _Quads:
+    """The quads to resolve pixel by pixel, grouped by their number of candidates.
+
+    A quad's pixels form a block (the frame rows that read its top row, by the columns that
+    read its left column). Each chunk of quads is laid out as ``[quads, block rows, block
+    columns, candidates]``, every block as large as the largest: a smaller block repeats its
+    last row and column, whose pixels then get the same label twice.
+    """
+
+    def __init__(self, labels: torch.Tensor, corners: torch.Tensor, candidates: torch.Tensor,
+                 quad_rows: torch.Tensor, quad_columns: torch.Tensor, rows: AxisSampling,
+                 columns: AxisSampling) -> None:
+        self.labels = labels
+        self.corners = corners
+        self.rows, self.columns = rows, columns
+        self.quad_rows, self.quad_columns = quad_rows, quad_columns
+        # Candidate classes of every quad, ascending, one after another (CSR).
+        self.counts = candidates.sum(dim=1)
+        self.classes = torch.nonzero(candidates, as_tuple=True)[1]
+        self.starts = torch.cumsum(self.counts, 0) - self.counts
+        row_counts = torch.bincount(rows.lower)
+        column_counts = torch.bincount(columns.lower)
+        self.block_rows = row_counts[quad_rows]
+        self.block_columns = column_counts[quad_columns]
+        self.first_row = (torch.cumsum(row_counts, 0) - row_counts)[quad_rows]
+        self.first_column = (torch.cumsum(column_counts, 0) - column_counts)[quad_columns]
+        self.block_shape = (int(self.block_rows.max()), int(self.block_columns.max()))
+
+    def resolve(self) -> None:
+        """Label every pixel of every quad."""
+        # Every quad here has at least two candidates (the arg-max classes of its corners).
+        # Padding every quad's list to the next power of two, at least MIN_WIDTH, keeps the
+        # groups few.
+        widths = torch.pow(2, torch.ceil(torch.log2(self.counts.double()))).long() \
+            .clamp_(min=MIN_WIDTH)
+        block = self.block_shape[0] * self.block_shape[1]
+        for width in torch.unique(widths).tolist():
+            members = torch.nonzero(widths == width, as_tuple=True)[0]
+            step = max(1, CHUNK_ELEMENTS // (block * width))
+            for begin in range(0, members.numel(), step):
+                self._resolve_chunk(members[begin:begin + step], int(width))
+
+    def _resolve_chunk(self, members: torch.Tensor, width: int) -> None:
+        # Candidate table [M, width]: a short list is padded with its last class, which
+        # comes after the real one and so never changes which position the arg-max takes.
+        offsets = torch.arange(width, device=members.device)
+        counts = self.counts[members, None]
+        last = self.starts[members, None] + counts - 1
+        classes = self.classes[(self.starts[members, None] + offsets).minimum(last)]
+        top_left, top_right, bottom_left, bottom_right = \
+            self.corners[:, members[:, None], classes][:, :, None, None, :]  # [M, 1, 1, width]
+        # Block pixel (i, j) of a quad, clamped to its own block: [M, rows, 1] and [M, 1, cols].
+        span = [torch.arange(size, device=members.device) for size in self.block_shape]
+        y = (self.first_row[members, None] +
+             span[0].minimum(self.block_rows[members, None] - 1))[:, :, None]
+        x = (self.first_column[members, None] +
+             span[1].minimum(self.block_columns[members, None] - 1))[:, None, :]
+        weight, complement = self.columns.weight[x][..., None], \
+            self.columns.complement[x][..., None]
+        interpolated = lerp(lerp(top_left, top_right, weight, complement),
+                            lerp(bottom_left, bottom_right, weight, complement),
+                            self.rows.weight[y][..., None], self.rows.complement[y][..., None])
+        position = interpolated.argmax(dim=3)  # [M, rows, cols]
+        flat = (y * self.labels.shape[1] + x).reshape(-1)
+        chosen = torch.gather(classes, 1, position.reshape(len(members), -1))
+        self.labels.view(-1)[flat] = chosen.reshape(-1).to(torch.uint8)
