@@ -140,6 +140,8 @@ class SpatialStage:
     reporting: FrameReporting
     settings: SpatialSettings
     pairing: DepthPairing
+    #: Class id -> the cloud's ``class_id`` value (Autoware's classes with autoware_mask).
+    class_id_lut: np.ndarray | None = None
 
     def publish(self, camera: CameraStream, frame: PendingFrame, result: SegmentationResult,
                 wanted: frozenset[str]) -> None:
@@ -151,7 +153,8 @@ class SpatialStage:
         if camera.depth is not None and {'points', 'detections_3d'} & wanted:
             depth = self._depth(camera, frame, result.labels.shape)
         messages = spatial_messages(frame.header, result.labels, result.confidence, depth,
-                                    self.labels.palette_lut(), self.settings, spatial)
+                                    self.labels.palette_lut(), self.settings, spatial,
+                                    class_id_lut=self.class_id_lut)
         for name, message in messages.items():
             camera.publish(name, message)
 
@@ -184,7 +187,7 @@ class FrameOutputs:
                  autoware_table: np.ndarray | None) -> None:
         self.live = live
         self.spatial = SpatialStage(labels, live, reporting, SpatialSettings.from_live(
-            live, labels), DepthPairing())
+            live, labels), DepthPairing(), class_id_lut=autoware_table)
         self.stages: list[OutputStage] = [ImageStage(labels, live), CameraInfoStage(reporting)]
         if autoware_table is not None:
             self.stages.append(AutowareMaskStage(autoware_table))

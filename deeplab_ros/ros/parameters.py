@@ -32,6 +32,8 @@ from deeplab_ros.core.interop.autoware import parse_overrides
 from deeplab_ros.core.labels import label_set_names
 
 INPUT_TRANSPORTS = ('raw', 'compressed')
+#: ``points_resolution``: segmentation/points at the depth image's or the label image's size.
+POINTS_RESOLUTIONS = ('depth', 'mask')
 _CAMERA_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_/]*$')
 
 
@@ -41,6 +43,15 @@ def parse_input_transport(value: str) -> str:
         raise InvalidSettingError(f'input_transport must be one of '
                                   f'{", ".join(INPUT_TRANSPORTS)}, got {value!r}',
                                   setting='input_transport')
+    return value
+
+
+def parse_points_resolution(value: str) -> str:
+    """The ``points_resolution`` setting, checked: one of :data:`POINTS_RESOLUTIONS`."""
+    if value not in POINTS_RESOLUTIONS:
+        raise InvalidSettingError(f'points_resolution must be one of '
+                                  f'{", ".join(POINTS_RESOLUTIONS)}, got {value!r}',
+                                  setting='points_resolution')
     return value
 
 
@@ -131,7 +142,7 @@ SPECS: tuple[ParameterSpec, ...] = (
                   live=True),
     ParameterSpec('publish_overlay', True,
                   'Publish segmentation/overlay (when subscribed). Live.', live=True),
-    ParameterSpec('publish_confidence', False,
+    ParameterSpec('publish_confidence', True,
                   'Publish segmentation/confidence (when subscribed). Live.', live=True),
     ParameterSpec('diagnostics_period', 1.0,
                   'Seconds between /diagnostics reports; 0 = off. Read at configure.',
@@ -183,6 +194,17 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "items 'class name=AUTOWARE_CLASS' (e.g. 'fence=OBSTACLE'). Read at "
                   'configure.', type=ParameterType.PARAMETER_STRING_ARRAY,
                   check=lambda items: parse_overrides(list(items or []))),
+    ParameterSpec('points_resolution', 'depth',
+                  "segmentation/points at the depth image's resolution ('depth') or one point "
+                  "per label pixel, in the labels' row-major order ('mask': what Nav2's "
+                  'semantic_segmentation_layer needs). Live.', live=True,
+                  check=parse_points_resolution, choices=POINTS_RESOLUTIONS),
+    ParameterSpec('points_class_id', False,
+                  'Add a uint8 class_id field to segmentation/points: the Autoware class with '
+                  'autoware_mask, else the class id (no extra bytes). Live.', live=True),
+    ParameterSpec('points_probability', False,
+                  'Add a float32 probability field (top-class probability) to '
+                  'segmentation/points (point step 24 instead of 20). Live.', live=True),
 )
 
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}

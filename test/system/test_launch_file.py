@@ -34,8 +34,9 @@ def _node_parameter_specs() -> tuple:
     return SPECS
 
 
-DOCUMENTED_ARGUMENTS = ('namespace', 'image', 'camera_info', 'params_file', 'weights',
-                        'variant', 'device', 'use_sim_time', 'rviz', 'use_fastdds_profile')
+DOCUMENTED_ARGUMENTS = ('namespace', 'image', 'camera_info', 'depth', 'params_file',
+                        'weights', 'variant', 'device', 'use_sim_time', 'rviz',
+                        'use_fastdds_profile')
 
 # Parameters every rclpy node has (not the node's own).
 ROS_OWN_PARAMETERS = ('use_sim_time', 'start_type_description_service')
