@@ -37,22 +37,22 @@ POINTS_RESOLUTIONS = ('depth', 'mask')
 _CAMERA_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_/]*$')
 
 
+def _one_of(value: str, setting: str, choices: tuple[str, ...]) -> str:
+    """``value`` when it is one of ``choices``, else InvalidSettingError naming ``setting``."""
+    if value not in choices:
+        raise InvalidSettingError(f'{setting} must be one of {", ".join(choices)}, got '
+                                  f'{value!r}', setting=setting)
+    return value
+
+
 def parse_input_transport(value: str) -> str:
     """The ``input_transport`` setting, checked: one of :data:`INPUT_TRANSPORTS`."""
-    if value not in INPUT_TRANSPORTS:
-        raise InvalidSettingError(f'input_transport must be one of '
-                                  f'{", ".join(INPUT_TRANSPORTS)}, got {value!r}',
-                                  setting='input_transport')
-    return value
+    return _one_of(value, 'input_transport', INPUT_TRANSPORTS)
 
 
 def parse_points_resolution(value: str) -> str:
     """The ``points_resolution`` setting, checked: one of :data:`POINTS_RESOLUTIONS`."""
-    if value not in POINTS_RESOLUTIONS:
-        raise InvalidSettingError(f'points_resolution must be one of '
-                                  f'{", ".join(POINTS_RESOLUTIONS)}, got {value!r}',
-                                  setting='points_resolution')
-    return value
+    return _one_of(value, 'points_resolution', POINTS_RESOLUTIONS)
 
 
 def check_camera_names(names: Any) -> list[str]:

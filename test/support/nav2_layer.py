@@ -206,6 +206,8 @@ class LayerPort:
     refusals: list[str] = field(default_factory=list)
     contract: list[str] = field(default_factory=list)
     sets: int = 0
+    #: Messages received per subscribed topic (before synchronisation).
+    received: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -219,14 +221,19 @@ class LayerPort:
             topics.append(source.confidence_topic)
         for index, topic in enumerate(topics):
             self.node.create_subscription(
-                Image, topic, lambda message, i=index: self._sync.add(i, message), qos)
+                Image, topic, lambda message, i=index, t=topic: self._add(i, t, message), qos)
         self.node.create_subscription(
             PointCloud2, source.pointcloud_topic,
-            lambda message: self._sync.add(inputs - 1, message), qos)
+            lambda message: self._add(inputs - 1, source.pointcloud_topic, message), qos)
         self.node.create_subscription(LabelInfo, source.labels_topic, self._on_label_info,
                                       latched_subscription_qos())
 
     # ----------------------------------------------------------------- callbacks
+    def _add(self, index: int, topic: str, message: Any) -> None:
+        with self.lock:
+            self.received[topic] = self.received.get(topic, 0) + 1
+        self._sync.add(index, message)
+
     def _on_label_info(self, message: LabelInfo) -> None:
         """``createSegmentationCostMultimap`` (buffer.cpp:107-122, buffer.hpp:724-740)."""
         configured = self.source.class_of_name()
@@ -347,7 +354,8 @@ def summary(layer: LayerPort) -> dict[str, Any]:
         return {
             'label_info': None if info is None else [
                 [int(item.class_id), item.class_name] for item in info.class_map],
-            'sets': layer.sets, 'refusals': list(layer.refusals),
+            'sets': layer.sets, 'received': dict(layer.received),
+            'refusals': list(layer.refusals),
             'contract': list(layer.contract),
             'frames': [{'stamp_ns': f.stamp_ns, 'size': list(f.size),
                         'considered': f.considered,
