@@ -314,8 +314,11 @@ class LayerPort:
             far = (squared >= self.source.max_obstacle_distance ** 2) | \
                 (squared <= self.source.min_obstacle_distance ** 2)
         pixels = np.flatnonzero(finite & ~far)
-        tile_x = np.floor(xyz[pixels, 0] / self.resolution).astype(np.int64)
-        tile_y = np.floor(xyz[pixels, 1] / self.resolution).astype(np.int64)
+        # worldToIndex: floor(x / resolution), the resolution held as a float
+        # (buffer.hpp:517, 569-574).
+        resolution = float(np.float32(self.resolution))
+        tile_x = np.floor(xyz[pixels, 0] / resolution).astype(np.int64)
+        tile_y = np.floor(xyz[pixels, 1] / resolution).astype(np.int64)
         classes = mask[pixels]
         if self.source.use_cost_selection:
             max_cost = np.zeros(256, np.int64)
