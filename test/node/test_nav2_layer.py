@@ -121,6 +121,19 @@ def _check_tiles(frame: BufferedFrame, depth_mm: np.ndarray, camera: RgbdCamera,
     assert ((xy > low - 1e-5) & (xy < low + size + 1e-5)).all()
 
 
+def test_the_nav2_parameters_are_node_parameters_with_usable_values() -> None:
+    """rclpy ignores an unknown name in a parameters file: each one is checked here."""
+    from rclpy.parameter import Parameter  # noqa: PLC0415
+
+    from deeplab_ros.ros.parameters import SPEC_BY_NAME, validate  # noqa: PLC0415
+
+    for name, value in NAV2_PARAMETERS.items():
+        assert name in SPEC_BY_NAME, name
+        assert type(value) is type(SPEC_BY_NAME[name].default), name
+        assert validate(Parameter(name, value=value)) == '', name
+    assert NAV2_PARAMETERS['use_depth'] and NAV2_PARAMETERS['points_resolution'] == 'mask'
+
+
 def test_every_configured_class_name_is_in_label_info(nav2_node) -> None:
     """The layer matches class names by exact string (buffer.cpp:107-122)."""
     _, _, layer = nav2_node
