@@ -25,8 +25,9 @@ from deeplab_ros.ros.segmentation_node import NODE_NAME
 from deeplab_ros.ros.spinning import SpunNode, wait_until
 from deeplab_ros.ros.stamps import header_key
 
-#: Every per-camera output of the node (a single, unnamed camera).
-OUTPUT_TOPICS = tuple(output.topic for output in OUTPUTS)
+#: Every per-camera output of the node (a single, unnamed camera); not the compressed twins,
+#: copies of images recorded raw.
+OUTPUT_TOPICS = tuple(output.topic for output in OUTPUTS if not output.compresses)
 
 
 class TimedPlayer(BagPlayer):

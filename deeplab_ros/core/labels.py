@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Callable, cast, Iterable
 
 import numpy as np
-import yaml
 
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
 
@@ -228,6 +227,8 @@ def labels_from_names(names: tuple[str, ...] | list[str], *, name: str = 'custom
 
 def load_label_file(path: str | Path) -> LabelSet:
     """Load a YAML label file (``names``, optional ``colors`` and ``ignore_index``)."""
+    import yaml  # only label files need it: the segmenter runs with torch and numpy alone
+
     path = Path(path)
     if not path.is_file():
         raise LabelFileError(f'Label file not found: {path}')

@@ -10,7 +10,10 @@ the outputs of :mod:`deeplab_ros.ros.outputs` and publishes the wanted ones:
 - :class:`CameraInfoStage`: the camera_info of the frame, at the labels' size;
 - :class:`AutowareMaskStage`: Autoware's run-length mask (``autoware_mask``);
 - :class:`SpatialStage`: detections, labelled points and 3D detections, with depth matched
-  to the frame.
+  to the frame, and the regions image numbering the detections' pixels.
+
+Images go out through :func:`publish_image`, which also encodes their ``/compressed`` twin
+when that is wanted.
 
 A new output is a row in the outputs table and a few lines in the stage it belongs to.
 """
@@ -24,14 +27,17 @@ import numpy as np
 
 from deeplab_ros.core.inference.segmenter import SegmentationResult
 from deeplab_ros.core.labels import LabelSet
+from deeplab_ros.core.spatial.regions import region_image
 from deeplab_ros.ros.autoware_mask import autoware_mask_message
 from deeplab_ros.ros.camera_stream import CameraStream, PendingFrame
 from deeplab_ros.ros.depth_input import depth_for_frame, DepthInputError
-from deeplab_ros.ros.image_codec import encode_mono8, encode_rgb8
+from deeplab_ros.ros.image_codec import (
+    compress_image, encode_16uc1, encode_mono8, encode_rgb8)
 from deeplab_ros.ros.messages import camera_info_for_frame, classification
-from deeplab_ros.ros.outputs import ALWAYS, OUTPUTS
+from deeplab_ros.ros.outputs import ALWAYS, COMPRESSED_TWIN, OUTPUT_BY_NAME, OUTPUTS
 from deeplab_ros.ros.parameters import LiveSettings
-from deeplab_ros.ros.spatial_outputs import SPATIAL_OUTPUTS, spatial_messages, SpatialSettings
+from deeplab_ros.ros.spatial_outputs import (
+    frame_regions, SPATIAL_OUTPUTS, spatial_messages, SpatialSettings)
 from deeplab_ros.ros.stamps import stamp_ns
 from deeplab_ros.streaming.depth_pairing import DepthPairing
 from deeplab_ros.streaming.statistics import NodeStatistics
@@ -40,13 +46,37 @@ from deeplab_ros.streaming.statistics import NodeStatistics
 SWITCHABLE = ('color', 'overlay', 'confidence')
 #: Outputs that need the segmenter's confidence image.
 NEED_CONFIDENCE = frozenset(('confidence', *SPATIAL_OUTPUTS))
+#: Image outputs: ROS encoding and encoder of the raw message.
+IMAGE_ENCODINGS: dict[str, tuple[str, Callable[[np.ndarray, Any], Any]]] = {
+    'labels': ('mono8', encode_mono8), 'color': ('rgb8', encode_rgb8),
+    'overlay': ('rgb8', encode_rgb8), 'confidence': ('mono8', encode_mono8),
+    'regions': ('16UC1', encode_16uc1)}
+#: Outputs made of the frame's regions image.
+REGION_IMAGE = frozenset(('regions', 'regions/compressed'))
+
+
+def _bases(names: Iterable[str]) -> frozenset[str]:
+    """``names`` with each compressed twin replaced by the image it compresses."""
+    return frozenset(OUTPUT_BY_NAME[name].compresses or name for name in names)
 
 
 def segmenter_extras(wanted: Iterable[frozenset[str]]) -> dict[str, bool]:
     """The segmenter's optional results a batch needs, for the frames' wanted outputs."""
-    union = frozenset().union(*wanted)
+    union = _bases(frozenset().union(*wanted))
     return {'color': 'color' in union, 'overlay': 'overlay' in union,
             'confidence': bool(union & NEED_CONFIDENCE)}
+
+
+def publish_image(camera: CameraStream, name: str, pixels: np.ndarray, header: Any,
+                  wanted: frozenset[str], jpeg_quality: int) -> None:
+    """Publish image output ``name`` and its ``/compressed`` twin, each if it is wanted."""
+    encoding, encode = IMAGE_ENCODINGS[name]
+    if name in wanted:
+        camera.publish(name, encode(pixels, header))
+    twin = COMPRESSED_TWIN.get(name)
+    if twin is not None and twin.name in wanted:
+        camera.publish(twin.name, compress_image(pixels, encoding, header, twin.codec,
+                                                 jpeg_quality=jpeg_quality))
 
 
 @dataclass
@@ -79,13 +109,11 @@ class ImageStage:
     def publish(self, camera: CameraStream, frame: PendingFrame, result: SegmentationResult,
                 wanted: frozenset[str]) -> None:
         """Publish the label image, the wanted extras and the classes present."""
-        header = frame.header
-        camera.publish('labels', encode_mono8(result.labels, header))
-        for output, encode in (('color', encode_rgb8), ('overlay', encode_rgb8),
-                               ('confidence', encode_mono8)):
+        header, quality = frame.header, self.live.jpeg_quality
+        for output in ('labels', 'color', 'overlay', 'confidence'):
             image = getattr(result, output)
-            if output in wanted and image is not None:
-                camera.publish(output, encode(image, header))
+            if image is not None:
+                publish_image(camera, output, image, header, wanted, quality)
         camera.publish('classes', classification(
             header, result.class_fractions, self.labels, self.live.presence_min_fraction))
 
@@ -133,7 +161,11 @@ class AutowareMaskStage:
 
 @dataclass
 class SpatialStage:
-    """Detections, labelled points and 3D detections; depth is matched only for 3D outputs."""
+    """Detections, labelled points, 3D detections and the regions image.
+
+    Depth is matched only for 3D outputs; the regions are found once per frame for the
+    detections and the regions image, so a pixel's number is its detection's ``id`` + 1.
+    """
 
     labels: LabelSet
     live: LiveSettings
@@ -147,16 +179,23 @@ class SpatialStage:
                 wanted: frozenset[str]) -> None:
         """Match the frame's depth when needed and publish the wanted spatial outputs."""
         spatial = [name for name in SPATIAL_OUTPUTS if name in wanted]
-        if not spatial:
+        image = wanted & REGION_IMAGE
+        if not spatial and not image:
             return
         depth = None
         if camera.depth is not None and {'points', 'detections_3d'} & wanted:
             depth = self._depth(camera, frame, result.labels.shape)
+        settings, regions = self.settings, None
+        if image or 'detections' in wanted or ('detections_3d' in wanted and depth is not None):
+            regions = frame_regions(result.labels, result.confidence, settings)
         messages = spatial_messages(frame.header, result.labels, result.confidence, depth,
-                                    self.labels.palette_lut(), self.settings, spatial,
+                                    self.labels.palette_lut(), settings, spatial, regions,
                                     class_id_lut=self.class_id_lut)
         for name, message in messages.items():
             camera.publish(name, message)
+        if image and regions is not None:
+            publish_image(camera, 'regions', region_image(regions), frame.header, wanted,
+                          self.live.jpeg_quality)
 
     def _depth(self, camera: CameraStream, frame: PendingFrame, shape: tuple[int, ...]) -> Any:
         """The frame's depth (matched by stamp, in metres with intrinsics), or None."""
@@ -201,15 +240,16 @@ class FrameOutputs:
         """The outputs ``camera`` publishes for its next frame.
 
         The ``always`` ones, and the others while subscribed (and, for colour, overlay and
-        confidence, enabled by their ``publish_*`` parameter).
+        confidence and their compressed twins, enabled by their ``publish_*`` parameter).
         """
         wanted = set()
         for output in OUTPUTS:
             if output.name not in camera.publishers:
                 continue
+            base = output.compresses or output.name
             if output.when == ALWAYS:
                 wanted.add(output.name)
-            elif (output.name not in SWITCHABLE or getattr(self.live, f'publish_{output.name}')) \
+            elif (base not in SWITCHABLE or getattr(self.live, f'publish_{base}')) \
                     and camera.subscribed(output.name):
                 wanted.add(output.name)
         return frozenset(wanted)

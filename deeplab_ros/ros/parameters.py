@@ -205,6 +205,10 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('points_probability', False,
                   'Add a float32 probability field (top-class probability) to '
                   'segmentation/points (point step 24 instead of 20). Live.', live=True),
+    ParameterSpec('jpeg_quality', 95,
+                  'JPEG quality (1-100) of segmentation/color/compressed and '
+                  "segmentation/overlay/compressed; image_transport's default. Live.",
+                  live=True, minimum=1, maximum=100),
 )
 
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}

@@ -2,7 +2,8 @@
 
 The node decides which outputs are wanted (subscribed) and hands in the frame's labels,
 confidence and matched depth; :func:`spatial_messages` computes only what is wanted and
-returns the messages by output name.
+returns the messages by output name. :func:`frame_regions` finds a frame's regions once for
+every output that numbers them (detections, 3D detections, the regions image).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from deeplab_ros.core.labels import LabelSet
 from deeplab_ros.core.spatial.geometry import (
     back_project, back_project_at, labelled_points, resize_nearest)
-from deeplab_ros.core.spatial.regions import find_regions, regions_3d
+from deeplab_ros.core.spatial.regions import find_regions, regions_3d, RegionSet
 from deeplab_ros.ros.depth_input import FrameDepth
 from deeplab_ros.ros.spatial_messages import detections_2d, detections_3d, point_cloud
 
@@ -60,23 +61,31 @@ class SpatialSettings:
                    points_probability=bool(live.points_probability))
 
 
+def frame_regions(labels: np.ndarray, confidence: np.ndarray | None,
+                  settings: SpatialSettings) -> RegionSet:
+    """The frame's regions, as the detections report them (without confidence: score 1)."""
+    return find_regions(labels, confidence, min_area_fraction=settings.min_area_fraction,
+                        ignore=settings.ignore_classes)
+
+
 def spatial_messages(header: Any, labels: np.ndarray, confidence: np.ndarray | None,
                      depth: FrameDepth | None, palette_lut: np.ndarray,
                      settings: SpatialSettings, wanted: Iterable[str],
+                     regions: RegionSet | None = None,
                      class_id_lut: np.ndarray | None = None) -> dict[str, Any]:
     """Messages of the ``wanted`` outputs (of :data:`SPATIAL_OUTPUTS`) for one frame.
 
     ``points`` and ``detections_3d`` need ``depth`` and are left out without it.
+    ``regions``: the frame's regions when already found (:func:`frame_regions`).
     ``class_id_lut`` maps class ids to the cloud's ``class_id`` values (None: the class ids).
     """
     wanted = set(wanted)
     if depth is None:
         wanted -= {'points', 'detections_3d'}
     messages: dict[str, Any] = {}
-    regions = None
     if wanted & {'detections', 'detections_3d'}:
-        regions = find_regions(labels, confidence, min_area_fraction=settings.min_area_fraction,
-                               ignore=settings.ignore_classes)
+        if regions is None:
+            regions = frame_regions(labels, confidence, settings)
         if 'detections' in wanted:
             messages['detections'] = detections_2d(header, regions)
     if depth is None or not wanted & {'points', 'detections_3d'}:

@@ -15,7 +15,9 @@ from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.spatial.geometry import (
     back_project, back_project_at, depth_in_metres, IntrinsicsError, labelled_points, pack_rgb,
     PinholeIntrinsics, resize_nearest, same_aspect)
-from deeplab_ros.core.spatial.regions import find_regions, NO_REGION, regions_3d
+from deeplab_ros.core.spatial.regions import (
+    find_regions, MAX_IMAGE_REGIONS, NO_REGION, region_image, regions_3d)
+from support.regions import check_region_image
 from support.rgbd import FRAME_NUMBERS, rgbd_camera, rgbd_frame, RgbdCamera, unpack_rgb
 
 MODEL = 'pretrained:deeplabv3_mnv2_dm05_float'
@@ -193,6 +195,34 @@ def test_region_boxes_areas_counts_and_scores_match_the_label_image(
             assert cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] == 2
         unassigned = found.ids == NO_REGION
         assert (labels[unassigned] == 0).all() or min_fraction > 0
+
+
+def test_region_image_numbers_each_region_s_connected_pixels_and_nothing_else(
+        segmented) -> None:
+    for _, labels, confidence in segmented.values():
+        found = find_regions(labels, confidence, min_area_fraction=0.001, ignore=(0,))
+        image = region_image(found)
+        assert image.dtype == np.uint16 and image.shape == labels.shape
+        assert len(found.regions) > 0
+        check_region_image(image, labels, [
+            (r.class_id, r.x, r.y, r.x + r.width, r.y + r.height) for r in found.regions],
+            min_area=int(np.ceil(0.001 * labels.size)))
+        areas = np.bincount(image.reshape(-1), minlength=len(found.regions) + 1)[1:]
+        assert areas.tolist() == [region.area for region in found.regions]
+
+
+def test_region_image_leaves_regions_past_the_16_bit_range_at_zero() -> None:
+    # Isolated pixels of class 1 (every other row and column): 300 x 300 = 90 000 regions.
+    labels = np.zeros((600, 600), np.uint8)
+    labels[::2, ::2] = 1
+    found = find_regions(labels, ignore=(0,))
+    assert len(found.regions) == 90_000 > MAX_IMAGE_REGIONS
+    image = region_image(found)
+    assert image.dtype == np.uint16
+    numbered = found.ids < MAX_IMAGE_REGIONS
+    assert np.array_equal(image[numbered], (found.ids[numbered] + 1).astype(np.uint16))
+    assert not image[~numbered].any()
+    assert len(np.unique(image[labels == 1])) == MAX_IMAGE_REGIONS + 1  # 1..65535 and 0
 
 
 def test_region_centroids_and_boxes_in_3d_agree_with_an_independent_computation(

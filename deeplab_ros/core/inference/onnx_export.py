@@ -33,7 +33,7 @@ ONNX_OPSET = 17
 INPUT_NAME = 'input'
 OUTPUT_NAME = 'logits'
 #: Bumped whenever the exported graph changes for the same weights and settings.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
 KEY_PROPERTY = 'deeplab_ros.key'
 DIGEST_PROPERTY = 'deeplab_ros.graph_sha256'
 ONNX_INSTALL_HINT = 'install ONNX support with: pip install onnx onnxruntime'

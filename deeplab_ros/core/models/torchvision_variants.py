@@ -2,16 +2,16 @@
 
 Built with ``weights=None, weights_backbone=None``: nothing is ever downloaded. Their state
 dict keys stay torchvision's, so state-dict files saved from torchvision load unchanged.
+torchvision is imported when one of them is built, so the other variants (and the segmenter)
+run without it.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
-from torchvision.models import segmentation
 
+from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.models.registry import register_model
 
 
@@ -30,20 +30,26 @@ def returning_logits(model: nn.Module) -> nn.Module:
     return model
 
 
-def _register(name: str, factory: Callable[..., nn.Module], stride: int, text: str) -> None:
+def _register(name: str, factory: str, stride: int, text: str) -> None:
+    """Register torchvision's ``segmentation.<factory>`` as ``name``."""
     def builder(*, num_classes: int = 21, output_stride: int = stride) -> nn.Module:
-        model = factory(weights=None, weights_backbone=None, num_classes=num_classes,
-                        aux_loss=False)
+        try:
+            from torchvision.models import segmentation
+        except ImportError as error:
+            raise InvalidSettingError(f'model variant {name!r} needs torchvision, which is not '
+                                      f'installed ({error}).', setting='variant') from error
+        model = getattr(segmentation, factory)(weights=None, weights_backbone=None,
+                                               num_classes=num_classes, aux_loss=False)
         return returning_logits(model)
     builder.__doc__ = text
     register_model(name, output_strides=(stride,), description=text)(builder)
 
 
-_register('deeplabv3_mobilenetv3_large', segmentation.deeplabv3_mobilenet_v3_large, 16,
+_register('deeplabv3_mobilenetv3_large', 'deeplabv3_mobilenet_v3_large', 16,
           'torchvision DeepLabV3 MobileNetV3-Large')
-_register('lraspp_mobilenetv3_large', segmentation.lraspp_mobilenet_v3_large, 16,
+_register('lraspp_mobilenetv3_large', 'lraspp_mobilenet_v3_large', 16,
           'torchvision LR-ASPP MobileNetV3-Large')
-_register('deeplabv3_resnet50', segmentation.deeplabv3_resnet50, 8,
+_register('deeplabv3_resnet50', 'deeplabv3_resnet50', 8,
           'torchvision DeepLabV3 ResNet-50')
-_register('deeplabv3_resnet101', segmentation.deeplabv3_resnet101, 8,
+_register('deeplabv3_resnet101', 'deeplabv3_resnet101', 8,
           'torchvision DeepLabV3 ResNet-101')
