@@ -370,8 +370,9 @@ def summary(layer: LayerPort) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Run the port as its own process, the way the layer runs in Nav2's costmap node.
 
-    ``python -m support.nav2_layer CONFIG SOURCE``: subscribes, prints ``READY``, and on
-    SIGINT prints the :func:`summary` as one JSON line and exits.
+    ``python -m support.nav2_layer CONFIG SOURCE``: subscribes, prints ``READY``, then
+    ``MATCHED`` once each subscription has a publisher, and on SIGINT prints the
+    :func:`summary` as one JSON line and exits.
     """
     import argparse  # noqa: PLC0415
     import json  # noqa: PLC0415
@@ -387,6 +388,14 @@ def main(argv: list[str] | None = None) -> None:
     node = Node('semantic_segmentation_layer_port')
     layer = LayerPort(node, layer_sources(arguments.config)[arguments.source])
     print('READY', flush=True)
+
+    def report_matched() -> None:
+        # Every subscription sees a publisher: the node's outputs reach this process.
+        if all(subscription.get_publisher_count() > 0 for subscription in node.subscriptions):
+            print('MATCHED', flush=True)
+            node.destroy_timer(matched_timer)
+
+    matched_timer = node.create_timer(0.1, report_matched)
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

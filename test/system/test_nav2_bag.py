@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -41,6 +42,22 @@ def rgbd_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return output
 
 
+def _wait_for_line(process: subprocess.Popen, expected: str, timeout_s: float) -> None:
+    """Wait for the process to print ``expected`` (its subscriptions matched the node's)."""
+    assert process.stdout is not None
+    found = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:  # lines before it (logging) are not needed later
+            if line.strip() == expected:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert found.wait(timeout_s), f'the layer port did not print {expected} within {timeout_s:g} s'
+
+
 def test_the_layer_buffers_the_bag_s_frames_with_the_cityscapes_classes(
         rgbd_bag: Path, tmp_path: Path) -> None:
     pretrained_checkpoint(MODEL)  # converted beforehand, as `deeplab-ros-models fetch` does
@@ -59,7 +76,8 @@ def test_the_layer_buffers_the_bag_s_frames_with_the_cityscapes_classes(
                         'input_transport': 'compressed',
                         # As in test_bag_rgbd: reliable depth input, set by a QoS override.
                         f'qos_overrides.{DEPTH}.subscription.reliability': 'reliable'},
-            depth_topic=DEPTH, env=env, log_path=tmp_path / 'node.log', paced=True)
+            depth_topic=DEPTH, env=env, log_path=tmp_path / 'node.log', paced=True,
+            before_play=lambda *_: _wait_for_line(layer, 'MATCHED', 120.0))
     finally:
         code, output = stop_process(layer, timeout=30.0)
     assert run.node_exit_code == 0, run.node_log[-3000:]
