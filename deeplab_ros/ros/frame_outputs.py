@@ -172,6 +172,8 @@ class SpatialStage:
     reporting: FrameReporting
     settings: SpatialSettings
     pairing: DepthPairing
+    #: Class id -> the cloud's ``class_id`` value (Autoware's classes with autoware_mask).
+    class_id_lut: np.ndarray | None = None
 
     def publish(self, camera: CameraStream, frame: PendingFrame, result: SegmentationResult,
                 wanted: frozenset[str]) -> None:
@@ -187,7 +189,8 @@ class SpatialStage:
         if image or 'detections' in wanted or ('detections_3d' in wanted and depth is not None):
             regions = frame_regions(result.labels, result.confidence, settings)
         messages = spatial_messages(frame.header, result.labels, result.confidence, depth,
-                                    self.labels.palette_lut(), settings, spatial, regions)
+                                    self.labels.palette_lut(), settings, spatial, regions,
+                                    class_id_lut=self.class_id_lut)
         for name, message in messages.items():
             camera.publish(name, message)
         if image and regions is not None:
@@ -223,7 +226,7 @@ class FrameOutputs:
                  autoware_table: np.ndarray | None) -> None:
         self.live = live
         self.spatial = SpatialStage(labels, live, reporting, SpatialSettings.from_live(
-            live, labels), DepthPairing())
+            live, labels), DepthPairing(), class_id_lut=autoware_table)
         self.stages: list[OutputStage] = [ImageStage(labels, live), CameraInfoStage(reporting)]
         if autoware_table is not None:
             self.stages.append(AutowareMaskStage(autoware_table))

@@ -14,7 +14,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from deeplab_ros.core.labels import LabelSet
-from deeplab_ros.core.spatial.geometry import back_project, labelled_points, resize_nearest
+from deeplab_ros.core.spatial.geometry import (
+    back_project, back_project_at, labelled_points, resize_nearest)
 from deeplab_ros.core.spatial.regions import find_regions, regions_3d, RegionSet
 from deeplab_ros.ros.depth_input import FrameDepth
 from deeplab_ros.ros.spatial_messages import detections_2d, detections_3d, point_cloud
@@ -23,7 +24,8 @@ SPATIAL_OUTPUTS = ('points', 'detections', 'detections_3d')
 #: The live parameters :class:`SpatialSettings` is resolved from.
 SPATIAL_PARAMETERS = frozenset((
     'points_dense', 'points_stride', 'points_classes', 'detections_min_area_fraction',
-    'detections_ignore_classes', 'detections_box_percentile'))
+    'detections_ignore_classes', 'detections_box_percentile', 'points_resolution',
+    'points_class_id', 'points_probability'))
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class SpatialSettings:
     min_area_fraction: float = 0.001
     ignore_classes: Sequence[int] = (0,)
     box_percentile: float = 5.0
+    points_resolution: str = 'depth'
+    points_class_id: bool = False
+    points_probability: bool = False
 
     @classmethod
     def from_live(cls, live: Any, labels: LabelSet) -> 'SpatialSettings':
@@ -50,7 +55,10 @@ class SpatialSettings:
                    min_area_fraction=float(live.detections_min_area_fraction),
                    ignore_classes=labels.class_ids(live.detections_ignore_classes,
                                                    setting='detections_ignore_classes'),
-                   box_percentile=float(live.detections_box_percentile))
+                   box_percentile=float(live.detections_box_percentile),
+                   points_resolution=str(live.points_resolution),
+                   points_class_id=bool(live.points_class_id),
+                   points_probability=bool(live.points_probability))
 
 
 def frame_regions(labels: np.ndarray, confidence: np.ndarray | None,
@@ -63,11 +71,13 @@ def frame_regions(labels: np.ndarray, confidence: np.ndarray | None,
 def spatial_messages(header: Any, labels: np.ndarray, confidence: np.ndarray | None,
                      depth: FrameDepth | None, palette_lut: np.ndarray,
                      settings: SpatialSettings, wanted: Iterable[str],
-                     regions: RegionSet | None = None) -> dict[str, Any]:
+                     regions: RegionSet | None = None,
+                     class_id_lut: np.ndarray | None = None) -> dict[str, Any]:
     """Messages of the ``wanted`` outputs (of :data:`SPATIAL_OUTPUTS`) for one frame.
 
     ``points`` and ``detections_3d`` need ``depth`` and are left out without it.
     ``regions``: the frame's regions when already found (:func:`frame_regions`).
+    ``class_id_lut`` maps class ids to the cloud's ``class_id`` values (None: the class ids).
     """
     wanted = set(wanted)
     if depth is None:
@@ -82,12 +92,37 @@ def spatial_messages(header: Any, labels: np.ndarray, confidence: np.ndarray | N
         return messages
     points = back_project(depth.metres, depth.intrinsics)
     if 'points' in wanted:
-        depth_labels = resize_nearest(labels, depth.metres.shape)
-        cloud = labelled_points(points, depth_labels, palette_lut,
-                                stride=settings.points_stride, dense=settings.points_dense,
-                                keep_classes=settings.points_classes)
-        messages['points'] = point_cloud(header, cloud)
+        messages['points'] = point_cloud(header, labelled_cloud(
+            labels, confidence, depth, points, palette_lut, settings, class_id_lut))
     if 'detections_3d' in wanted and regions is not None:
         located = regions_3d(regions, points, percentile=settings.box_percentile)
         messages['detections_3d'] = detections_3d(header, regions, located)
     return messages
+
+
+def labelled_cloud(labels: np.ndarray, confidence: np.ndarray | None, depth: FrameDepth,
+                   depth_points: np.ndarray, palette_lut: np.ndarray,
+                   settings: SpatialSettings, class_id_lut: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """The ``segmentation/points`` array of one frame, as the settings ask.
+
+    At the depth image's resolution (labels resized to it, ``depth_points`` as they are) or,
+    with ``points_resolution: mask``, one point per label pixel in the label image's
+    row-major order (the depth under each pixel, along the pixel's own ray).
+    """
+    if not settings.points_probability:
+        confidence = None
+    if settings.points_resolution == 'mask':
+        points = back_project_at(depth.metres, depth.intrinsics, labels.shape)
+    else:
+        points = depth_points
+        labels = resize_nearest(labels, points.shape[:2])
+        if confidence is not None:
+            confidence = resize_nearest(confidence, points.shape[:2])
+    if not settings.points_class_id:
+        class_id_lut = None
+    elif class_id_lut is None:
+        class_id_lut = np.arange(256, dtype=np.uint8)  # the class ids themselves
+    return labelled_points(points, labels, palette_lut, stride=settings.points_stride,
+                           dense=settings.points_dense, keep_classes=settings.points_classes,
+                           class_id_lut=class_id_lut, confidence=confidence)
