@@ -96,8 +96,7 @@ def weights_digest(model: torch.nn.Module, metadata: CheckpointMetadata) -> str:
 
 def export_key(weights_sha256: str, metadata: CheckpointMetadata,
                settings: ExportSettings) -> str:
-    """The key a cached export must carry: weights, input size, stride, precision, batch,
-    output resolution."""
+    """The key a cached export must carry: weights, settings, output resolution, format."""
     text = json.dumps({'weights': weights_sha256, 'input_size': settings.input_size,
                        'output_stride': metadata.output_stride,
                        'precision': settings.precision, 'batch_size': settings.batch_size,

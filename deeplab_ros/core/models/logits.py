@@ -15,7 +15,7 @@ ONNX export it runs), and brings the labels to each frame's resolution itself
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import cast, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -83,7 +83,7 @@ class LogitsOnly(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, classes, h, w]`` of ``x`` at the network's own resolution."""
-        logits = self.model.forward_logits(x)
+        logits = cast(LogitsModel, self.model).forward_logits(x)
         for hook in self.model._forward_hooks.values():
             result = hook(self.model, (x,), logits)
             logits = logits if result is None else result
