@@ -132,8 +132,7 @@ def export_onnx(model: torch.nn.Module, metadata: CheckpointMetadata, path: str 
     # The caller's model stays as it is: a copy is moved when the device or type differs.
     moved = model if (first.device, first.dtype) == (device, dtype) else \
         copy.deepcopy(model).to(device, dtype)
-    moved.eval()
-    traced = moved if settings.full_resolution else LogitsOnly(moved)
+    traced = (moved if settings.full_resolution else LogitsOnly(moved)).eval()
     sample = torch.zeros((max(1, settings.batch_size), 3, settings.input_size,
                           settings.input_size), dtype=dtype, device=device)
     axes = {INPUT_NAME: {0: 'batch'}, OUTPUT_NAME: {0: 'batch'}} \
