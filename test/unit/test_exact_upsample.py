@@ -130,6 +130,20 @@ def test_every_model_maps_its_logits_to_its_input_as_its_own_resize(variant: str
     assert torch.allclose(values, expected, atol=1e-4 * max(1.0, float(expected.abs().max())))
 
 
+def test_a_module_without_forward_logits_runs_at_its_input_resolution() -> None:
+    # Not a registered model: its output is taken as logits at the input's resolution,
+    # which the exact labels interpolate one to one.
+    plain = torch.nn.Conv2d(3, 5, 3, padding=1).eval()
+    batch = torch.randn(1, 3, 33, 33)
+    with torch.inference_mode():
+        logits = LogitsOnly(plain)(batch)[0]
+        assert torch.equal(logits, plain(batch)[0])
+    assert logits_resize(plain) == 'half_pixel'
+    rows, columns = _sampling((33, 33), 33, logits, logits_resize(plain))
+    labels, _ = exact_labels(logits, rows, columns)
+    assert torch.equal(labels.long(), logits.argmax(0))
+
+
 def test_logits_only_keeps_the_models_output_hooks() -> None:
     model = build_model('deeplabv3_mobilenetv2', num_classes=4, output_stride=16).eval()
     quantize_activations(model, {'': (0.5, 128)})

@@ -123,7 +123,7 @@ class TorchForward:
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
         self.model: torch.nn.Module | None = module
-        self._network = module if full_resolution else LogitsOnly(module)
+        self._network = module if full_resolution else LogitsOnly(module).eval()
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Run the eager model on ``batch`` and return its logits.

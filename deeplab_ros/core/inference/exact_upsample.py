@@ -38,8 +38,6 @@ from deeplab_ros.core.models.resize import source_affine
 
 #: Most interpolated values one chunk holds at once.
 CHUNK_ELEMENTS = 1 << 21
-#: Fewest candidate classes a quad is padded to (fewer, larger groups of quads).
-MIN_WIDTH = 4
 
 
 @dataclass(frozen=True)
@@ -212,10 +210,8 @@ class _Quads:
     def resolve(self) -> None:
         """Label every pixel of every quad."""
         # Every quad here has at least two candidates (the arg-max classes of its corners).
-        # Padding every quad's list to the next power of two, at least MIN_WIDTH, keeps the
-        # groups few.
-        widths = torch.pow(2, torch.ceil(torch.log2(self.counts.double()))).long() \
-            .clamp_(min=MIN_WIDTH)
+        # Padding every quad's list to the next power of two keeps the groups few.
+        widths = torch.pow(2, torch.ceil(torch.log2(self.counts.double()))).long()
         block = self.block_shape[0] * self.block_shape[1]
         for width in torch.unique(widths).tolist():
             members = torch.nonzero(widths == width, as_tuple=True)[0]

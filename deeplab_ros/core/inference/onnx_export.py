@@ -96,8 +96,7 @@ def weights_digest(model: torch.nn.Module, metadata: CheckpointMetadata) -> str:
 
 def export_key(weights_sha256: str, metadata: CheckpointMetadata,
                settings: ExportSettings) -> str:
-    """The key a cached export must carry: weights, input size, stride, precision, batch,
-    output resolution."""
+    """The key a cached export must carry: weights, settings, output resolution, format."""
     text = json.dumps({'weights': weights_sha256, 'input_size': settings.input_size,
                        'output_stride': metadata.output_stride,
                        'precision': settings.precision, 'batch_size': settings.batch_size,
@@ -133,8 +132,7 @@ def export_onnx(model: torch.nn.Module, metadata: CheckpointMetadata, path: str 
     # The caller's model stays as it is: a copy is moved when the device or type differs.
     moved = model if (first.device, first.dtype) == (device, dtype) else \
         copy.deepcopy(model).to(device, dtype)
-    moved.eval()
-    traced = moved if settings.full_resolution else LogitsOnly(moved)
+    traced = (moved if settings.full_resolution else LogitsOnly(moved)).eval()
     sample = torch.zeros((max(1, settings.batch_size), 3, settings.input_size,
                           settings.input_size), dtype=dtype, device=device)
     axes = {INPUT_NAME: {0: 'batch'}, OUTPUT_NAME: {0: 'batch'}} \

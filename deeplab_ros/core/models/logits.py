@@ -59,13 +59,18 @@ class LogitsNetwork(nn.Module):
 def logits_resize(model: nn.Module) -> str:
     """The resize convention that maps ``model``'s logits back to its input.
 
+    A module without ``forward_logits`` (not a registered model) is taken to return its
+    logits at its input's resolution, where every convention maps them one to one:
+    ``'half_pixel'``.
+
     Raises:
-        TypeError: ``model`` is not a registered model (no ``forward_logits``).
+        ValueError: the model names a convention that is not one of ``RESIZE_MODES``.
     """
-    if not isinstance(model, LogitsModel) or model.logits_resize not in RESIZE_MODES:
-        raise TypeError(f'{type(model).__name__} does not say how its logits map to its input '
-                        '(expected forward_logits and logits_resize, as every registered '
-                        'model has)')
+    if not isinstance(model, LogitsModel):
+        return 'half_pixel'
+    if model.logits_resize not in RESIZE_MODES:
+        raise ValueError(f'{type(model).__name__}.logits_resize must be one of {RESIZE_MODES}, '
+                         f'got {model.logits_resize!r}')
     return model.logits_resize
 
 
@@ -83,6 +88,8 @@ class LogitsOnly(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, classes, h, w]`` of ``x`` at the network's own resolution."""
+        if not isinstance(self.model, LogitsModel):
+            return self.model(x)  # its logits are at the input's resolution
         logits = self.model.forward_logits(x)
         for hook in self.model._forward_hooks.values():
             result = hook(self.model, (x,), logits)

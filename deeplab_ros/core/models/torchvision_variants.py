@@ -10,6 +10,8 @@ torchvision resizes the head's logits to the input with ``align_corners=False``
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -32,8 +34,9 @@ def returning_logits(model: nn.Module) -> nn.Module:
     def forward_logits(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
         from torchvision.models.segmentation.lraspp import LRASPP  # built with torchvision
 
-        features = self.backbone(x)
-        return self.classifier(features if isinstance(self, LRASPP) else features['out'])
+        backbone, classifier = cast(nn.Module, self.backbone), cast(nn.Module, self.classifier)
+        features = backbone(x)
+        return classifier(features if isinstance(self, LRASPP) else features['out'])
 
     model.__class__ = type(f'{base.__name__}Logits', (base,), {
         'forward': forward, 'forward_logits': forward_logits, 'logits_resize': 'half_pixel'})
