@@ -31,6 +31,7 @@ classes x 4K values.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 
 import torch
 
@@ -54,6 +55,7 @@ class AxisSampling:
     complement: torch.Tensor  # float32 [frame length]: 1 - weight
 
 
+@functools.lru_cache(maxsize=64)  # a camera's frames share one placement
 def axis_sampling(frame_length: int, region_length: int, input_length: int,
                   logits_length: int, resize: str, device: torch.device) -> AxisSampling:
     """The logit cells and weights of every frame pixel along one axis.
@@ -63,6 +65,7 @@ def axis_sampling(frame_length: int, region_length: int, input_length: int,
     ``(i + 0.5) * region_length / frame_length - 0.5``, kept inside the region. The model's
     ``resize`` convention maps that input position to a position in its ``logits_length``
     logits (:func:`~deeplab_ros.core.models.resize.source_affine`), clamped to the logits.
+    The result is cached and shared: its tensors are read, never written.
     """
     index = torch.arange(frame_length, dtype=torch.float64)
     position = (index + 0.5) * (region_length / frame_length) - 0.5
