@@ -102,11 +102,17 @@ def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling
     """
     used_rows = int(rows.upper[-1]) + 1
     used_columns = int(columns.upper[-1]) + 1
-    probability = _confidence(logits[:, :used_rows, :used_columns].float(), rows, columns) \
-        if confidence else None
-    classes = logits.shape[0]
+    labels = _labels(logits[:, :used_rows, :used_columns], rows, columns)
+    probability = _confidence(logits[:, :used_rows, :used_columns].float(), labels, rows,
+                              columns) if confidence else None
+    return labels, probability
+
+
+def _labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> torch.Tensor:
+    """The exact labels (HxW uint8) of ``logits`` (cropped to the cells the frame reads)."""
+    classes, used_rows, used_columns = logits.shape
     # Channels last: every cell's class vector is contiguous (arg-max, corner gathers).
-    cells = logits[:, :used_rows, :used_columns].permute(1, 2, 0).float().contiguous()
+    cells = logits.permute(1, 2, 0).float().contiguous()
     best = cells.argmax(dim=2)
     # Every pixel the arg-max of its quad's top-left cell: the label wherever the quad is
     # uniform (frame rows reading one row of cells are consecutive: repeat each row).
@@ -121,7 +127,7 @@ def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling
         (best != best_below) | (best != best[:, right]) | (best != best_below[:, right]))
     quad_rows, quad_columns = torch.nonzero(quads, as_tuple=True)
     if quad_rows.numel() == 0:
-        return labels, probability
+        return labels
     corner_cells = torch.stack([quad_rows * used_columns + quad_columns,
                                 quad_rows * used_columns + right[quad_columns],
                                 below[quad_rows] * used_columns + quad_columns,
@@ -130,20 +136,19 @@ def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling
     threshold = corners.amin(dim=0).amax(dim=1, keepdim=True)
     candidates = corners.amax(dim=0) >= threshold  # [Q, C]: the classes that can still win
     _Quads(labels, corners, candidates, quad_rows, quad_columns, rows, columns).resolve()
-    return labels, probability
+    return labels
 
 
-def _confidence(grid: torch.Tensor, rows: AxisSampling, columns: AxisSampling
-                ) -> torch.Tensor:
+def _confidence(grid: torch.Tensor, labels: torch.Tensor, rows: AxisSampling,
+                columns: AxisSampling) -> torch.Tensor:
     """Top-class probability x 255 of every pixel, every class interpolated (HxW uint8).
 
     Each row of logits is interpolated across the frame's columns once; the frame rows
-    between two rows of logits (a run: they read the same two) are then interpolated
-    together, a few at a time.
+    between two rows of logits (a run: they read the same two) are then interpolated a few
+    at a time. The top value is the label's (so every sum holds a term of 1).
     """
     classes, width = grid.shape[0], columns.lower.numel()
-    probability = torch.empty((rows.lower.numel(), width), dtype=torch.uint8,
-                              device=grid.device)
+    probability = torch.empty_like(labels)
     across: dict[int, torch.Tensor] = {}  # row of logits -> [C, W] across the frame
 
     def row_across(row: int) -> torch.Tensor:
@@ -165,8 +170,8 @@ def _confidence(grid: torch.Tensor, rows: AxisSampling, columns: AxisSampling
         for begin in range(start, start + run, step):
             part = slice(begin, min(start + run, begin + step))
             values = lerp(lower, upper, rows.weight[part, None], rows.complement[part, None])
-            top = values.amax(dim=0)
-            normaliser = torch.exp(values - top).sum(dim=0)
+            top = values.gather(0, labels[None, part].long())
+            normaliser = values.sub_(top).exp_().sum(dim=0)
             probability[part] = (255.0 / normaliser).round_().to(torch.uint8)
         start += run
     return probability
