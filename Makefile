@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # `make test`.
 FAST_TESTS := test/unit test/lint -m 'not ros and not slow'
 
-.PHONY: setup test test-fast demo bench eval docs clean help
+.PHONY: setup test test-fast demo bench eval docs gpu-check-bundle gpu-check clean help
 
 help:
 	@echo 'make setup  - create/update .venv (ROS 2 Jazzy wheels + launch/ros2 CLI/vision_msgs, PyTorch, weights)'
@@ -20,6 +20,8 @@ help:
 	@echo 'make bench  - benchmark model vs segmenter vs node (prints a table, writes JSON)'
 	@echo 'make eval   - mIoU of the default pretrained model on the shared ADE20K images'
 	@echo 'make docs   - regenerate docs/parameters.md from the node parameter table'
+	@echo 'make gpu-check-bundle - gpu_check_bundle/: all the GPU check needs besides torch and numpy'
+	@echo 'make gpu-check - run gpu_check_bundle/run.py with $$(GPU_PYTHON) (no .venv needed)'
 
 setup:
 	@bash scripts/setup_env.sh
@@ -43,5 +45,20 @@ eval: setup
 docs: setup
 	$(PY) -m deeplab_ros.tools.parameters_doc --output $(CURDIR)/docs/parameters.md
 
+# The GPU check: the bundle is built here (shared assets, converted models) and runs on a
+# CUDA machine with only Python, torch and numpy, e.g. `make gpu-check GPU_PYTHON=python3.12`.
+GPU_PYTHON ?= python3
+GPU_CHECK_ARGS ?=
+
+gpu-check-bundle: setup
+	$(PY) -m deeplab_ros.tools.gpu_check_bundle --output $(CURDIR)/gpu_check_bundle
+
+gpu-check:
+	@test -f gpu_check_bundle/run.py || { echo 'no gpu_check_bundle/: build it with' \
+		'`make gpu-check-bundle` where the shared assets are, then copy it here'; exit 2; }
+	$(GPU_PYTHON) gpu_check_bundle/run.py --out $(CURDIR)/gpu_check_output/gpu_check.json \
+		$(GPU_CHECK_ARGS)
+
 clean:
-	rm -rf build install log *.egg-info demo_output bench_output .pytest_cache .mypy_cache
+	rm -rf build install log *.egg-info demo_output bench_output gpu_check_bundle \
+		gpu_check_output .pytest_cache .mypy_cache

@@ -40,6 +40,9 @@ LAUNCH_ARGUMENTS = (
      'Input image topic (sensor_msgs/Image) remapped onto the node\'s "image" input.'),
     ('camera_info', '/camera/camera_info',
      'Input CameraInfo topic remapped onto the node\'s "camera_info" input.'),
+    ('depth', '',
+     'Input depth topic (registered to the colour camera; used with use_depth) remapped onto '
+     'the node\'s "depth" input; empty = not remapped.'),
     ('params_file', '',
      'Parameters file of the node; empty = the installed config/segment.yaml.'),
     ('weights', '',
@@ -79,7 +82,8 @@ def _node_actions(context: LaunchContext) -> list:
     for name in OPTIONAL_PARAMETER_ARGUMENTS:
         if value(name):
             overrides[name] = value(name)
-    remappings = [(port, value(port)) for port in ('image', 'camera_info') if value(port)]
+    remappings = [(port, value(port)) for port in ('image', 'camera_info', 'depth')
+                  if value(port)]
 
     node_arguments = dict(
         package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=value('namespace'),

@@ -6,8 +6,9 @@ with the pure-Python ``rosbags`` library, so making and inspecting bags needs no
 - :mod:`.sources`: frames from a video file or an image folder;
 - :mod:`.writer`: bags of sensor_msgs/Image + CameraInfo;
 - :mod:`.info`: summaries and message iteration (bags from ``ros2 bag record`` too);
-- :mod:`.typedefs`: message definitions and RIHS01 type hashes for connections.
+- :mod:`.message_definitions`: message definitions and RIHS01 type hashes for connections.
 
-With rclpy: :mod:`.player` (publish a bag with its timing), :mod:`.recorder` (topics into a
-bag) and :mod:`.pipeline` (a bag through the segmentation node process and back).
+With rclpy: :mod:`.rclpy_types` (message classes; QoS to and from bag metadata),
+:mod:`.player` (publish a bag with its timing), :mod:`.recorder` (topics into a bag) and
+:mod:`.pipeline` (a bag through the segmentation node process and back).
 """

@@ -19,8 +19,8 @@ from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 from rosbags.typesys.store import Typestore
 import yaml
 
+from deeplab_ros.bagtools.message_definitions import ensure_type, typestore
 from deeplab_ros.bagtools.sources import BagError
-from deeplab_ros.bagtools.typedefs import ensure_type, typestore
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def read_messages(path: str | Path, topic: str) -> list[tuple[int, object]]:
     """
     from rclpy.serialization import deserialize_message  # noqa: PLC0415 (ROS only here)
 
-    from deeplab_ros.bagtools.ros_types import message_class  # noqa: PLC0415
+    from deeplab_ros.bagtools.rclpy_types import message_class  # noqa: PLC0415
 
     messages = []
     for record in iter_records(path, [topic]):

@@ -25,8 +25,9 @@ from deeplab_ros.ros.segmentation_node import NODE_NAME
 from deeplab_ros.ros.spinning import SpunNode, wait_until
 from deeplab_ros.ros.stamps import header_key
 
-#: Every per-camera output of the node (a single, unnamed camera).
-OUTPUT_TOPICS = tuple(output.topic for output in OUTPUTS)
+#: Every per-camera output of the node (a single, unnamed camera); not the compressed twins,
+#: copies of images recorded raw.
+OUTPUT_TOPICS = tuple(output.topic for output in OUTPUTS if not output.compresses)
 
 
 class TimedPlayer(BagPlayer):
@@ -94,10 +95,15 @@ def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | Non
                          env: Mapping[str, str] | None = None,
                          executable: Sequence[str] | None = None,
                          after_play: Callable[[Node, NodeProcess], None] | None = None,
-                         paced: bool = False) -> PipelineRun:
+                         paced: bool = False,
+                         before_play: Callable[[Node, NodeProcess], None] | None = None
+                         ) -> PipelineRun:
     """Start the node, bring it up, play ``bag`` into it, record its outputs, stop it.
 
-    Recording ends ``settle_s`` seconds after the last new output message; then
+    ``before_play(session_node, node_process)`` (optional) runs once the node is active and
+    the recorder subscribed, before the first message is played (to wait for another consumer
+    of the node's outputs, for instance). Recording ends ``settle_s`` seconds after the last
+    new output message; then
     ``after_play(session_node, node_process)`` (optional) runs while the node is still
     active, before it is stopped with SIGINT. With ``input_transport: compressed`` among
     ``parameters`` the bag's ``<image_topic>/compressed`` is played; with ``depth_topic`` the
@@ -132,6 +138,8 @@ def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | Non
                              if paced else None)
         player.wait_for_subscribers(30.0)
         wait_until(lambda: labels_topic in recorder.subscribed_topics, 30.0, interval=0.05)
+        if before_play is not None:
+            before_play(session.node, node_process)
         stats = player.play()
         player.wait_for_last_output()
         last_total, last_change = -1, time.monotonic()

@@ -19,7 +19,7 @@ from rclpy.publisher import Publisher
 from rclpy.serialization import deserialize_message
 
 from deeplab_ros.bagtools.info import _open_reader, iter_records
-from deeplab_ros.bagtools.ros_types import message_class, playback_qos
+from deeplab_ros.bagtools.rclpy_types import message_class, playback_qos
 from deeplab_ros.bagtools.writer import BagError
 
 

@@ -19,8 +19,8 @@ from rclpy.node import Node
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
 
-from deeplab_ros.bagtools.ros_types import message_class, recording_qos, to_bag_qos
-from deeplab_ros.bagtools.typedefs import message_definition, MessageDefinitionError
+from deeplab_ros.bagtools.message_definitions import message_definition, MessageDefinitionError
+from deeplab_ros.bagtools.rclpy_types import message_class, recording_qos, to_bag_qos
 from deeplab_ros.bagtools.writer import BagError, open_writer
 
 DISCOVERY_PERIOD_S = 0.1

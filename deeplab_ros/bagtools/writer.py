@@ -22,9 +22,9 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.interfaces import QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from deeplab_ros.bagtools.message_definitions import message_definition, typestore
 from deeplab_ros.bagtools.sources import (  # noqa: F401 - BagError is raised from here too
     BagError, is_rgbd_folder, open_frame_source, open_rgbd_source, pinhole_intrinsics)
-from deeplab_ros.bagtools.typedefs import message_definition, typestore
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'

@@ -9,14 +9,14 @@ A custom label file is YAML::
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, cast
+from typing import Any, Callable, cast, Iterable
 
 import numpy as np
-import yaml
 
-from deeplab_ros.core.errors import ConfigurationError
+from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
 
 VOC_CLASS_NAMES: tuple[str, ...] = (
     'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
@@ -108,6 +108,12 @@ def voc_palette(count: int = 256) -> tuple[tuple[int, int, int], ...]:
     return tuple(colors)
 
 
+def close_matches(name: str, choices: Iterable[str]) -> str:
+    """`` (close matches: 'a', 'b')`` to end an error message about ``name``; '' if none."""
+    matches = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    return f' (close matches: {", ".join(repr(m) for m in matches)})' if matches else ''
+
+
 class LabelFileError(ConfigurationError):
     """A custom label file is missing or malformed."""
 
@@ -135,6 +141,30 @@ class LabelSet:
 
     def __len__(self) -> int:
         return len(self.class_names)
+
+    def class_ids(self, items: Iterable[str], *, setting: str) -> list[int]:
+        """Class ids of class names (any case) or decimal ids; blank items are skipped.
+
+        Raises:
+            InvalidSettingError: An item names no class of this set (the message lists the
+                close matches); ``setting`` is the parameter it came from.
+        """
+        by_name = {name.lower(): index for index, name in enumerate(self.class_names)}
+        ids: list[int] = []
+        for item in items:
+            text = str(item).strip()
+            if not text:
+                continue
+            if text.isdigit() and int(text) < len(self.class_names):
+                ids.append(int(text))
+            elif text.lower() in by_name:
+                ids.append(by_name[text.lower()])
+            else:
+                raise InvalidSettingError(
+                    f'{setting}: the model has no class {text!r}'
+                    f'{close_matches(text, self.class_names)}; its {len(self.class_names)} '
+                    f'classes have ids 0-{len(self.class_names) - 1}', setting=setting)
+        return ids
 
     def palette_lut(self) -> np.ndarray:
         """Return a (256, 3) uint8 look-up table: class id -> RGB.
@@ -197,6 +227,8 @@ def labels_from_names(names: tuple[str, ...] | list[str], *, name: str = 'custom
 
 def load_label_file(path: str | Path) -> LabelSet:
     """Load a YAML label file (``names``, optional ``colors`` and ``ignore_index``)."""
+    import yaml  # only label files need it: the segmenter runs with torch and numpy alone
+
     path = Path(path)
     if not path.is_file():
         raise LabelFileError(f'Label file not found: {path}')

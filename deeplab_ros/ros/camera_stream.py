@@ -17,8 +17,7 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from deeplab_ros.ros.image_codec import (
-    decode_compressed_image_msg, decode_image_msg, encode_mono8, encode_rgb8)
+from deeplab_ros.ros.image_codec import decode_compressed_image_msg, decode_image_msg
 from deeplab_ros.ros.outputs import outputs_for, own_qos
 from deeplab_ros.streaming.stamp_matcher import StampMatcher
 
@@ -95,15 +94,6 @@ class CameraStream:
         """True when ``output`` has a publisher and someone subscribes to it."""
         publisher = self.publishers.get(output)
         return publisher is not None and publisher.get_subscription_count() > 0
-
-    def publish_images(self, header: Any, result: Any, wanted: dict[str, Any]) -> None:
-        """Publish a result's labels, and its colour, overlay, confidence where ``wanted``."""
-        self.publish('labels', encode_mono8(result.labels, header))
-        for output, encode in (('color', encode_rgb8), ('overlay', encode_rgb8),
-                               ('confidence', encode_mono8)):
-            image = getattr(result, output)
-            if wanted[output] and image is not None:
-                self.publish(output, encode(image, header))
 
     def publish(self, output: str, message: Any) -> None:
         """Publish ``message`` on ``output``."""

@@ -1,15 +1,17 @@
 """sensor_msgs/Image <-> numpy, for every encoding the node accepts.
 
 :func:`decode_image` is a pure function of the message fields and returns an HxWx3 uint8
-RGB array. It reads the message buffer through zero-copy views (an rgb8 frame without row
-padding comes back as a view of the message's own bytes) and copies only where a colour
-conversion has to. Inconsistent or unsupported messages raise :class:`ImageDecodeError`
-naming the problem and the numbers.
+RGB array; :func:`decode_mono8_msg` returns a mono8 image's HxW values (label images). They
+read the message buffer through zero-copy views (an rgb8 frame without row padding comes back
+as a view of the message's own bytes) and copy only where a colour conversion has to.
+Inconsistent or unsupported messages raise :class:`ImageDecodeError` naming the problem and
+the numbers.
 
 :func:`check_image_msg` checks only the fields (cheap, at receipt). The node's encoders
-(:func:`encode_mono8`, :func:`encode_rgb8`) build its output images; message classes are
-imported only there, so the decoding half needs numpy and OpenCV alone. Test-only encoders of
-every encoding live in ``test/support/codec.py``.
+(:func:`encode_mono8`, :func:`encode_rgb8`, :func:`encode_16uc1`) build its output images and
+:func:`compress_image` their ``<topic>/compressed`` twins; message classes are imported only
+there, so the decoding half needs numpy and OpenCV alone. Test-only encoders of every encoding
+live in ``test/support/codec.py``.
 """
 
 from __future__ import annotations
@@ -164,6 +166,22 @@ def decode_image_msg(message: Any) -> np.ndarray:
                         message.is_bigendian, message.data)
 
 
+def decode_mono8_msg(message: Any) -> np.ndarray:
+    """A mono8 (or 8UC1) sensor_msgs/Image as its HxW uint8 values, row padding dropped.
+
+    For single-channel values that are not grey levels (the node's labels and confidence):
+    they come back as they are, not as RGB. It may be a read-only view of the message's data.
+
+    Raises:
+        ImageDecodeError: Another encoding, or fields that disagree with the data.
+    """
+    if message.encoding not in ('mono8', '8UC1'):
+        raise ImageDecodeError(
+            f'expected a mono8 image (labels, confidence), got {message.encoding!r}')
+    return _pixel_rows(message.encoding, message.height, message.width, message.step,
+                       message.data)
+
+
 _JPEG_START = b'\xff\xd8'
 _JPEG_END = b'\xff\xd9'
 
@@ -266,3 +284,80 @@ def encode_rgb8(rgb: np.ndarray, header: Any) -> Any:
     """An rgb8 Image of an HxWx3 uint8 RGB array with ``header``."""
     _check_rgb(rgb)
     return _image(rgb, 'rgb8', header)
+
+
+def encode_16uc1(array_hw: np.ndarray, header: Any) -> Any:
+    """A 16UC1 Image (little-endian) of an HxW uint16 array (region numbers) with ``header``."""
+    if array_hw.ndim != 2 or array_hw.dtype != np.uint16:
+        raise ImageDecodeError(f'16UC1 needs an HxW uint16 array, got shape {array_hw.shape} '
+                               f'dtype {array_hw.dtype}')
+    return _image(array_hw.astype('<u2', copy=False), '16UC1', header)
+
+
+#: Codecs of :func:`compress_image`: image_transport's ``compressed`` formats.
+COMPRESSION_CODECS = ('png', 'jpeg')
+#: PNG compression level: image_transport's ``png_level`` default.
+PNG_LEVEL = 3
+#: The output encodings :func:`compress_image` takes -> (pixel dtype, codecs).
+_COMPRESSIBLE: dict[str, tuple[Any, tuple[str, ...]]] = {
+    'rgb8': (np.uint8, COMPRESSION_CODECS), 'mono8': (np.uint8, COMPRESSION_CODECS),
+    '16UC1': (np.uint16, ('png',))}
+
+
+def compressed_format(encoding: str, codec: str) -> str:
+    """The CompressedImage ``format`` image_transport's ``compressed`` publisher writes.
+
+    ``'<encoding>; <codec> compressed <target>'``: the target is ``bgr8`` for colour (rgb8)
+    images, which are converted to BGR before encoding, ``mono8`` for grey JPEG and empty
+    for grey PNG, which keeps 8 or 16 bits as they are (compressed_publisher.cpp of
+    image_transport_plugins). Its subscriber takes the encoding before the ``;`` and turns
+    ``compressed bgr`` data back into RGB for an rgb8 encoding.
+
+    Raises:
+        ValueError: Not a codec of :data:`COMPRESSION_CODECS` for this encoding.
+    """
+    if codec not in _COMPRESSIBLE.get(encoding, (None, ()))[1]:
+        raise ValueError(f'cannot {codec}-compress {encoding!r} images')
+    if encoding == 'rgb8':
+        target = 'bgr8'
+    else:
+        target = 'mono8' if codec == 'jpeg' else ''
+    return f'{encoding}; {codec} compressed {target}'
+
+
+def compress_image(pixels: np.ndarray, encoding: str, header: Any, codec: str, *,
+                   jpeg_quality: int = 95) -> Any:
+    """A CompressedImage of an output image, as image_transport's ``compressed`` plugin.
+
+    Args:
+        pixels: HxWx3 uint8 RGB (``rgb8``), HxW uint8 (``mono8``) or HxW uint16 (``16UC1``,
+            PNG only).
+        encoding: The raw image's ROS encoding, the first part of ``format``.
+        header: The message header.
+        codec: ``'png'`` (lossless: class ids and region numbers survive) or ``'jpeg'``.
+        jpeg_quality: 1-100, for JPEG.
+
+    Raises:
+        ValueError: An encoding or codec it does not take.
+        ImageDecodeError: ``pixels`` do not fit ``encoding``.
+    """
+    image_format = compressed_format(encoding, codec)
+    if encoding == 'rgb8':
+        _check_rgb(pixels)
+        pixels = pixels[..., ::-1]  # OpenCV writes BGR
+    elif pixels.ndim != 2 or pixels.dtype != _COMPRESSIBLE[encoding][0]:
+        raise ImageDecodeError(f'{encoding} needs an HxW {np.dtype(_COMPRESSIBLE[encoding][0])} '
+                               f'array, got shape {pixels.shape} dtype {pixels.dtype}')
+    if codec == 'png':
+        parameters = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL]
+    else:
+        parameters = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    ok, data = cv2.imencode(f'.{codec}', np.ascontiguousarray(pixels), parameters)
+    if not ok:
+        raise ImageDecodeError(f'OpenCV could not {codec}-compress a {encoding} image of '
+                               f'shape {pixels.shape}')
+    from sensor_msgs.msg import CompressedImage
+
+    message = CompressedImage(header=header, format=image_format)
+    message.data = _pixels_to_bytes(data)
+    return message

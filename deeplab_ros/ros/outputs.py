@@ -4,6 +4,8 @@ Each :class:`Output` names its topic (under the camera's prefix), message type, 
 it is published: ``always`` (every frame, or latched on activate), ``subscribed`` (computed
 only while someone subscribes), ``depth`` (with ``use_depth``, when subscribed) or
 ``autoware`` (with ``autoware_mask``, when subscribed).
+An image output may have a ``<image>/compressed`` twin (sensor_msgs/CompressedImage, named
+and formatted as image_transport's ``compressed`` plugin does), encoded while subscribed.
 ``/diagnostics`` is the node's own, not a camera's, and is not in the table.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from vision_msgs.msg import Classification, Detection2DArray, Detection3DArray, LabelInfo
 
 OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -44,6 +46,9 @@ class Output:
     message_type: Any
     when: str                   # ALWAYS, SUBSCRIBED, WITH_DEPTH or AUTOWARE
     latched: bool = False       # transient local, depth 1; no QoS overrides
+    #: A compressed twin: the image output it compresses, and the codec ('png', 'jpeg').
+    compresses: str = ''
+    codec: str = ''
 
     @property
     def topic(self) -> str:
@@ -72,8 +77,18 @@ OUTPUTS: tuple[Output, ...] = (
     Output('points', PointCloud2, WITH_DEPTH),
     Output('detections_3d', Detection3DArray, WITH_DEPTH),
     Output('mask_rle', Image, AUTOWARE),
+    Output('regions', Image, SUBSCRIBED),
+    # PNG is lossless: class ids and region numbers survive; JPEG for the pictures.
+    Output('labels/compressed', CompressedImage, SUBSCRIBED, compresses='labels', codec='png'),
+    Output('color/compressed', CompressedImage, SUBSCRIBED, compresses='color', codec='jpeg'),
+    Output('overlay/compressed', CompressedImage, SUBSCRIBED, compresses='overlay',
+           codec='jpeg'),
+    Output('regions/compressed', CompressedImage, SUBSCRIBED, compresses='regions',
+           codec='png'),
 )
 OUTPUT_BY_NAME = {output.name: output for output in OUTPUTS}
+#: Image output name -> its ``/compressed`` twin.
+COMPRESSED_TWIN = {output.compresses: output for output in OUTPUTS if output.compresses}
 
 
 def outputs_for(use_depth: bool, autoware_mask: bool = False) -> tuple[Output, ...]:

@@ -32,16 +32,27 @@ from deeplab_ros.core.interop.autoware import parse_overrides
 from deeplab_ros.core.labels import label_set_names
 
 INPUT_TRANSPORTS = ('raw', 'compressed')
+#: ``points_resolution``: segmentation/points at the depth image's or the label image's size.
+POINTS_RESOLUTIONS = ('depth', 'mask')
 _CAMERA_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_/]*$')
+
+
+def _one_of(value: str, setting: str, choices: tuple[str, ...]) -> str:
+    """``value`` when it is one of ``choices``, else InvalidSettingError naming ``setting``."""
+    if value not in choices:
+        raise InvalidSettingError(f'{setting} must be one of {", ".join(choices)}, got '
+                                  f'{value!r}', setting=setting)
+    return value
 
 
 def parse_input_transport(value: str) -> str:
     """The ``input_transport`` setting, checked: one of :data:`INPUT_TRANSPORTS`."""
-    if value not in INPUT_TRANSPORTS:
-        raise InvalidSettingError(f'input_transport must be one of '
-                                  f'{", ".join(INPUT_TRANSPORTS)}, got {value!r}',
-                                  setting='input_transport')
-    return value
+    return _one_of(value, 'input_transport', INPUT_TRANSPORTS)
+
+
+def parse_points_resolution(value: str) -> str:
+    """The ``points_resolution`` setting, checked: one of :data:`POINTS_RESOLUTIONS`."""
+    return _one_of(value, 'points_resolution', POINTS_RESOLUTIONS)
 
 
 def check_camera_names(names: Any) -> list[str]:
@@ -133,7 +144,7 @@ SPECS: tuple[ParameterSpec, ...] = (
                   live=True),
     ParameterSpec('publish_overlay', True,
                   'Publish segmentation/overlay (when subscribed). Live.', live=True),
-    ParameterSpec('publish_confidence', False,
+    ParameterSpec('publish_confidence', True,
                   'Publish segmentation/confidence (when subscribed). Live.', live=True),
     ParameterSpec('diagnostics_period', 1.0,
                   'Seconds between /diagnostics reports; 0 = off. Read at configure.',
@@ -185,6 +196,21 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "items 'class name=AUTOWARE_CLASS' (e.g. 'fence=OBSTACLE'). Read at "
                   'configure.', type=ParameterType.PARAMETER_STRING_ARRAY,
                   check=lambda items: parse_overrides(list(items or []))),
+    ParameterSpec('points_resolution', 'depth',
+                  "segmentation/points at the depth image's resolution ('depth') or one point "
+                  "per label pixel, in the labels' row-major order ('mask': what Nav2's "
+                  'semantic_segmentation_layer needs). Live.', live=True,
+                  check=parse_points_resolution, choices=POINTS_RESOLUTIONS),
+    ParameterSpec('points_class_id', False,
+                  'Add a uint8 class_id field to segmentation/points: the Autoware class with '
+                  'autoware_mask, else the class id (no extra bytes). Live.', live=True),
+    ParameterSpec('points_probability', False,
+                  'Add a float32 probability field (top-class probability) to '
+                  'segmentation/points (point step 24 instead of 20). Live.', live=True),
+    ParameterSpec('jpeg_quality', 95,
+                  'JPEG quality (1-100) of segmentation/color/compressed and '
+                  "segmentation/overlay/compressed; image_transport's default. Live.",
+                  live=True, minimum=1, maximum=100),
 )
 
 SPEC_BY_NAME = {spec.name: spec for spec in SPECS}

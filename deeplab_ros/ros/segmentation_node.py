@@ -15,6 +15,7 @@ services; the worker decodes, infers and publishes. Each camera's endpoints are 
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from typing import Any
@@ -30,19 +31,17 @@ from diagnostic_msgs.msg import DiagnosticArray
 from deeplab_ros.core.errors import ConfigurationError, InputError
 from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.ros import parameters as params
-from deeplab_ros.ros.autoware_mask import autoware_mask_message, autoware_table
+from deeplab_ros.ros.autoware_mask import autoware_table
 from deeplab_ros.ros.camera_stream import CameraStream, PendingFrame
-from deeplab_ros.ros.depth_input import check_depth_message, depth_for_frame, DepthInputError
+from deeplab_ros.ros.depth_input import check_depth_message, DepthInputError
+from deeplab_ros.ros.frame_outputs import FrameOutputs, FrameReporting, segmenter_extras
 from deeplab_ros.ros.image_codec import check_image_msg
-from deeplab_ros.ros.messages import camera_info_for_frame, classification, label_info, \
-    segmentation_diagnostics
+from deeplab_ros.ros.messages import label_info, segmentation_diagnostics
 from deeplab_ros.ros.outputs import OUTPUT_QOS  # noqa: F401 - the outputs' QoS, re-exported
 from deeplab_ros.ros.segmenter_setup import segmenter_from_parameters
-from deeplab_ros.ros.spatial_outputs import (
-    resolve_classes, SPATIAL_OUTPUTS, SPATIAL_PARAMETERS, spatial_messages, SpatialSettings)
+from deeplab_ros.ros.spatial_outputs import SPATIAL_PARAMETERS, SpatialSettings
 from deeplab_ros.ros.stamps import stamp_ns
 from deeplab_ros.ros.transitions import guarded_transition
-from deeplab_ros.streaming.depth_pairing import DepthPairing
 from deeplab_ros.streaming.frame_scheduler import NewestFrameScheduler
 from deeplab_ros.streaming.statistics import NodeStatistics
 from deeplab_ros.streaming.throttle import KeyedThrottle
@@ -70,15 +69,13 @@ class SegmentationNode(LifecycleNode):
             NewestFrameScheduler(lambda: self._live.target_rate)
         self._stats = NodeStatistics()
         self._live = params.LiveSettings()
-        self._spatial = SpatialSettings()
-        self._depth_pairing = DepthPairing()
+        #: The output stages, from configure to cleanup.
+        self._outputs: FrameOutputs | None = None
         self._error_throttle = KeyedThrottle(ERROR_THROTTLE_SECONDS)
         self._diagnostics_publisher: Any = None
         self._diagnostics_timer: Any = None
         #: The model parameters as they were at configure (what the node runs with).
         self._values_at_configure: dict[str, Any] = {}
-        #: Model class -> Autoware class (``autoware_mask``; None: the mode is off).
-        self._autoware_table: np.ndarray | None = None
         self._activated_at = 0.0
         super().__init__(node_name, **kwargs)
         params.declare_parameters(self)
@@ -91,6 +88,17 @@ class SegmentationNode(LifecycleNode):
             reason = params.validate(change) if change.name in params.SPEC_BY_NAME else ''
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
+        spatial = None
+        if self._outputs is not None and any(c.name in SPATIAL_PARAMETERS for c in changes):
+            # Class names are checked against the model before the change is accepted.
+            live = copy.copy(self._live)
+            for change in changes:
+                if change.name in SPATIAL_PARAMETERS:
+                    setattr(live, change.name, change.value)
+            try:
+                spatial = SpatialSettings.from_live(live, self._outputs.spatial.labels)
+            except ConfigurationError as error:
+                return SetParametersResult(successful=False, reason=str(error))
         for change in changes:
             spec = params.SPEC_BY_NAME.get(change.name)
             if spec is None:
@@ -101,14 +109,9 @@ class SegmentationNode(LifecycleNode):
                 self.get_logger().warning(
                     f'{change.name} changed to {change.value!r}: it takes effect at the next '
                     'configure (deactivate, cleanup, configure, activate).')
-        if any(change.name in SPATIAL_PARAMETERS for change in changes):
-            self._resolve_spatial_settings()
+        if spatial is not None and self._outputs is not None:
+            self._outputs.update_spatial_settings(spatial)  # resolved once, not per frame
         return SetParametersResult(successful=True)
-
-    def _resolve_spatial_settings(self) -> None:
-        """Resolve the spatial parameters (class names to ids) once, not per frame."""
-        if self._segmenter is not None:
-            self._spatial = SpatialSettings.from_live(self._live, self._segmenter.labels)
 
     # ---------------------------------------------------------------- lifecycle
     @guarded_transition('configure', release_on_failure=True)
@@ -120,24 +123,22 @@ class SegmentationNode(LifecycleNode):
         try:
             segmenter = segmenter_from_parameters(self)
             autoware = autoware_table(self, segmenter.labels)
+            outputs = FrameOutputs(segmenter.labels, self._live, FrameReporting(
+                self._stats, logger, self.resolve_topic_name, self._report_bad_input,
+                ERROR_THROTTLE_SECONDS), autoware)
         except ConfigurationError as error:
             if segmenter is not None:
                 segmenter.close()
             where = f' (parameter {error.setting})' if error.setting else ''
             logger.error(f'configure failed{where}: {error}')
             return TransitionCallbackReturn.FAILURE
-        self._segmenter, self._autoware_table = segmenter, autoware
+        self._segmenter, self._outputs = segmenter, outputs
         names = list(value('cameras') or [])
         self._cameras = [CameraStream(name, f'{name}/') for name in names] or \
             [CameraStream('', '')]
         for camera in self._cameras:
             camera.create_publishers(self, bool(value('use_depth')),
                                      int(value('depth_queue_size')), autoware is not None)
-        for name in ('points_classes', 'detections_ignore_classes'):
-            unknown = resolve_classes(value(name), segmenter.labels)[1]
-            if unknown:
-                logger.warning(f'{name}: {unknown} name no class of the model; ignored')
-        self._resolve_spatial_settings()
         period = float(value('diagnostics_period'))
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         if period > 0:
@@ -236,7 +237,7 @@ class SegmentationNode(LifecycleNode):
         if self._segmenter is not None:
             self._segmenter.close()
             self._segmenter = None
-        self._autoware_table = None
+        self._outputs = None
 
     def _stop_worker(self) -> None:
         self._scheduler.stop()
@@ -302,10 +303,6 @@ class SegmentationNode(LifecycleNode):
                 self.get_logger().error(f'inference failed: {type(error).__name__}: {error}',
                                         throttle_duration_sec=ERROR_THROTTLE_SECONDS)
 
-    def _subscribed_and_enabled(self, camera: CameraStream, output: str,
-                                enabled: bool = True) -> bool:
-        return bool(enabled) and camera.subscribed(output)
-
     def _decoded(self, camera: CameraStream, frame: PendingFrame) -> np.ndarray | None:
         """The frame as RGB, or None (counted and reported) when it cannot be decoded."""
         try:
@@ -316,88 +313,28 @@ class SegmentationNode(LifecycleNode):
             return None
 
     def _process(self, batch: list[tuple[CameraStream, PendingFrame]]) -> None:
-        segmenter = self._segmenter
-        assert segmenter is not None  # the worker runs between activate and deactivate
+        segmenter, outputs = self._segmenter, self._outputs
+        assert segmenter is not None and outputs is not None  # between activate and deactivate
         decoded = [(camera, frame, self._decoded(camera, frame)) for camera, frame in batch]
         ready = [(camera, frame, rgb) for camera, frame, rgb in decoded if rgb is not None]
         if not ready:
             return
-        live, wanted = self._live, self._subscribed_and_enabled
-        wants = [{'color': wanted(cam, 'color', live.publish_color),
-                  'overlay': wanted(cam, 'overlay', live.publish_overlay),
-                  'confidence': wanted(cam, 'confidence', live.publish_confidence),
-                  'spatial': [name for name in SPATIAL_OUTPUTS if wanted(cam, name)]}
-                 for cam, _, _ in ready]
+        wanted = [outputs.wanted(camera) for camera, _, _ in ready]
         started = time.monotonic()
-        results = segmenter.segment_batch(
-            [rgb for _, _, rgb in ready],
-            color=any(w['color'] for w in wants), overlay=any(w['overlay'] for w in wants),
-            confidence=any(w['confidence'] or w['spatial'] for w in wants),
-            overlay_alpha=live.overlay_alpha)
+        results = segmenter.segment_batch([rgb for _, _, rgb in ready],
+                                          overlay_alpha=self._live.overlay_alpha,
+                                          **segmenter_extras(wanted))
         self._stats.inference.add(time.monotonic() - started)
-        for (camera, frame, _), result, want in zip(ready, results, wants):
-            header = frame.header
-            camera.publish_images(header, result, want)
-            if self._autoware_table is not None and camera.subscribed('mask_rle'):
-                camera.publish('mask_rle', autoware_mask_message(
-                    header, result.labels, self._autoware_table))
-            camera.publish('classes', classification(
-                header, result.class_fractions, segmenter.labels, live.presence_min_fraction))
-            if camera.camera_info is not None:
-                self._publish_camera_info(camera, header, result.labels.shape)
-            self._publish_spatial(camera, frame, result, want['spatial'])
+        for (camera, frame, _), result, frame_wanted in zip(ready, results, wanted):
+            outputs.publish(camera, frame, result, frame_wanted)
             done = time.monotonic()
             self._stats.count('processed')
             self._stats.output_rate.tick(done)
             self._stats.node_latency.add(done - frame.received)
-            stamp = stamp_ns(header)
+            stamp = stamp_ns(frame.header)
             if stamp > 0:
                 now = self.get_clock().now().nanoseconds
                 self._stats.end_to_end.add(max(0, now - stamp) * 1e-9)
-
-    def _publish_camera_info(self, camera: CameraStream, header: Header,
-                             shape: tuple[int, ...]) -> None:
-        received = camera.camera_info_for(header)
-        info = camera_info_for_frame(received, header, width=shape[1], height=shape[0])
-        if info is None:
-            self._stats.count('camera_info_mismatches')
-            topic = self.resolve_topic_name(camera.topic('camera_info'))
-            self.get_logger().warning(
-                f'camera_info on {topic} is for {received.width}x{received.height} images, '
-                f'the frame is {shape[1]}x{shape[0]}: not republished '
-                f'({self._stats.camera_info_mismatches} so far)',
-                throttle_duration_sec=ERROR_THROTTLE_SECONDS)
-            return
-        camera.publish('camera_info', info)
-
-    def _publish_spatial(self, camera: CameraStream, frame: PendingFrame, result: Any,
-                         wanted: list[str]) -> None:
-        """Match the frame's depth and publish the wanted spatial outputs."""
-        depth = None
-        # Depth is matched (and a late one waited for) only when a 3D output is subscribed.
-        if camera.depth is not None and ('points' in wanted or 'detections_3d' in wanted):
-            stamp = stamp_ns(frame.header)
-            message = self._depth_pairing.match(
-                camera.depth, stamp, int(self._live.depth_tolerance * 1e9))
-            if message is None:
-                self._stats.count('depth_unmatched')
-                self.get_logger().warning(
-                    f'no depth image within {self._live.depth_tolerance:g} s of the frame '
-                    f'stamped {stamp} ns on {self.resolve_topic_name(camera.topic("depth"))} '
-                    f'({self._stats.depth_unmatched} unmatched frames so far)',
-                    throttle_duration_sec=ERROR_THROTTLE_SECONDS)
-            else:
-                try:
-                    depth = depth_for_frame(message, camera.camera_info, result.labels.shape)
-                except DepthInputError as error:
-                    self._report_bad_input(error.kind, 'depth input', camera.topic('depth'),
-                                           error, error.problem)
-        if not wanted or self._segmenter is None:
-            return
-        messages = spatial_messages(frame.header, result.labels, result.confidence, depth,
-                                    self._segmenter.labels.palette_lut(), self._spatial, wanted)
-        for name, message in messages.items():
-            camera.publish(name, message)
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:

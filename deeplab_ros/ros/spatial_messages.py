@@ -14,28 +14,36 @@ from vision_msgs.msg import (
 from deeplab_ros.core.spatial.geometry import POINT_DTYPE
 from deeplab_ros.core.spatial.regions import Region3D, RegionSet
 
+#: PointField datatype of each numpy field type of a labelled point.
+_FIELD_TYPES = {np.dtype('<f4'): PointField.FLOAT32, np.dtype('u1'): PointField.UINT8}
+
+
+def point_fields(dtype: np.dtype) -> list[PointField]:
+    """The PointCloud2 fields of a labelled point dtype (``geometry.point_dtype``)."""
+    return [PointField(name=name, offset=offset, datatype=_FIELD_TYPES[field_type], count=1)
+            for name, (field_type, offset) in dtype.fields.items()]
+
+
 #: PointCloud2 fields of :data:`POINT_DTYPE`.
-POINT_FIELDS: tuple[PointField, ...] = (
-    PointField(name='x', offset=0, datatype=PointField.FLOAT32, count=1),
-    PointField(name='y', offset=4, datatype=PointField.FLOAT32, count=1),
-    PointField(name='z', offset=8, datatype=PointField.FLOAT32, count=1),
-    PointField(name='rgb', offset=12, datatype=PointField.FLOAT32, count=1),
-    PointField(name='label', offset=16, datatype=PointField.UINT8, count=1),
-)
+POINT_FIELDS: tuple[PointField, ...] = tuple(point_fields(POINT_DTYPE))
 
 
 def point_cloud(header: Header, points: np.ndarray) -> PointCloud2:
-    """A PointCloud2 of a :data:`POINT_DTYPE` array: HxW = organised, N = dense."""
-    if points.dtype != POINT_DTYPE:
-        raise ValueError(f'points must have dtype {POINT_DTYPE}, got {points.dtype}')
+    """A PointCloud2 of a labelled point array: HxW = organised, N = dense.
+
+    The fields are those of the array's dtype (:data:`POINT_DTYPE`, plus ``class_id`` and
+    ``probability`` when present).
+    """
+    if points.dtype.names is None or points.dtype.names[:5] != POINT_DTYPE.names:
+        raise ValueError(f'points must have the fields of {POINT_DTYPE}, got {points.dtype}')
     organised = points.ndim == 2
     height, width = points.shape if organised else (1, points.shape[0])
     data = array.array('B')
     data.frombytes(np.ascontiguousarray(points).view(np.uint8).data)
-    return PointCloud2(header=header, height=height, width=width, fields=list(POINT_FIELDS),
-                       is_bigendian=False, point_step=POINT_DTYPE.itemsize,
-                       row_step=POINT_DTYPE.itemsize * width, data=data,
-                       is_dense=not organised)
+    step = points.dtype.itemsize
+    return PointCloud2(header=header, height=height, width=width,
+                       fields=point_fields(points.dtype), is_bigendian=False, point_step=step,
+                       row_step=step * width, data=data, is_dense=not organised)
 
 
 def _hypothesis(class_id: int, score: float) -> ObjectHypothesisWithPose:

@@ -1,10 +1,11 @@
 """Newest-frame scheduling: one waiting frame per stream, taken at most at a target rate.
 
 Frames are never queued. Each stream (a camera) holds at most one waiting frame; a newer frame
-replaces it and the replaced one is counted as dropped. A consumer (the inference worker) takes
-the waiting frames of every stream that is due, as one batch. With a target rate ``r > 0`` a
-stream is due once every ``1 / r`` seconds on a fixed grid (taking a frame late does not shift
-the following ones, so the average rate stays ``r``); with ``r = 0`` as fast as frames come.
+replaces it (:meth:`~NewestFrameScheduler.offer` says so, for the caller to count). A consumer
+(the inference worker) takes the waiting frames of every stream that is due, as one batch. With
+a target rate ``r > 0`` a stream is due once every ``1 / r`` seconds on a fixed grid (taking a
+frame late does not shift the following ones, so the average rate stays ``r``); with ``r = 0``
+as fast as frames come.
 If a stream was not taken for a whole period or more (no frames, slow inference, a rate
 change), its grid restarts at the frame taken.
 
@@ -44,21 +45,18 @@ class NewestFrameScheduler(Generic[StreamT, FrameT]):
         self._pending: dict[StreamT, FrameT] = {}
         self._slot: dict[StreamT, float] = {}  # grid time of each stream's last taken frame
         self._running = False
-        self.dropped = 0
 
     # ---------------------------------------------------------------- producer side
     def offer(self, stream: StreamT, frame: FrameT) -> bool:
         """Make ``frame`` the waiting frame of ``stream``; True when it replaced (dropped) one."""
         with self._condition:
             replaced = stream in self._pending
-            if replaced:
-                self.dropped += 1
             self._pending[stream] = frame
             self._condition.notify()
         return replaced
 
     def clear(self) -> None:
-        """Forget the waiting frames (not counted as dropped); the pacing grid is kept."""
+        """Forget the waiting frames (not reported as replaced); the pacing grid is kept."""
         with self._condition:
             self._pending.clear()
 

@@ -1,1 +1,1 @@
-"""Console commands: convert, evaluate, bench, bag, demo, train."""
+"""Console commands: convert, evaluate, bench, bag, demo, train; the GPU check and its bundle."""

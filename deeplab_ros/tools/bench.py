@@ -19,6 +19,12 @@ processes affects them alike. Frames are a real photo resized to the resolution.
 ``--spatial`` (default on) also times the spatial outputs at VGA on a real RGB-D frame:
 confidence, regions, back-projection, labelled cloud, 3D boxes and the node's whole step.
 
+``--profile`` instead shows where the time goes, for the first input size and resolution:
+the median of each stage of the segmenter (upload, preprocess, forward, postprocess,
+download) per backend, and ONNX Runtime's own per-operator profile of its forward with the
+layout reorders it inserted (``--profile-onnx`` adds other ONNX files, run in turn with it);
+see :mod:`deeplab_ros.tools.bench_profile`.
+
 ``--upsample-compare`` (default on) times the whole segmenter with ``upsample: exact`` against
 ``upsample: dense`` (the network resizing its logits to its input, arg-max, nearest resize) at
 every resolution, in one interleaved loop, at the checkpoint's own input size and with the
@@ -153,6 +159,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--node-block', type=int, default=10,
                         help='node frames per block; every block is followed by as many '
                              'frames through the segmenter in this process (default 10)')
+    parser.add_argument('--profile', action='store_true',
+                        help='only profile the first input size and resolution: stage times '
+                             'of the segmenter per backend and ONNX Runtime\'s per-operator '
+                             'times')
+    parser.add_argument('--profile-onnx', type=Path, action='append', default=[],
+                        metavar='FILE',
+                        help='with --profile: another ONNX file (same input) whose operators '
+                             'are profiled in turn with the current export (repeatable)')
     return parser
 
 
@@ -231,6 +245,31 @@ def run_core(args: argparse.Namespace) -> list[CoreTiming]:
         for segmenter in segmenters:
             segmenter.close()
     return timings
+
+
+def run_profile_case(args: argparse.Namespace) -> dict:
+    """``--profile``: the first input size and resolution, profiled stage by stage."""
+    import torch
+
+    from deeplab_ros.tools.bench_profile import run_profile
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    input_size, name = args.input_sizes[0], args.resolutions[0]
+    segmenters = [_build_segmenter(args, input_size, backend) for backend in args.backends]
+    frame = bench_frame(*RESOLUTIONS[name])
+    print(f'weights: {args.weights}  device: {args.device}  torch threads: '
+          f'{torch.get_num_threads()}  iterations: {args.iterations} (median)  '
+          f'upsample: {args.upsample}  load average: '
+          + ' '.join(f'{value:.2f}' for value in os.getloadavg()))
+    try:
+        report = run_profile(args, segmenters, frame, _synchronizer(segmenters[0]))
+    finally:
+        for segmenter in segmenters:
+            segmenter.close()
+    return {'weights': args.weights, 'device': args.device, 'resolution': name,
+            'input_size': input_size, 'threads': torch.get_num_threads(),
+            'load_average': os.getloadavg(), **report}
 
 
 @dataclass
@@ -384,6 +423,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     args.backends = args.backends or default_backends()
+    if args.profile:
+        try:
+            report = run_profile_case(args)
+        except TOOL_FAILURES as error:
+            return report_failure(parser.prog, error, parser)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=2) + '\n')
+            print(f'wrote {args.json}')
+        return 0
     try:
         timings = run_core(args)
     except TOOL_FAILURES as error:

@@ -6,7 +6,8 @@ it over its lifecycle services, plays the bag into it and records its outputs. L
 folder (default ./demo_output):
 
 - ``overlay.mp4``: the overlay stream as a video;
-- ``contact_sheet.png``: input | overlay pairs with the classes found;
+- ``contact_sheet.png``: input | overlay pairs with the classes found, and a legend naming
+  the colour of each class shown;
 - ``input_bag/`` and ``output_bag/``: the bags (``deeplab-ros-bag info`` summarises them);
 - ``summary.md`` and ``frames.csv``: frames in/out, throughput, latency p50/p99, classes per
   frame; ``node.log``: what the node printed.
@@ -29,12 +30,13 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 
 from deeplab_ros.bagtools.info import read_messages
-from deeplab_ros.bagtools.typedefs import MessageDefinitionError
+from deeplab_ros.bagtools.message_definitions import MessageDefinitionError
 from deeplab_ros.bagtools.writer import add_typed_connection, CAMERA_INFO_TYPE, IMAGE_TYPE
 from deeplab_ros.bagtools.writer import ImageBagSpec, open_writer, write_image_bag
 from deeplab_ros.core.inference.backends import BACKENDS
 from deeplab_ros.core.weights.locations import shared_path
 from deeplab_ros.ros.dds_profile import large_image_dds_env
+from deeplab_ros.ros.image_codec import decode_image_msg, decode_mono8_msg
 from deeplab_ros.ros.stamps import header_key
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 from deeplab_ros.tools.model_args import BACKEND_HELP
@@ -47,6 +49,7 @@ GENERATED = ('input_bag', 'output_bag', 'overlay.mp4', 'contact_sheet.png', 'sum
              'frames.csv', 'node.log')
 VIDEO_SIZE = (960, 576)
 TILE_WIDTH = 360
+SWATCH = 26  # legend swatch side (pixels)
 
 
 @dataclass(frozen=True)
@@ -60,20 +63,6 @@ class FrameReport:
     latency_ms: float | None
     classes: tuple[str, ...]
     received_s: float | None = None  # wall time its labels arrived
-
-
-def image_to_array(message: object) -> np.ndarray:
-    """sensor_msgs/Image (rgb8, bgr8 or mono8; rows may be padded) -> RGB / mono array."""
-    channels = {'rgb8': 3, 'bgr8': 3, 'mono8': 1}.get(message.encoding)
-    if channels is None:
-        raise ValueError(f'Unsupported encoding {message.encoding!r} in the demo (rgb8, bgr8, '
-                         'mono8).')
-    rows = np.frombuffer(message.data, np.uint8).reshape(message.height, message.step)
-    pixels = rows[:, :message.width * channels].reshape(message.height, message.width,
-                                                        channels)
-    if message.encoding == 'bgr8':
-        pixels = pixels[..., ::-1]
-    return pixels[..., 0] if channels == 1 else pixels
 
 
 def class_names_from_label_info(output_bag: Path) -> dict[int, str]:
@@ -184,7 +173,7 @@ def write_overlay_video(output_bag: Path, path: Path, fps: float) -> int:
     count = 0
     try:
         for _, message in read_messages(output_bag, '/segmentation/overlay'):
-            writer.write(cv2.cvtColor(_letterbox(image_to_array(message), VIDEO_SIZE),
+            writer.write(cv2.cvtColor(_letterbox(decode_image_msg(message), VIDEO_SIZE),
                                       cv2.COLOR_RGB2BGR))
             count += 1
     finally:
@@ -209,9 +198,65 @@ def _tile(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (TILE_WIDTH, height), interpolation=cv2.INTER_AREA)
 
 
+def legend_entries(output_bag: Path, reports: Sequence[FrameReport]
+                   ) -> list[tuple[str, tuple[int, int, int]]]:
+    """(class name, RGB colour) of every class named in the captions of ``reports``.
+
+    The colour is read where the recorded label image has that class in the recorded
+    ``segmentation/color`` image of the same frame: what the overlay was tinted with.
+    """
+    names = class_names_from_label_info(output_bag)
+    ids = {name: class_id for class_id, name in names.items()}
+    wanted = {r.stamp: {ids[n] for n in r.classes if n in ids} for r in reports}
+    labels = {header_key(m.header): decode_mono8_msg(m)
+              for _, m in read_messages(output_bag, '/segmentation/labels')
+              if header_key(m.header) in wanted}
+    colours: dict[int, tuple[int, int, int]] = {}
+    for _, message in read_messages(output_bag, '/segmentation/color'):
+        stamp = header_key(message.header)
+        if stamp not in wanted or stamp not in labels:
+            continue
+        colour_image = decode_image_msg(message)
+        for class_id in wanted[stamp] - colours.keys():
+            where = np.argwhere(labels[stamp] == class_id)
+            if len(where):
+                row, column = where[0]
+                colours[class_id] = tuple(int(v) for v in colour_image[row, column])
+    return [(names[class_id], colours[class_id]) for class_id in sorted(colours)]
+
+
+def _legend(entries: list[tuple[str, tuple[int, int, int]]], width: int) -> np.ndarray:
+    """White band of colour swatches, each followed by its class name, wrapped to ``width``."""
+    font, scale, thickness, gap = cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1, 24
+    row_height = SWATCH + 14
+    rows: list[list[tuple[int, str, tuple[int, int, int]]]] = [[]]
+    x = 8
+    for name, colour in entries:
+        text_width = cv2.getTextSize(name, font, scale, thickness)[0][0]
+        item_width = SWATCH + 8 + text_width + gap
+        if x + item_width > width and rows[-1]:
+            rows.append([])
+            x = 8
+        rows[-1].append((x, name, colour))
+        x += item_width
+    band = np.full((row_height * len(rows) + 12, width, 3), 255, np.uint8)
+    for number, row in enumerate(rows):
+        top = 6 + number * row_height
+        for left, name, colour in row:
+            cv2.rectangle(band, (left - 1, top - 1), (left + SWATCH, top + SWATCH), (0, 0, 0), 1)
+            band[top:top + SWATCH, left:left + SWATCH] = colour
+            cv2.putText(band, name, (left + SWATCH + 8, top + SWATCH - 6), font, scale,
+                        (0, 0, 0), thickness, cv2.LINE_AA)
+    return band
+
+
 def write_contact_sheet(input_bag: Path, output_bag: Path, reports: list[FrameReport],
-                        path: Path, pairs: int = 8) -> int:
-    """A grid of input | overlay pairs (two pairs per row) captioned with the classes."""
+                        path: Path, pairs: int = 8) -> list[FrameReport]:
+    """A grid of input | overlay pairs (two pairs per row) captioned with the classes.
+
+    Below it, a legend names the colour of every class in the captions
+    (:func:`legend_entries`). Returns the frames shown.
+    """
     processed = [r for r in reports if r.processed]
     if not processed:
         raise RuntimeError('The node processed no frame: nothing to put on the contact sheet.')
@@ -224,16 +269,17 @@ def write_contact_sheet(input_bag: Path, output_bag: Path, reports: list[FrameRe
         picks = np.linspace(0, len(source_reports) - 1, min(share, len(source_reports)))
         chosen.extend(source_reports[int(round(i))] for i in picks)
     wanted = {r.stamp: r for r in chosen}
-    inputs = {header_key(m.header): image_to_array(m)
+    inputs = {header_key(m.header): decode_image_msg(m)
               for _, m in read_messages(input_bag, IMAGE_TOPIC)
               if header_key(m.header) in wanted}
-    overlays = {header_key(m.header): image_to_array(m)
+    overlays = {header_key(m.header): decode_image_msg(m)
                 for _, m in read_messages(output_bag, '/segmentation/overlay')
                 if header_key(m.header) in wanted}
-    cells = []
+    cells, shown = [], []
     for report in chosen:
         if report.stamp not in inputs or report.stamp not in overlays:
             continue
+        shown.append(report)
         pair = np.concatenate([_tile(inputs[report.stamp]), _tile(overlays[report.stamp])],
                               axis=1)
         caption = np.full((44, pair.shape[1], 3), 255, np.uint8)
@@ -249,8 +295,11 @@ def write_contact_sheet(input_bag: Path, output_bag: Path, reports: list[FrameRe
     rows = [np.concatenate([cells[i], np.full((cell_height, 12, 3), 255, np.uint8),
                             cells[i + 1]], axis=1) for i in range(0, len(cells), 2)]
     sheet = np.concatenate(rows, axis=0)
+    entries = legend_entries(output_bag, shown)
+    if entries:
+        sheet = np.concatenate([sheet, _legend(entries, sheet.shape[1])], axis=0)
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    return len(chosen)
+    return shown
 
 
 def write_tables(reports: list[FrameReport], directory: Path, *, wall_s: float,

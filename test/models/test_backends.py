@@ -225,6 +225,73 @@ def test_every_registered_model_exports_and_runs_in_onnxruntime(tmp_path: Path,
     assert np.abs(logits - expected).max() <= 1e-3 * max(1.0, np.abs(expected).max())
 
 
+#: The MobileNet ports whose padding is written here (TensorFlow "SAME", VainF's fixed).
+PADDED_VARIANTS = ('deeplabv3plus_mobilenetv2', 'deeplabv3plus_mobilenetv2_tf',
+                   'deeplabv3_mobilenetv2', 'deeplabv3_mobilenet_edgetpu',
+                   'lraspp_mobilenetv3_large_tf')
+
+
+@needs_onnxruntime
+@pytest.mark.parametrize('size', [64, 65])  # asymmetric and symmetric TensorFlow padding
+@pytest.mark.parametrize('variant', PADDED_VARIANTS)
+def test_padding_is_folded_into_the_convolutions_in_onnxruntime(tmp_path: Path, variant: str,
+                                                                size: int) -> None:
+    import onnx
+    import onnxruntime
+
+    torch.manual_seed(0)
+    stride = max(model_spec(variant).output_strides)
+    model = build_model(variant, num_classes=3, output_stride=stride).eval()
+    metadata = CheckpointMetadata(variant=variant, num_classes=3, output_stride=stride,
+                                  input_size=size)
+    path, _ = cached_onnx(model, metadata, tmp_path, variant, ExportSettings(input_size=size))
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(tmp_path / 'optimized.onnx')
+    session = onnxruntime.InferenceSession(str(path), sess_options=options,
+                                           providers=['CPUExecutionProvider'])
+    operators = {node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node}
+    assert 'Conv' in operators and 'Pad' not in operators
+    batch = torch.randn(1, 3, size, size)
+    with torch.inference_mode():
+        expected = model(batch).numpy()
+    logits = session.run(None, {'input': batch.numpy()})[0]
+    assert np.abs(logits - expected).max() <= 1e-3 * max(1.0, np.abs(expected).max())
+
+
+@needs_onnxruntime
+def test_onnxruntime_profile_is_split_into_runs(tmp_path: Path) -> None:
+    import onnx
+
+    from deeplab_ros.core.inference.backends import execution_providers
+    from deeplab_ros.tools.bench_profile import (
+        graph_reorders, parse_ort_profile, profiling_session)
+
+    variant = 'deeplabv3plus_mobilenetv2_tf'
+    model = build_model(variant, num_classes=3, output_stride=16).eval()
+    metadata = CheckpointMetadata(variant=variant, num_classes=3, output_stride=16,
+                                  input_size=65)
+    path, _ = cached_onnx(model, metadata, tmp_path, variant, ExportSettings(input_size=65))
+    session, optimized = profiling_session(
+        path, execution_providers(CPU, False, 1, 65, tmp_path), tmp_path, 'graph')
+    batch = np.random.default_rng(0).standard_normal((1, 3, 65, 65), np.float32)
+    for _ in range(4):
+        session.run(None, {'input': batch})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    by_type, by_node, runs_ms = parse_ort_profile(events, skip_runs=1)
+    assert len(by_type) == len(by_node) == len(runs_ms) == 3
+    for types, nodes, run_ms in zip(by_type, by_node, runs_ms):
+        assert types['Conv'] > 0
+        assert sum(types.values()) == pytest.approx(sum(nodes.values()))
+        assert sum(types.values()) <= run_ms  # each kernel counted in its own run only
+    # The layout reorders of the graph as ONNX Runtime rewrote it, each one timed.
+    nodes = onnx.load(str(optimized)).graph.node
+    reorders = graph_reorders(optimized, by_node[0])
+    assert [reorder.node for reorder in reorders] == \
+        [node.name for node in nodes if node.op_type in ('ReorderInput', 'ReorderOutput')]
+    assert all(reorder.node in by_node[0] for reorder in reorders)
+
+
 @needs_onnxruntime
 def test_auto_runs_with_torch_when_the_export_fails(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:

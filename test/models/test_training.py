@@ -337,8 +337,7 @@ def test_exported_checkpoint_runs_in_the_node_with_only_its_path(fine_tuned: dic
 
 def test_pretrained_backbone_transfer_reproduces_the_original_features() -> None:
     from deeplab_ros.core.models import build_model
-    from deeplab_ros.core.training.initialization import (
-        backbone_of, iter_backbone_convs, transfer_folded_backbone)
+    from deeplab_ros.core.training.initialization import backbone_of, transfer_folded_backbone
     from deeplab_ros.core.weights.checkpoint import load_model
     from deeplab_ros.core.weights.pretrained import pretrained_checkpoint
 
@@ -362,7 +361,8 @@ def test_pretrained_backbone_transfer_reproduces_the_original_features() -> None
         return hook
 
     # The last convolution's output (source: conv with folded bias; target: conv then BN).
-    source_last = list(iter_backbone_convs(source))[-1]
+    source_last = [m for m in backbone_of(source).modules()
+                   if isinstance(m, torch.nn.Conv2d)][-1]
     target_modules = [m for m in target.modules()
                       if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d))]
     source_last.register_forward_hook(keep('source'))

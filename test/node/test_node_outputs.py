@@ -153,3 +153,46 @@ def _diagnostic(collector, key: str, cast=int):
             if item.key == key:
                 return cast(float(item.value)) if cast is int else cast(item.value)
     raise KeyError(key)
+
+
+def test_confidence_is_published_by_default_and_computed_only_while_subscribed(
+        shared: Path) -> None:
+    """``publish_confidence`` is on by default, yet the segmenter is asked for the
+    confidence only for frames that have a subscriber to it (or to an output needing it)."""
+    with node_under_test({'input_size': 129}) as (node, tester):
+        labels = tester.collect('/segmentation/labels', Image)
+        _bring_up(tester, '/image')
+        segmenter = node.node._segmenter  # noqa: SLF001 - note what each batch asks for
+        asked: list[bool] = []
+        segment_batch = segmenter.segment_batch
+
+        def noting_segment_batch(*args, **kwargs):
+            asked.append(bool(kwargs.get('confidence')))
+            return segment_batch(*args, **kwargs)
+        segmenter.segment_batch = noting_segment_batch
+        photo = _photo(shared, 'basketball1.png')
+        publisher = tester.publisher('/image')
+
+        def segment(stamp: int) -> None:
+            before = labels.count()
+            publisher.publish(image_message(photo, stamp_ns=stamp))
+            assert wait_until(lambda: labels.count() > before, 60.0), stamp
+
+        segment(1)
+        assert asked == [False]
+        received: list[Image] = []
+        subscription = tester.node.create_subscription(
+            Image, '/segmentation/confidence', received.append, 10)
+        assert wait_until(
+            lambda: node.node.count_subscribers('/segmentation/confidence') > 0, 10.0)
+        segment(2)
+        assert asked == [False, True]
+        assert wait_until(lambda: len(received) == 1, 10.0)
+        assert (received[0].encoding, received[0].height, received[0].width) == \
+            ('mono8', *photo.shape[:2])
+        assert received[0].header.stamp.nanosec == 2
+        tester.node.destroy_subscription(subscription)
+        assert wait_until(
+            lambda: node.node.count_subscribers('/segmentation/confidence') == 0, 10.0)
+        segment(3)
+        assert asked == [False, True, False]

@@ -1,7 +1,8 @@
-"""Test-only encoders: RGB to every supported encoding, depth images, cloud arrays.
+"""Test-only codecs: RGB to every supported encoding, depth, clouds, image_transport's decoder.
 
-The node only decodes these encodings (and encodes mono8/rgb8 outputs); the tests build input
-messages with these helpers and read point clouds back with :func:`cloud_array`.
+The node only decodes these encodings (and encodes mono8/rgb8/16UC1 outputs); the tests build
+input messages with these helpers, read point clouds back with :func:`cloud_array` and
+compressed outputs with :func:`decode_like_image_transport`.
 """
 
 from __future__ import annotations
@@ -114,3 +115,52 @@ def cloud_array(message: PointCloud2) -> np.ndarray:
     """The POINT_DTYPE array of a PointCloud2 built by the node (organised: HxW)."""
     points = np.frombuffer(bytes(message.data), dtype=POINT_DTYPE)
     return points.reshape(message.height, message.width) if message.height > 1 else points
+
+
+# The decoder of image_transport_plugins' compressed_image_transport, which RViz and every C++
+# image_transport subscriber of a ``<topic>/compressed`` topic run:
+# compressed_image_transport/src/compressed_subscriber.cpp at commit 7404d772b66f (rolling;
+# the humble branch has the same rules).
+#: :143-159: the conversion of ``compressed bgr`` data, by (colour) encoding ...
+_FROM_BGR = {'rgb8': cv2.COLOR_BGR2RGB, 'rgb16': cv2.COLOR_BGR2RGB,
+             'rgba8': cv2.COLOR_BGR2RGBA, 'rgba16': cv2.COLOR_BGR2RGBA,
+             'bgra8': cv2.COLOR_BGR2BGRA, 'bgra16': cv2.COLOR_BGR2BGRA}
+#: ... and :163-170: of other colour data (taken as RGB).
+_FROM_RGB = {'bgr8': cv2.COLOR_RGB2BGR, 'bgr16': cv2.COLOR_RGB2BGR,
+             'bgra8': cv2.COLOR_RGB2BGRA, 'bgra16': cv2.COLOR_RGB2BGRA,
+             'rgba8': cv2.COLOR_RGB2RGBA, 'rgba16': cv2.COLOR_RGB2RGBA}
+
+
+def _sixteen_bits(encoding: str) -> bool:
+    """sensor_msgs::image_encodings::bitDepth(encoding) == 16."""
+    return encoding.endswith('16') or encoding.startswith(('16U', '16S'))
+
+
+def decode_like_image_transport(message: Any) -> tuple[str, np.ndarray]:
+    """(encoding, pixels) of a CompressedImage, as image_transport's subscriber gets them.
+
+    Ported from compressed_subscriber.cpp (see above), line by line:
+
+    - :118 ``cv::imdecode(data, flag)``, the flag of the ``mode`` parameter, by default
+      ``unchanged`` (:66-67) = IMREAD_UNCHANGED (:195-196): 8 or 16 bits, channels as stored;
+    - :121-136 no ``;`` in ``format``: the encoding is ``mono8`` or ``bgr8`` by channel count;
+    - :139-141 else the encoding is the text before the ``;``;
+    - :143-159 for a colour encoding (sensor_msgs' ``isColor``) with ``compressed bgr`` after
+      the ``;``, BGR becomes RGB for rgb8/rgb16 (and gains alpha for the 4-channel ones);
+    - :160-171 colour without ``compressed bgr``: RGB data is swapped for bgr8/bgr16;
+    - :173-175 a 16-bit encoding from JPEG is scaled by 256.
+    """
+    data = np.frombuffer(bytes(message.data), np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    assert image is not None and image.size, f'imdecode failed on {len(data)} bytes'
+    image_format = message.format
+    if ';' not in image_format:
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        return {1: 'mono8', 3: 'bgr8'}[channels], image
+    encoding, rest = image_format.split(';', 1)
+    conversions = _FROM_BGR if 'compressed bgr' in rest else _FROM_RGB
+    if encoding in conversions:
+        image = cv2.cvtColor(image, conversions[encoding])
+    if 'jpeg' in image_format and _sixteen_bits(encoding):
+        image = image.astype(np.uint16) * 256
+    return encoding, image

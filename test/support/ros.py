@@ -28,7 +28,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from deeplab_ros.ros.image_codec import decode_image_msg, encode_rgb8
+from deeplab_ros.ros.image_codec import (
+    decode_depth_msg, decode_image_msg, decode_mono8_msg, encode_rgb8)
 from deeplab_ros.ros.lifecycle_client import LifecycleClient
 from deeplab_ros.ros.segmentation_node import NODE_NAME, SegmentationNode
 from deeplab_ros.ros.spinning import Spinner, wait_until
@@ -188,8 +189,9 @@ def image_message(rgb: np.ndarray, *, frame_id: str = 'camera', stamp_ns: int = 
 
 
 def decoded(message: Image) -> np.ndarray:
-    """An output image as an array (mono8 -> HxW, rgb8 -> HxWx3)."""
-    data = np.frombuffer(bytes(message.data), np.uint8)
+    """An output image as an array (mono8 -> HxW, 16UC1 -> HxW uint16, rgb8 -> HxWx3)."""
+    if message.encoding == '16UC1':
+        return decode_depth_msg(message)
     if message.encoding == 'mono8':
-        return data.reshape(message.height, message.step)[:, :message.width]
+        return decode_mono8_msg(message)
     return decode_image_msg(message)

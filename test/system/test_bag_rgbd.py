@@ -15,7 +15,8 @@ from support.bags import ros_environment, run_bag_cli, start_bag_cli, stop_proce
 from support.codec import cloud_array
 from deeplab_ros.bagtools.info import read_bag_info, read_messages
 from deeplab_ros.bagtools.pipeline import run_bag_through_node
-from deeplab_ros.ros.image_codec import decode_compressed_image_msg, decode_depth_msg
+from deeplab_ros.ros.image_codec import (
+    decode_compressed_image_msg, decode_depth_msg, decode_mono8_msg)
 from deeplab_ros.ros.spinning import SpunNode, wait_until
 from deeplab_ros.ros.stamps import header_key
 from support.rgbd import FRAME_NUMBERS, rgbd_camera, rgbd_dir, rgbd_frame
@@ -163,8 +164,7 @@ def test_ros1_rgbd_bag_through_the_node_gives_cloud_and_detections_per_frame(
     for _, cloud_message in read_messages(out, '/segmentation/points'):
         key = header_key(cloud_message.header)
         label_message = labels[key]
-        label_image = np.frombuffer(bytes(label_message.data), np.uint8).reshape(
-            label_message.height, label_message.step)[:, :label_message.width]
+        label_image = decode_mono8_msg(label_message)
         assert (label_message.height, label_message.width) == (480, 640)
         cloud = cloud_array(cloud_message)
         assert cloud.shape == (240, 320)

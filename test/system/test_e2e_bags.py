@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 import threading
 
+import cv2
+import numpy as np
 import pytest
 
 from support.bags import child_processes, ros_environment
@@ -29,7 +31,9 @@ from deeplab_ros.bagtools.info import read_messages  # noqa: E402
 from deeplab_ros.bagtools.pipeline import PipelineRun, run_bag_through_node  # noqa: E402
 from deeplab_ros.ros.node_process import NodeProcess  # noqa: E402
 from deeplab_ros.ros.stamps import header_key  # noqa: E402
-from deeplab_ros.tools.demo import analyse, build_input_bag, FrameReport  # noqa: E402
+from deeplab_ros.core.labels import ade20k_labels  # noqa: E402
+from deeplab_ros.tools.demo import (  # noqa: E402
+    analyse, build_input_bag, FrameReport, legend_entries, SWATCH, write_contact_sheet)
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS_FILE = ROOT / 'config' / 'segment.yaml'
@@ -192,3 +196,24 @@ def test_label_info_reaches_a_subscriber_that_joins_late(e2e: EndToEnd) -> None:
     assert e2e.late_label_info, 'no label info for a subscriber that joined after playback'
     names = [c.class_name for c in e2e.late_label_info[-1].class_map]
     assert len(names) == 151 and {'other', 'person', 'car', 'road', 'sidewalk'} <= set(names)
+
+
+def test_the_contact_sheet_legend_names_the_colour_of_each_class_shown(
+        e2e: EndToEnd, tmp_path: Path) -> None:
+    processed = [r for r in e2e.reports if r.processed]
+    entries = legend_entries(e2e.directory / 'output_bag', processed)
+    shown = {name for report in processed for name in report.classes}
+    assert {name for name, _ in entries} == shown and {'person', 'car'} <= shown
+    palette = ade20k_labels()  # the default model's classes and colours
+    for name, colour in entries:
+        assert colour == palette.palette[palette.class_names.index(name)], name
+
+    path = tmp_path / 'contact_sheet.png'
+    on_sheet = write_contact_sheet(e2e.directory / 'input_bag', e2e.directory / 'output_bag',
+                                   e2e.reports, path)
+    assert on_sheet
+    sheet = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    band = sheet[-sheet.shape[0] // 3:]  # the legend is below the grid
+    for name, colour in legend_entries(e2e.directory / 'output_bag', on_sheet):
+        swatch = np.all(band == np.array(colour, np.uint8), axis=2)
+        assert swatch.sum() >= SWATCH * SWATCH, (name, colour)

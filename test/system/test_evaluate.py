@@ -124,6 +124,38 @@ def test_bench_command_writes_its_table_and_json(shared: Path, tmp_path: Path) -
     assert 'node end to end with backend auto' in completed.stdout
 
 
+def test_bench_profile_times_each_stage_and_onnxruntime_operator(tmp_path: Path) -> None:
+    pytest.importorskip('onnxruntime')
+    other = tmp_path / 'other.onnx'  # a second graph, profiled in turn with the current one
+    exported = subprocess.run(
+        [sys.executable, '-m', 'deeplab_ros.tools.export', '--input-size', '97', '--output',
+         str(other)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert exported.returncode == 0, exported.stderr
+    completed = subprocess.run(
+        [sys.executable, '-m', 'deeplab_ros.tools.bench', '--profile', '--device', 'cpu',
+         '--iterations', '3', '--warmup', '1', '--input-sizes', '97,129', '--resolutions',
+         'qvga,vga', '--backends', 'torch,onnxruntime', '--profile-onnx', str(other),
+         '--json', str(tmp_path / 'profile.json')],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads((tmp_path / 'profile.json').read_text())
+    assert (report['input_size'], report['resolution']) == (97, 'qvga')  # the first case
+    assert [row['name'].split()[0] for row in report['stages']] == ['torch', 'onnxruntime']
+    for row in report['stages']:
+        assert list(row['stages_ms']) == ['upload', 'preprocess', 'forward', 'postprocess',
+                                          'download']
+        assert min(row['stages_ms'].values()) >= 0 and row['stages_ms']['forward'] > 0
+    current, extra = report['operators']
+    assert (current['name'], extra['name']) == ('current', 'other.onnx')
+    for graph in (current, extra):
+        assert graph['runs'] == 3 and graph['by_type_ms']['Conv'] > 0 and graph['run_ms'] > 0
+        for reorder in graph['reorders']:
+            assert reorder['op_type'] in ('ReorderInput', 'ReorderOutput')
+            assert reorder['ms'] >= 0 and reorder['source'] and reorder['targets']
+    for title in ('stages of the segmenter', 'ONNX Runtime operators', 'whole call'):
+        assert title in completed.stdout
+
+
 def test_node_frames_split_into_blocks_of_at_least_two() -> None:
     from deeplab_ros.tools.bench_node import block_sizes
 

@@ -34,8 +34,9 @@ def _node_parameter_specs() -> tuple:
     return SPECS
 
 
-DOCUMENTED_ARGUMENTS = ('namespace', 'image', 'camera_info', 'params_file', 'weights',
-                        'variant', 'device', 'use_sim_time', 'rviz', 'use_fastdds_profile')
+DOCUMENTED_ARGUMENTS = ('namespace', 'image', 'camera_info', 'depth', 'params_file',
+                        'weights', 'variant', 'device', 'use_sim_time', 'rviz',
+                        'use_fastdds_profile')
 
 # Parameters every rclpy node has (not the node's own).
 ROS_OWN_PARAMETERS = ('use_sim_time', 'start_type_description_service')
@@ -81,6 +82,31 @@ def test_launch_arguments_are_the_documented_ones() -> None:
     for name in module.OPTIONAL_PARAMETER_ARGUMENTS:
         assert defaults[name] == '', name
     assert defaults['use_fastdds_profile'] == 'false' and defaults['rviz'] == 'false'
+
+
+def _node_remappings(module: types.ModuleType, given: dict[str, str]) -> list[tuple[str, str]]:
+    """The remappings of the node the launch file starts with the arguments ``given``."""
+    from launch import LaunchContext  # noqa: PLC0415
+    from launch.utilities import perform_substitutions  # noqa: PLC0415
+    from launch_ros.actions import LifecycleNode  # noqa: PLC0415
+
+    context = LaunchContext()
+    for name, default, _ in module.LAUNCH_ARGUMENTS:
+        context.launch_configurations[name] = given.get(name, default)
+    node = next(action for action in module._node_actions(context)  # noqa: SLF001
+                if isinstance(action, LifecycleNode))
+    rules = node._Node__remappings  # noqa: SLF001 - launch_ros keeps them private until run
+    return [(perform_substitutions(context, source), perform_substitutions(context, target))
+            for source, target in rules]
+
+
+def test_input_arguments_become_remappings_and_an_empty_depth_is_left_out() -> None:
+    module = _real_launch_module()
+    given = {'params_file': str(PARAMS_FILE), 'image': '/cam/color', 'camera_info': '/cam/info'}
+    assert _node_remappings(module, given) == [('image', '/cam/color'),
+                                               ('camera_info', '/cam/info')]
+    assert _node_remappings(module, {**given, 'depth': '/cam/depth'}) == [
+        ('image', '/cam/color'), ('camera_info', '/cam/info'), ('depth', '/cam/depth')]
 
 
 def _documented_launch_arguments() -> dict[str, str]:

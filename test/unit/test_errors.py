@@ -12,8 +12,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
+from deeplab_ros.bagtools.message_definitions import MessageDefinitionError
 from deeplab_ros.bagtools.sources import BagError, parse_size
-from deeplab_ros.bagtools.typedefs import MessageDefinitionError
 from deeplab_ros.core.errors import (
     ConfigurationError, DeeplabRosError, InputError, InvalidSettingError)
 from deeplab_ros.core.evaluation.datasets import DatasetError, open_dataset

@@ -13,9 +13,11 @@ import pytest
 
 from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.spatial.geometry import (
-    back_project, depth_in_metres, IntrinsicsError, labelled_points, pack_rgb,
+    back_project, back_project_at, depth_in_metres, IntrinsicsError, labelled_points, pack_rgb,
     PinholeIntrinsics, resize_nearest, same_aspect)
-from deeplab_ros.core.spatial.regions import find_regions, NO_REGION, regions_3d
+from deeplab_ros.core.spatial.regions import (
+    find_regions, MAX_IMAGE_REGIONS, NO_REGION, region_image, regions_3d)
+from support.regions import check_region_image
 from support.rgbd import FRAME_NUMBERS, rgbd_camera, rgbd_frame, RgbdCamera, unpack_rgb
 
 MODEL = 'pretrained:deeplabv3_mnv2_dm05_float'
@@ -195,6 +197,34 @@ def test_region_boxes_areas_counts_and_scores_match_the_label_image(
         assert (labels[unassigned] == 0).all() or min_fraction > 0
 
 
+def test_region_image_numbers_each_region_s_connected_pixels_and_nothing_else(
+        segmented) -> None:
+    for _, labels, confidence in segmented.values():
+        found = find_regions(labels, confidence, min_area_fraction=0.001, ignore=(0,))
+        image = region_image(found)
+        assert image.dtype == np.uint16 and image.shape == labels.shape
+        assert len(found.regions) > 0
+        check_region_image(image, labels, [
+            (r.class_id, r.x, r.y, r.x + r.width, r.y + r.height) for r in found.regions],
+            min_area=int(np.ceil(0.001 * labels.size)))
+        areas = np.bincount(image.reshape(-1), minlength=len(found.regions) + 1)[1:]
+        assert areas.tolist() == [region.area for region in found.regions]
+
+
+def test_region_image_leaves_regions_past_the_16_bit_range_at_zero() -> None:
+    # Isolated pixels of class 1 (every other row and column): 300 x 300 = 90 000 regions.
+    labels = np.zeros((600, 600), np.uint8)
+    labels[::2, ::2] = 1
+    found = find_regions(labels, ignore=(0,))
+    assert len(found.regions) == 90_000 > MAX_IMAGE_REGIONS
+    image = region_image(found)
+    assert image.dtype == np.uint16
+    numbered = found.ids < MAX_IMAGE_REGIONS
+    assert np.array_equal(image[numbered], (found.ids[numbered] + 1).astype(np.uint16))
+    assert not image[~numbered].any()
+    assert len(np.unique(image[labels == 1])) == MAX_IMAGE_REGIONS + 1  # 1..65535 and 0
+
+
 def test_region_centroids_and_boxes_in_3d_agree_with_an_independent_computation(
         segmented, camera: RgbdCamera, intrinsics: PinholeIntrinsics) -> None:
     checked = 0
@@ -237,3 +267,92 @@ def test_regions_3d_with_a_depth_image_of_another_resolution(
         assert item.centroid == pytest.approx(tuple(xyz.astype(np.float64).mean(axis=0)),
                                               abs=1e-5)
         assert item.box_min == pytest.approx(tuple(xyz.min(axis=0)), abs=1e-6)
+
+
+def test_cloud_fields_class_id_and_probability_follow_their_points(
+        segmented, intrinsics: PinholeIntrinsics) -> None:
+    palette = np.random.default_rng(3).integers(0, 256, (256, 3), dtype=np.uint8)
+    depth_mm, labels, confidence = segmented[2]
+    points = back_project(depth_in_metres(depth_mm), intrinsics)
+    lut = np.random.default_rng(4).integers(0, 16, 256, dtype=np.uint8)
+    plain = labelled_points(points, labels, palette)
+    cloud = labelled_points(points, labels, palette, class_id_lut=lut, confidence=confidence)
+    assert cloud.dtype.names == ('x', 'y', 'z', 'rgb', 'label', 'class_id', 'probability')
+    assert cloud.dtype.itemsize == 24 and plain.dtype.itemsize == 20
+    for name in plain.dtype.names:
+        assert np.array_equal(cloud[name], plain[name], equal_nan=True), name
+    assert np.array_equal(cloud['class_id'], lut[labels])
+    assert np.array_equal(cloud['probability'], confidence.astype(np.float32) / np.float32(255))
+    raw = cloud.view(np.uint8).reshape(cloud.shape + (24,))
+    assert not raw[..., 18:20].any()  # the rest of the label word stays zero
+    only_class_id = labelled_points(points, labels, palette, class_id_lut=lut)
+    assert only_class_id.dtype.itemsize == 20  # class_id fills the label word's padding
+    assert np.array_equal(only_class_id['class_id'], lut[labels])
+    keep = [int(np.bincount(labels.ravel()).argmax())]
+    dense = labelled_points(points, labels, palette, dense=True, keep_classes=keep,
+                            class_id_lut=lut, confidence=confidence, stride=2)
+    chosen = (depth_mm[::2, ::2] > 0) & np.isin(labels[::2, ::2], keep)
+    assert len(dense) == int(chosen.sum()) > 0
+    assert np.array_equal(dense['class_id'], lut[labels[::2, ::2][chosen]])
+    assert np.array_equal(dense['probability'],
+                          confidence[::2, ::2][chosen].astype(np.float32) / np.float32(255))
+
+
+def test_points_at_another_resolution_follow_each_pixel_s_own_ray(
+        segmented, camera: RgbdCamera, intrinsics: PinholeIntrinsics) -> None:
+    depth_mm = segmented[1][0]
+    rng = np.random.default_rng(5)
+    half = np.ascontiguousarray(depth_mm[::2, ::2])
+    # Depth at half the mask's size: every mask pixel takes the depth pixel under it.
+    points = back_project_at(depth_in_metres(half), intrinsics.scaled(320, 240), (480, 640))
+    assert points.shape == (480, 640, 3)
+    for v, u in zip(rng.integers(0, 480, SAMPLES), rng.integers(0, 640, SAMPLES)):
+        reading = int(half[v // 2, u // 2])
+        if reading == 0:
+            assert np.isnan(points[v, u]).all()
+            continue
+        assert points[v, u] == pytest.approx(_independent_point(int(u), int(v), reading, camera),
+                                             abs=1e-5)
+    # A mask of half the depth's size: the depth pixel under each mask pixel's centre.
+    small = back_project_at(depth_in_metres(depth_mm), intrinsics, (240, 320))
+    assert small.shape == (240, 320, 3)
+    half_camera = RgbdCamera(fx=camera.fx / 2, fy=camera.fy / 2, cx=camera.cx / 2,
+                             cy=camera.cy / 2, width=320, height=240)
+    for v, u in zip(rng.integers(0, 240, SAMPLES), rng.integers(0, 320, SAMPLES)):
+        reading = int(depth_mm[2 * v + 1, 2 * u + 1])
+        if reading:
+            assert small[v, u] == pytest.approx(
+                _independent_point(int(u), int(v), reading, half_camera), abs=1e-5)
+    # At the depth's own size it is the plain back-projection.
+    same = back_project_at(depth_in_metres(depth_mm), intrinsics, depth_mm.shape)
+    assert np.array_equal(same, back_project(depth_in_metres(depth_mm), intrinsics),
+                          equal_nan=True)
+
+
+def test_the_node_s_cloud_at_either_resolution_with_class_ids_of_its_labels(
+        segmented, intrinsics: PinholeIntrinsics) -> None:
+    """``segmentation/points`` as the node builds it: ``points_resolution`` picks the grid,
+    ``class_id`` without autoware_mask is the class id, the message's fields follow."""
+    from deeplab_ros.ros.depth_input import FrameDepth  # noqa: PLC0415
+    from deeplab_ros.ros.spatial_messages import point_cloud  # noqa: PLC0415
+    from deeplab_ros.ros.spatial_outputs import labelled_cloud, SpatialSettings  # noqa: PLC0415
+    from std_msgs.msg import Header  # noqa: PLC0415
+
+    depth_mm, labels, confidence = segmented[3]
+    half = np.ascontiguousarray(depth_mm[::2, ::2])
+    depth = FrameDepth(metres=depth_in_metres(half), intrinsics=intrinsics.scaled(320, 240))
+    depth_points = back_project(depth.metres, depth.intrinsics)
+    palette = np.zeros((256, 3), np.uint8)
+    for resolution, shape in (('depth', (240, 320)), ('mask', (480, 640))):
+        settings = SpatialSettings(points_resolution=resolution, points_class_id=True,
+                                   points_probability=True)
+        cloud = labelled_cloud(labels, confidence, depth, depth_points, palette, settings)
+        assert cloud.shape == shape
+        assert np.array_equal(cloud['class_id'], cloud['label'])
+        assert np.array_equal(cloud['label'], resize_nearest(labels, shape))
+        message = point_cloud(Header(), cloud)
+        assert (message.height, message.width, message.point_step) == (*shape, 24)
+        assert [f.name for f in message.fields][-2:] == ['class_id', 'probability']
+        assert bytes(message.data) == cloud.tobytes()
+    plain = labelled_cloud(labels, confidence, depth, depth_points, palette, SpatialSettings())
+    assert plain.dtype.names == ('x', 'y', 'z', 'rgb', 'label')

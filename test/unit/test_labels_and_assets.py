@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.labels import (
     ADE20K_CLASS_NAMES, cityscapes_labels, decode_color_mask, LABEL_SETS, label_set_for,
     label_set_names, LabelFileError, load_label_file, resolve_labels, voc_labels)
@@ -127,3 +128,18 @@ def test_checkpoints_with_first_word_ade20k_names_read_with_the_whole_names() ->
     custom = ('other', 'traffic', 'screen')
     assert upgrade_class_names(custom) == custom
     assert upgrade_class_names(voc_labels().class_names) == voc_labels().class_names
+
+
+def test_class_ids_by_name_or_id_and_unknown_names_refused_with_close_matches() -> None:
+    labels = cityscapes_labels()
+    assert labels.class_ids(['Road', '11', ' traffic light ', ''], setting='s') == [0, 11, 6]
+    with pytest.raises(InvalidSettingError) as raised:
+        labels.class_ids(['road', 'trafic light'], setting='points_classes')
+    message = str(raised.value)
+    assert raised.value.setting == 'points_classes'
+    assert message.startswith("points_classes: the model has no class 'trafic light' "
+                              "(close matches: 'traffic light'")
+    with pytest.raises(InvalidSettingError, match="no class '19'; its 19 classes have ids 0-18"):
+        labels.class_ids(['19'], setting='s')
+    with pytest.raises(InvalidSettingError, match=r"no class 'xyzzy'; its"):  # nothing close
+        labels.class_ids(['xyzzy'], setting='s')

@@ -7,8 +7,11 @@ import re
 
 import pytest
 
+from sensor_msgs.msg import CompressedImage, Image
+
 from deeplab_ros.ros.outputs import (
-    AUTOWARE, ON_SUBSCRIPTION, OUTPUTS, outputs_for, WITH_DEPTH)
+    AUTOWARE, COMPRESSED_TWIN, ON_SUBSCRIPTION, OUTPUT_BY_NAME, OUTPUTS, outputs_for,
+    WITH_DEPTH)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +30,7 @@ def _rows(path: Path, heading: str | None = None) -> dict[str, list[str]]:
         if not line.startswith('| `segmentation/'):
             continue
         cells = [cell.strip() for cell in line.strip('|').split('|')]
-        for topic in re.findall(r'`(segmentation/[a-z0-9_]+)`', cells[0]):
+        for topic in re.findall(r'`(segmentation/[a-z0-9_/]+)`', cells[0]):
             assert topic not in rows, f'{path.name}: {topic} listed twice'
             rows[topic] = cells
     return rows
@@ -60,3 +63,15 @@ def test_depth_outputs_only_with_depth_and_autoware_s_mask_only_in_its_mode() ->
     assert names - {output.name for output in outputs_for(False, True)} == \
         {'points', 'detections_3d'}
     assert outputs_for(True, True) == OUTPUTS
+
+
+def test_compressed_twins_follow_image_transport_s_naming() -> None:
+    twins = [output for output in OUTPUTS if output.compresses]
+    assert {twin.compresses: twin.codec for twin in twins} == {
+        'labels': 'png', 'color': 'jpeg', 'overlay': 'jpeg', 'regions': 'png'}
+    for twin in twins:
+        base = OUTPUT_BY_NAME[twin.compresses]
+        assert base.message_type is Image and not base.compresses
+        assert twin.message_type is CompressedImage and twin.when in ON_SUBSCRIPTION
+        assert twin.topic == base.topic + '/compressed'
+        assert COMPRESSED_TWIN[base.name] is twin

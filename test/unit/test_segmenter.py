@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.inference.device import DeviceUnavailableError, resolve_device
 from deeplab_ros.core.inference.postprocess import resize_nearest
-from deeplab_ros.core.inference.preprocess import FrameError
+from deeplab_ros.core.inference.preprocess import FrameError, Preprocessor
 from deeplab_ros.core.inference.segmenter import Segmenter
+from deeplab_ros.core.inference.stage_timer import STAGES, StageTimer
 from deeplab_ros.core.labels import voc_labels
 
 VOC_MODEL = 'pretrained:deeplabv3_mnv2_dm05_float'
@@ -151,6 +152,48 @@ def test_padding_is_the_mean_colour(segmenter: Segmenter) -> None:
     rows = round(10 * size / 40)
     assert torch.all(batch[0, :, rows:, :] == 0)  # normalised zero == the mean colour
     assert torch.all(batch[0, :, :rows, :] > 0)
+
+
+@pytest.mark.parametrize('dtype, channels_last',
+                         [(torch.float32, False), (torch.float16, True)])
+def test_preprocessing_equals_resize_then_normalise_then_pad(
+        shared: Path, dtype: torch.dtype, channels_last: bool) -> None:
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    preprocess = Preprocessor(97, mean, std, torch.device('cpu'), dtype, channels_last)
+    photo = _photo(shared, 'pets.jpg')
+    frames = [photo, np.ascontiguousarray(photo[:, :120]), photo[:97, :97].copy(),
+              np.full((1, 1, 3), 7, np.uint8)]
+    batch, placements, _ = preprocess(frames)
+    assert batch.dtype == dtype and batch.shape == (4, 3, 97, 97)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert batch.is_contiguous(memory_format=layout)
+    for frame, place, image in zip(frames, placements, batch):
+        pixels = torch.from_numpy(frame).permute(2, 0, 1)[None].float()
+        if (place.height, place.width) != frame.shape[:2]:
+            pixels = F.interpolate(pixels, size=(place.height, place.width), mode='bilinear',
+                                   align_corners=False)
+        expected = (pixels / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) \
+            / torch.tensor(std).view(1, 3, 1, 1)
+        region = image[:, :place.height, :place.width].float()
+        tolerance = 1e-5 if dtype == torch.float32 else 1e-2
+        assert torch.allclose(region, expected[0], atol=tolerance), place
+        assert not image[:, place.height:].any() and not image[:, :, place.width:].any()
+
+
+def test_stage_timer_records_every_stage_of_each_call(segmenter: Segmenter) -> None:
+    timer = StageTimer(segmenter.device)
+    segmenter.stage_timer = timer
+    try:
+        frame = np.zeros((30, 40, 3), np.uint8)
+        segmenter.segment(frame)
+        segmenter.segment_batch([frame, frame])
+    finally:
+        segmenter.stage_timer = None
+    assert list(timer.samples_ms) == list(STAGES)
+    assert all(len(values) == 2 and min(values) >= 0.0 for values in timer.samples_ms.values())
+    assert timer.medians_ms()['forward'] > 0.0
+    segmenter.segment(frame)  # detached: nothing more recorded
+    assert all(len(values) == 2 for values in timer.samples_ms.values())
 
 
 @pytest.mark.parametrize('source, target', [((7, 11), (480, 640)), ((385, 513), (1080, 1920)),

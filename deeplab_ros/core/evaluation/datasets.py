@@ -12,13 +12,17 @@ ADE20K style (SceneParsing): ``root/NAME.jpg`` + ``root/NAME.png``, or ``root/im
 + ``root/annotations/NAME.png``; the PNG holds class ids and 0 means "ignore".
 
 Targets come back as HxW uint8 class ids with ``labels.ignore_index`` for ignored pixels.
+
+:class:`LabelledImage` is what scoring and training need of a sample (:class:`SegmentationSample`
+is one) and :class:`LabelledImageSource` what training needs of a set of them (a list, a
+:class:`VocLayoutDataset`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol
 
 import cv2
 import numpy as np
@@ -30,6 +34,27 @@ from deeplab_ros.core.labels import decode_color_mask, LabelSet
 
 class DatasetError(ConfigurationError):
     """A dataset folder is missing or not laid out as expected."""
+
+
+class LabelledImage(Protocol):
+    """One labelled image: its name, HxWx3 uint8 RGB pixels and HxW uint8 class ids."""
+
+    name: str
+    image_rgb: np.ndarray
+    target: np.ndarray
+
+
+class LabelledImageSource(Protocol):
+    """Labelled images by index, with a length and in order."""
+
+    def __len__(self) -> int:
+        """The number of images."""
+
+    def __getitem__(self, index: int) -> LabelledImage:
+        """Image ``index``."""
+
+    def __iter__(self) -> Iterator[LabelledImage]:
+        """The images in order."""
 
 
 @dataclass

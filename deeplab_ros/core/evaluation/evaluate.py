@@ -9,21 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-from deeplab_ros.core.evaluation.datasets import DatasetError
+from deeplab_ros.core.evaluation.datasets import DatasetError, LabelledImage
 from deeplab_ros.core.evaluation.metrics import ConfusionMatrix
 from deeplab_ros.core.inference.segmenter import SegmentationResult, Segmenter
-
-
-class LabelledImage(Protocol):
-    """What a dataset sample offers (``evaluation.datasets.SegmentationSample``)."""
-
-    name: str
-    image_rgb: np.ndarray
-    target: np.ndarray
 
 
 ImageCallback = Callable[[LabelledImage, SegmentationResult, ConfusionMatrix], None]

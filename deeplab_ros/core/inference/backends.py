@@ -190,6 +190,38 @@ def execution_providers(device: torch.device, half: bool, max_batch: int, input_
     return providers + [cpu]
 
 
+def onnxruntime_session(path: Path, providers: list[tuple[str, dict[str, str]]], *,
+                        profile_prefix: str | None = None,
+                        optimized_path: Path | None = None):
+    """An ONNX Runtime session on ``path`` with the backend's settings and ``providers``.
+
+    ``profile_prefix`` turns on ONNX Runtime's profiler (its JSON file is named by
+    ``session.end_profiling()``); ``optimized_path`` is where the graph as ONNX Runtime
+    rewrote it is saved. Both serve ``deeplab-ros-bench --profile``.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = cpu_threads()
+    options.inter_op_num_threads = 1
+    # Idle workers sleep instead of spinning: PyTorch's pre/post-processing threads
+    # (and the node's) run right after each forward on the same cores, and the full
+    # path measured faster so (docs/benchmarks.md#onnx-runtime-session-settings).
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    if optimized_path is not None:
+        options.optimized_model_filepath = str(optimized_path)
+        # Saving a graph with CPU-specific (NCHWc) rewrites warns that it fits this CPU only.
+        options.log_severity_level = 3
+    return onnxruntime.InferenceSession(
+        str(path), sess_options=options, providers=[name for name, _ in providers],
+        provider_options=[provider for _, provider in providers])
+
+
 class OnnxRuntimeForward:
     """ONNX Runtime forward of the model's cached ONNX export; the session lives until close."""
 
@@ -218,19 +250,10 @@ class OnnxRuntimeForward:
             model, metadata, cache_folder, cache_stem, settings,
             device=device if graph_half else torch.device('cpu'))
         self.logits_size = logits_size(read_onnx_metadata(self.path))
-        options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = cpu_threads()
-        options.inter_op_num_threads = 1
-        # Idle workers sleep instead of spinning: PyTorch's pre/post-processing threads
-        # (and the node's) run right after each forward on the same cores, and the full
-        # path measured faster so (docs/benchmarks.md#onnx-runtime-session-settings).
-        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-        self.session: onnxruntime.InferenceSession | None = onnxruntime.InferenceSession(
-            str(self.path), sess_options=options,
-            providers=[name for name, _ in providers],
-            provider_options=[provider for _, provider in providers])
+        #: The providers and their options, best first (a profiling session reuses them).
+        self.provider_settings = providers
+        self.session: onnxruntime.InferenceSession | None = onnxruntime_session(
+            self.path, providers)
         self.providers = tuple(self.session.get_providers())
         self.half = half and on_cuda
         self._outputs: dict[int, torch.Tensor] = {}  # batch size -> reused logits buffer

@@ -16,10 +16,14 @@ Measurements: ``docs/benchmarks.md#upsample-exact-or-dense``.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+try:  # optional: only the CPU's label resize uses it, for speed (resize_nearest)
+    import cv2
+except ImportError:
+    cv2 = None  # type: ignore[assignment]
 
 from deeplab_ros.core.errors import InvalidSettingError
 from deeplab_ros.core.inference.exact_upsample import axis_sampling, exact_labels
@@ -96,10 +100,12 @@ def _dense_labels(logits: torch.Tensor, place: Placement, confidence: bool
 def resize_nearest(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Nearest-neighbour resize of an HxW uint8 tensor (pixel-centre aligned).
 
-    On the CPU this goes through OpenCV, many times faster than torch's uint8 path and
-    identical to ``F.interpolate(..., mode='nearest-exact')``.
+    On the CPU this goes through OpenCV's ``INTER_NEAREST_EXACT`` when OpenCV is installed,
+    many times faster than torch's uint8 path; elsewhere, and without OpenCV,
+    ``F.interpolate(..., mode='nearest-exact')``. The two round the scale differently and
+    pick the neighbouring pixel at a few places for some sizes.
     """
-    if image.device.type == 'cpu':
+    if image.device.type == 'cpu' and cv2 is not None:
         resized = cv2.resize(image.numpy(), (size[1], size[0]),
                              interpolation=cv2.INTER_NEAREST_EXACT)
         return torch.from_numpy(resized)

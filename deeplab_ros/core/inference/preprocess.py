@@ -5,6 +5,10 @@ so only the raw bytes cross the bus. The resize keeps the aspect ratio (longer s
 ``input_size``) and pads the bottom/right to a square with the normalisation's zero (the
 mean colour); :class:`Placement` remembers where each frame sits so the result can be cropped
 and resized back.
+
+The batch is written once: the bilinear resize of the frame (in float32) is normalised,
+converted to the model's dtype and stored in its memory layout by one operation writing
+straight into the frame's region of the batch, and only the padding around it is zeroed.
 """
 
 from __future__ import annotations
@@ -75,7 +79,11 @@ def upload_frame(frame: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class Preprocessor:
-    """Resize, normalise and pad frames into one batch on the model's device."""
+    """Resize, normalise and pad frames into one batch on the model's device.
+
+    ``dtype`` and ``channels_last`` are the batch's type and memory layout (what the
+    backend takes); they may be changed between calls.
+    """
 
     def __init__(self, input_size: int, mean: Sequence[float], std: Sequence[float],
                  device: torch.device, dtype: torch.dtype = torch.float32,
@@ -93,23 +101,37 @@ class Preprocessor:
     def __call__(self, frames: Sequence[np.ndarray]
                  ) -> tuple[torch.Tensor, list[Placement], list[torch.Tensor]]:
         """Return (batch [N,3,S,S], placements, the uploaded uint8 frames)."""
-        size = self.input_size
-        batch = torch.zeros((len(frames), 3, size, size), dtype=torch.float32,
-                            device=self.device)
-        placements, uploaded = [], []
-        for index, frame in enumerate(frames):
+        uploaded, placements = self.upload(frames)
+        return self.fill(uploaded, placements), placements, uploaded
+
+    def upload(self, frames: Sequence[np.ndarray]
+               ) -> tuple[list[torch.Tensor], list[Placement]]:
+        """Check every frame and move it to the device: (1x3xHxW uint8 tensors, placements).
+
+        Raises:
+            FrameError: A frame is not an HxWx3 uint8 image.
+        """
+        for frame in frames:
             check_frame(frame)
-            place = placement_for(frame.shape[0], frame.shape[1], size)
-            pixels = upload_frame(frame, self.device)
+        return ([upload_frame(frame, self.device) for frame in frames],
+                [placement_for(frame.shape[0], frame.shape[1], self.input_size)
+                 for frame in frames])
+
+    def fill(self, uploaded: Sequence[torch.Tensor], placements: Sequence[Placement]
+             ) -> torch.Tensor:
+        """The batch of uploaded frames: each resized, normalised and padded in one write."""
+        size = self.input_size
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        batch = torch.empty((len(uploaded), 3, size, size), dtype=self.dtype,
+                            device=self.device, memory_format=memory_format)
+        for index, (pixels, place) in enumerate(zip(uploaded, placements)):
+            batch[index, :, place.height:, :] = 0
+            batch[index, :, :place.height, place.width:] = 0
             resized = pixels.float()
-            if (place.height, place.width) != (frame.shape[0], frame.shape[1]):
+            if (place.height, place.width) != (place.frame_height, place.frame_width):
                 resized = F.interpolate(resized, size=(place.height, place.width),
                                         mode='bilinear', align_corners=False)
-            batch[index:index + 1, :, :place.height, :place.width] = \
-                resized * self._scale + self._shift
-            placements.append(place)
-            uploaded.append(pixels)
-        batch = batch.to(self.dtype)
-        if self.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch, placements, uploaded
+            # Computed in float32, stored in the batch's dtype and layout.
+            torch.addcmul(self._shift, resized, self._scale,
+                          out=batch[index:index + 1, :, :place.height, :place.width])
+        return batch

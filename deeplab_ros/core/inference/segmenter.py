@@ -31,6 +31,7 @@ from deeplab_ros.core.inference.postprocess import (
     blend, class_counts, colorize, fractions_from_counts, full_resolution_network,
     labels_and_confidence, parse_upsample)
 from deeplab_ros.core.inference.preprocess import check_input_size, Preprocessor
+from deeplab_ros.core.inference.stage_timer import NO_STAGE_TIMER, StageTimer
 from deeplab_ros.core.labels import LabelSet
 from deeplab_ros.core.models.logits import logits_resize
 from deeplab_ros.core.weights.checkpoint import (
@@ -123,6 +124,8 @@ class Segmenter:
         self._background_first = self.labels.class_names[0].lower() in (
             'background', 'bg', 'other')
         self._lock = threading.Lock()
+        #: When set, every call records the time of each stage in it (profiling).
+        self.stage_timer: StageTimer | None = None
 
     def _make_forward(self, model: torch.nn.Module, requested: str, batch_size: int,
                       weights_path: Path | None) -> Forward:
@@ -194,8 +197,14 @@ class Segmenter:
         with self._lock, torch.inference_mode():
             if self.model is None:
                 raise RuntimeError('this segmenter was closed')
-            batch, placements, uploaded = self._preprocess(frames)
+            timer = self.stage_timer or NO_STAGE_TIMER
+            timer.start()
+            uploaded, placements = self._preprocess.upload(frames)
+            timer.mark('upload')
+            batch = self._preprocess.fill(uploaded, placements)
+            timer.mark('preprocess')
             logits = self._forward(batch)
+            timer.mark('forward')
             download = _HostDownload(self.device)
             pending = []
             for index, place in enumerate(placements):
@@ -212,8 +221,9 @@ class Segmenter:
                                 download.start(probability),
                                 download.start(colors if color else None),
                                 download.start(mixed)))
+            timer.mark('postprocess')
             download.wait()
-            return [SegmentationResult(
+            results = [SegmentationResult(
                 labels=labels_host.numpy(),
                 class_fractions=fractions_from_counts(counts_host.numpy(), pixels),
                 confidence=probability_host.numpy() if probability_host is not None else None,
@@ -221,6 +231,8 @@ class Segmenter:
                 overlay=mixed_host.numpy() if mixed_host is not None else None)
                 for pixels, labels_host, counts_host, probability_host, colors_host, mixed_host
                 in pending]
+            timer.mark('download')
+            return results
 
     def prepare_batch(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """The normalised, padded network input for ``frames`` (for benchmarks)."""
@@ -233,6 +245,11 @@ class Segmenter:
             if self.model is None:
                 raise RuntimeError('this segmenter was closed')
             return self._forward(batch)
+
+    @property
+    def forward_backend(self) -> Forward:
+        """The backend's forward (profiling reads its settings, e.g. the ONNX file it runs)."""
+        return self._forward
 
     def describe_backend(self) -> str:
         """Backend and execution details, e.g. ``'onnxruntime CPU'`` or ``'torch fp16'``."""

@@ -18,12 +18,11 @@ model class maps to are never emitted). Overrides ``'class name=AUTOWARE_CLASS'`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-import difflib
 
 import numpy as np
 
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
-from deeplab_ros.core.labels import LabelSet, resolve_labels
+from deeplab_ros.core.labels import close_matches, LabelSet, resolve_labels
 
 #: Autoware's semantic classes, indexed by the value written into the mask.
 AUTOWARE_CLASSES: tuple[str, ...] = (
@@ -81,11 +80,6 @@ def default_mapping(label_set: LabelSet) -> dict[str, str] | None:
     return None
 
 
-def _close_matches(name: str, choices: Iterable[str]) -> str:
-    matches = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
-    return f' (close matches: {", ".join(repr(m) for m in matches)})' if matches else ''
-
-
 def parse_overrides(overrides: Iterable[str], setting: str = 'autoware_overrides'
                     ) -> dict[str, str]:
     """Parse ``'class name=AUTOWARE_CLASS'`` strings into a mapping (Autoware names checked)."""
@@ -100,7 +94,7 @@ def parse_overrides(overrides: Iterable[str], setting: str = 'autoware_overrides
         if target not in AUTOWARE_CLASSES:
             raise InvalidSettingError(
                 f'{setting}: {target!r} is not an Autoware class'
-                f'{_close_matches(target, AUTOWARE_CLASSES)}; they are '
+                f'{close_matches(target, AUTOWARE_CLASSES)}; they are '
                 f'{", ".join(AUTOWARE_CLASSES)}.', setting=setting)
         parsed[name] = target
     return parsed
@@ -131,7 +125,7 @@ def autoware_lookup(label_set: LabelSet, overrides: Mapping[str, str] | None = N
     for name in overrides or {}:
         if name not in names:
             raise InvalidSettingError(
-                f'{setting}: the model has no class {name!r}{_close_matches(name, names)}.',
+                f'{setting}: the model has no class {name!r}{close_matches(name, names)}.',
                 setting=setting)
     mapping = {**defaults, **(overrides or {})}
     table = np.zeros(256, np.uint8)  # every unmapped id (and the ignore id) is UNKNOWN

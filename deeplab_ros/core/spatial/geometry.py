@@ -19,10 +19,30 @@ import numpy as np
 
 from deeplab_ros.core.errors import InputError
 
-#: Fields of a labelled point: what :func:`labelled_points` returns and PointCloud2 carries.
-POINT_DTYPE = np.dtype({'names': ['x', 'y', 'z', 'rgb', 'label'],
-                        'formats': ['<f4', '<f4', '<f4', '<f4', 'u1'],
-                        'offsets': [0, 4, 8, 12, 16], 'itemsize': 20})
+#: Optional fields: ``class_id`` (uint8) sits in the second byte of the label's 4-byte word,
+#: which is padding otherwise, so it costs nothing; ``probability`` (float32) adds a word.
+CLASS_ID_OFFSET, PROBABILITY_OFFSET = 17, 20
+
+
+def point_dtype(class_id: bool = False, probability: bool = False) -> np.dtype:
+    """The structured dtype of a labelled point: :data:`POINT_DTYPE` plus the optional fields.
+
+    Point step 20 bytes, 24 with ``probability``; little-endian.
+    """
+    fields = [('x', '<f4', 0), ('y', '<f4', 4), ('z', '<f4', 8), ('rgb', '<f4', 12),
+              ('label', 'u1', 16)]
+    if class_id:
+        fields.append(('class_id', 'u1', CLASS_ID_OFFSET))
+    if probability:
+        fields.append(('probability', '<f4', PROBABILITY_OFFSET))
+    names, formats, offsets = (list(column) for column in zip(*fields))
+    return np.dtype({'names': names, 'formats': formats, 'offsets': offsets,
+                     'itemsize': PROBABILITY_OFFSET + 4 if probability else PROBABILITY_OFFSET})
+
+
+#: Fields of a labelled point: what :func:`labelled_points` returns and PointCloud2 carries
+#: (x, y, z, rgb, label; 20 bytes), without the optional fields.
+POINT_DTYPE = point_dtype()
 
 
 class IntrinsicsError(InputError):
@@ -142,6 +162,21 @@ def resize_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return image[rows[:, None], columns[None, :]]
 
 
+def back_project_at(depth_m: np.ndarray, intrinsics: PinholeIntrinsics,
+                    size: tuple[int, int]) -> np.ndarray:
+    """Points at another resolution than the depth image's: one per pixel of ``size``.
+
+    Each pixel of a ``size`` (height, width) image, e.g. the label image, takes the depth of
+    the depth pixel under its centre (nearest) and is back-projected along its own ray, with
+    the intrinsics scaled to ``size``: point ``v * width + u`` belongs to pixel ``(u, v)``.
+    ``intrinsics`` describe the depth image's resolution, as for :func:`back_project`.
+    """
+    height, width = size
+    if depth_m.shape == (height, width):
+        return back_project(depth_m, intrinsics)
+    return back_project(resize_nearest(depth_m, size), intrinsics.scaled(width, height))
+
+
 def pack_rgb(colors: np.ndarray) -> np.ndarray:
     """...x3 uint8 RGB -> float32 with the bytes 0x00RRGGBB, the ``rgb`` field RViz reads."""
     colors = colors.astype(np.uint32)
@@ -151,8 +186,10 @@ def pack_rgb(colors: np.ndarray) -> np.ndarray:
 
 def labelled_points(points: np.ndarray, labels: np.ndarray, palette_lut: np.ndarray, *,
                     stride: int = 1, dense: bool = False,
-                    keep_classes: Iterable[int] | None = None) -> np.ndarray:
-    """Structured :data:`POINT_DTYPE` array of a labelled cloud.
+                    keep_classes: Iterable[int] | None = None,
+                    class_id_lut: np.ndarray | None = None,
+                    confidence: np.ndarray | None = None) -> np.ndarray:
+    """Structured array of a labelled cloud (:func:`point_dtype`, :data:`POINT_DTYPE` plain).
 
     Args:
         points: HxWx3 float32 points (:func:`back_project`), NaN where depth is missing.
@@ -163,13 +200,22 @@ def labelled_points(points: np.ndarray, labels: np.ndarray, palette_lut: np.ndar
             Otherwise organised, (H / stride) x (W / stride), with NaN coordinates where
             depth is missing or the class is not kept (as depth_image_proc does).
         keep_classes: Class ids to keep; ``None`` or empty keeps all.
+        class_id_lut: (256,) uint8 class id -> value of a ``class_id`` field (e.g. the
+            Autoware class of each model class); ``None``: no such field.
+        confidence: HxW uint8 top-class probability x 255 (the segmenter's confidence) at
+            the labels' resolution: adds a float32 ``probability`` field = confidence / 255.
     """
     if points.shape[:2] != labels.shape:
         raise ValueError(f'points {points.shape[:2]} and labels {labels.shape} differ in size')
     if stride < 1:
         raise ValueError(f'stride must be at least 1, got {stride}')
+    if confidence is not None and confidence.shape != labels.shape:
+        raise ValueError(f'confidence {confidence.shape} and labels {labels.shape} differ in '
+                         'size')
     points = points[::stride, ::stride]
     labels = labels[::stride, ::stride]
+    if confidence is not None:
+        confidence = confidence[::stride, ::stride]
     valid = ~np.isnan(points[..., 2])
     keep = np.asarray(sorted(set(keep_classes or ())), dtype=np.int64)
     if keep.size:
@@ -178,12 +224,20 @@ def labelled_points(points: np.ndarray, labels: np.ndarray, palette_lut: np.ndar
         valid &= class_kept[labels]
     if dense:
         points, labels = points[valid], labels[valid]
-    # Five little-endian 4-byte words per point: x, y, z, rgb and the label in the lowest
-    # byte of the last one (its other three bytes zero), viewed as POINT_DTYPE.
-    words = np.empty(labels.shape + (5,), dtype='<f4')
+        confidence = confidence[valid] if confidence is not None else None
+    # Little-endian 4-byte words per point: x, y, z, rgb, then the label in the lowest byte
+    # of the fifth (the class_id value in the next byte, the other bytes zero) and the
+    # probability as a sixth, viewed as the structured dtype.
+    dtype = point_dtype(class_id=class_id_lut is not None, probability=confidence is not None)
+    words = np.empty(labels.shape + (dtype.itemsize // 4,), dtype='<f4')
     words[..., :3] = points
     if keep.size and not dense:
         np.copyto(words[..., :3], np.float32(np.nan), where=~valid[..., None])
     words[..., 3] = pack_rgb(palette_lut)[labels]
-    words[..., 4] = labels.astype('<u4').view('<f4')
-    return words.view(POINT_DTYPE)[..., 0]
+    label_word = labels.astype('<u4')
+    if class_id_lut is not None:
+        label_word |= np.asarray(class_id_lut, dtype='<u4')[labels] << 8
+    words[..., 4] = label_word.view('<f4')
+    if confidence is not None:
+        np.divide(confidence, np.float32(255.0), out=words[..., 5], casting='unsafe')
+    return words.view(dtype)[..., 0]

@@ -4,6 +4,7 @@
     for region in regions.regions:
         region.class_id, region.box, region.area, region.score
     boxes = regions_3d(regions, points)        # centroid and robust box per region, metres
+    image = region_image(regions)              # HxW uint16: 1 + region index, 0 elsewhere
 
 A region is an 8-connected component of the pixels of one class. Its 2D box is in pixel-edge
 coordinates: pixel column ``u`` spans ``[u, u + 1)``, so a box ``(x, y, width, height)``
@@ -23,6 +24,8 @@ from deeplab_ros.core.spatial.geometry import resize_nearest
 
 #: Value of the region-id image where no region is.
 NO_REGION = -1
+#: Most regions :func:`region_image` can number (its pixels are uint16, 0 = no region).
+MAX_IMAGE_REGIONS = 65535
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,19 @@ def find_regions(labels: np.ndarray, confidence: np.ndarray | None = None, *,
                       area=area, score=score)
                for (class_id, x, y, box_width, box_height, area), score in zip(boxes, scores)]
     return RegionSet(regions=tuple(regions), ids=ids)
+
+
+def region_image(regions: RegionSet) -> np.ndarray:
+    """The regions as an HxW uint16 image: 1 + each pixel's region index, 0 outside regions.
+
+    Pixel value ``i + 1`` marks exactly the pixels of ``regions.regions[i]``, so one
+    region's mask is ``image == i + 1``. Regions past the :data:`MAX_IMAGE_REGIONS`-th do
+    not fit in 16 bits and are left at 0.
+    """
+    numbers = regions.ids + 1  # NO_REGION -> 0
+    if len(regions.regions) > MAX_IMAGE_REGIONS:
+        numbers[numbers > MAX_IMAGE_REGIONS] = 0
+    return numbers.astype(np.uint16)
 
 
 def _mean_per_region(ids: np.ndarray, confidence: np.ndarray | None, count: int

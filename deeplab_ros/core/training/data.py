@@ -11,40 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import random
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from deeplab_ros.core.evaluation.datasets import LabelledImageSource
 from deeplab_ros.core.training.transforms import sample_generator, TrainTransform
-
-
-class SampleLike(Protocol):
-    """What a dataset sample offers (``evaluation.datasets.SegmentationSample``)."""
-
-    name: str
-    image_rgb: np.ndarray
-    target: np.ndarray
-
-
-class SampleSource(Protocol):
-    """Samples by index, with a length and in order (a list, a ``VocLayoutDataset`` ...)."""
-
-    def __len__(self) -> int:
-        """The number of samples."""
-
-    def __getitem__(self, index: int) -> SampleLike:
-        """Sample ``index``."""
-
-    def __iter__(self) -> Iterator[SampleLike]:
-        """The samples in order."""
 
 
 class AugmentedDataset(Dataset):
     """Applies :class:`TrainTransform` to samples, keyed by ``(epoch, index)``."""
 
-    def __init__(self, samples: SampleSource, transform: TrainTransform,
+    def __init__(self, samples: LabelledImageSource, transform: TrainTransform,
                  seed: int) -> None:
         self.samples = samples
         self.transform = transform

@@ -10,7 +10,6 @@ into an identity plus the folded bias (weight 1, bias b, running mean 0, running
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -179,9 +178,3 @@ def initialize_model(model: nn.Module, spec: str, *, variant: str,
         return init_from_checkpoint(model, spec[len('checkpoint:'):])
     raise InvalidSettingError(f'Unknown initialisation {spec!r}: use backbone, '
                               'checkpoint:PATH or none.', setting='init')
-
-
-def iter_backbone_convs(model: nn.Module) -> Iterator[nn.Conv2d]:
-    """The backbone's convolutions in definition order (for inspection and tests)."""
-    for conv, _ in _conv_bn_pairs(backbone_of(model)):
-        yield conv

@@ -15,14 +15,14 @@ from torch import nn
 import torch.nn.functional as F
 
 from deeplab_ros.core.errors import ConfigurationError, InvalidSettingError
-from deeplab_ros.core.evaluation.datasets import VocLayoutDataset
+from deeplab_ros.core.evaluation.datasets import LabelledImageSource, VocLayoutDataset
 from deeplab_ros.core.evaluation.evaluate import evaluate, EvaluationResult
 from deeplab_ros.core.inference.device import resolve_device
 from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.labels import LabelSet, resolve_labels
 from deeplab_ros.core.models import build_model
 from deeplab_ros.core.training.config import TrainConfig
-from deeplab_ros.core.training.data import AugmentedDataset, make_train_loader, SampleSource
+from deeplab_ros.core.training.data import AugmentedDataset, make_train_loader
 from deeplab_ros.core.training.initialization import initialize_model
 from deeplab_ros.core.training.progress import ProgressLine
 from deeplab_ros.core.training.schedule import PolyLR
@@ -62,8 +62,8 @@ class Trainer:
     """Fine-tunes a registered segmentation model on a PASCAL VOC layout dataset."""
 
     def __init__(self, config: TrainConfig, *,
-                 train_samples: SampleSource | None = None,
-                 val_samples: SampleSource | None = None,
+                 train_samples: LabelledImageSource | None = None,
+                 val_samples: LabelledImageSource | None = None,
                  labels: LabelSet | None = None, log: Any = print,
                  initialize: bool = True) -> None:
         """Prepare data, model, optimiser and schedule.
@@ -86,7 +86,7 @@ class Trainer:
         self.train_samples = (train_samples if train_samples is not None
                               else self._open_split(config.train_split))
         if val_samples is not None:
-            self.val_samples: SampleSource | None = val_samples
+            self.val_samples: LabelledImageSource | None = val_samples
         elif config.val_split:
             self.val_samples = self._open_split(config.val_split)
         else:
@@ -275,7 +275,7 @@ class Trainer:
         self.scheduler.step()
         return float(loss.detach())
 
-    def validate(self, samples: SampleSource | None = None) -> EvaluationResult:
+    def validate(self, samples: LabelledImageSource | None = None) -> EvaluationResult:
         """Score the current model on ``samples`` (default: the validation split).
 
         The model runs inside a :class:`Segmenter` built from the metadata it will be

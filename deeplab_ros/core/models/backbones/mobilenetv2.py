@@ -23,6 +23,8 @@ Padding (:data:`PADDING_MODES`), which decides the numbers at the borders:
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -52,19 +54,43 @@ class SamePaddingConv2d(nn.Conv2d):
     """A strided ``nn.Conv2d`` padded as TensorFlow's "SAME" for the size of each input.
 
     Same parameters (and state-dict keys) as ``nn.Conv2d``; its own ``padding`` stays 0.
+    Symmetric padding (odd input sizes) is the convolution's own; asymmetric padding is a zero
+    ``F.pad`` with an explicit value, which ONNX Runtime folds into the convolution's
+    (asymmetric) ``pads``.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pad the bottom/right-heavy TensorFlow way, then convolve."""
-        pads: list[int] = []
-        for size, kernel, stride, dilation in zip(
-                reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride),
-                reversed(self.dilation)):
-            effective = (kernel - 1) * dilation + 1
-            remainder = size % stride
-            total = max(effective - (stride if remainder == 0 else remainder), 0)
-            pads.extend((total // 2, total - total // 2))
-        return super().forward(F.pad(x, pads))
+        (top, bottom), (left, right) = (
+            same_padding(size, kernel, stride, dilation) for size, kernel, stride, dilation in
+            zip(spatial_size(x), self.kernel_size, self.stride, self.dilation))
+        if (top, left) == (bottom, right):
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation,
+                            self.groups)
+        # A constant pads tensor and an explicit zero value: what ONNX Runtime's Pad fusion
+        # needs to fold the Pad into the Conv (an empty value input stops it).
+        return super().forward(F.pad(x, (left, right, top, bottom), value=0.0))
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """(before, after) zero padding of TensorFlow's "SAME" along one axis of ``size``."""
+    effective = (kernel - 1) * dilation + 1
+    remainder = size % stride
+    total = max(effective - (stride if remainder == 0 else remainder), 0)
+    return total // 2, total - total // 2
+
+
+def spatial_size(x: torch.Tensor) -> tuple[int, int]:
+    """Height and width of ``x`` as Python integers, also while tracing an export.
+
+    An ONNX export has a fixed spatial size (only the batch is dynamic), so padding decided
+    from it is a constant of the graph rather than shape arithmetic computed at every run.
+    """
+    if not torch.jit.is_tracing():
+        return int(x.shape[-2]), int(x.shape[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        return int(x.shape[-2]), int(x.shape[-1])
 
 
 def fixed_padding(kernel_size: int, dilation: int) -> tuple[int, int, int, int]:
@@ -138,13 +164,19 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block (with the identity shortcut when shapes allow)."""
-        out = self.conv(x if self.input_padding is None else F.pad(x, self.input_padding))
+        out = self.conv(self._pad_input(x))
         return x + out if self.use_residual else out
+
+    def _pad_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's input, padded as VainF pads it (unchanged in the other modes).
+
+        The explicit zero value lets ONNX Runtime fold the Pad into the next convolution.
+        """
+        return x if self.input_padding is None else F.pad(x, self.input_padding, value=0.0)
 
     def forward_with_depthwise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The block's output and its depthwise conv's activation (a decoder's tap)."""
-        depthwise = self.conv[:self.depthwise_end](
-            x if self.input_padding is None else F.pad(x, self.input_padding))
+        depthwise = self.conv[:self.depthwise_end](self._pad_input(x))
         out = self.conv[self.depthwise_end:](depthwise)
         return (x + out if self.use_residual else out), depthwise
 

@@ -10,7 +10,7 @@ from rclpy.qos import ReliabilityPolicy
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability
 from rosbags.interfaces import QosTime
 
-from deeplab_ros.bagtools.typedefs import MessageDefinitionError
+from deeplab_ros.bagtools.message_definitions import MessageDefinitionError
 
 _NS_PER_S = 1_000_000_000
 _INFINITE_NS = 2**63 - 1

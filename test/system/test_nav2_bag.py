@@ -1,0 +1,100 @@
+"""Nav2's semantic_segmentation_layer on a real-footage RGB-D bag played through the node.
+
+The bag (``deeplab-ros-bag make`` from the shared Kinect frames: JPEG colour, 16UC1 depth,
+camera_info) is played into the node process started with ``config/nav2.yaml`` and a
+Cityscapes model; the port of the layer's subscriber (:mod:`support.nav2_layer`) runs as its
+own process, as the layer does in Nav2's costmap node, configured from the ``cityscapes``
+source of ``config/nav2_semantic_segmentation_layer.yaml``. Both processes use the shipped
+Fast DDS profile, as docs/nav2.md says to.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from deeplab_ros.bagtools.info import read_messages
+from deeplab_ros.bagtools.pipeline import run_bag_through_node
+from deeplab_ros.core.weights.pretrained import pretrained_checkpoint
+from deeplab_ros.ros.stamps import stamp_ns
+from support.bags import ros_environment, run_bag_cli, stop_process
+from support.nav2_layer import layer_sources
+from support.rgbd import rgbd_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYER_CONFIG = ROOT / 'config' / 'nav2_semantic_segmentation_layer.yaml'
+PROFILE = ROOT / 'config' / 'fastdds_large_images.xml'
+MODEL = 'deeplabv3_mnedgetpu_cityscapes'
+DEPTH = '/camera/depth/image_raw'
+
+
+@pytest.fixture(scope='module')
+def rgbd_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp('nav2_bag') / 'rgbd'
+    completed = run_bag_cli('make', str(rgbd_dir()), '-o', str(output), '--rate', '2',
+                            '--format', 'jpeg')
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return output
+
+
+def _wait_for_line(process: subprocess.Popen, expected: str, timeout_s: float) -> None:
+    """Wait for the process to print ``expected`` (its subscriptions matched the node's)."""
+    assert process.stdout is not None
+    found = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:  # lines before it (logging) are not needed later
+            if line.strip() == expected:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert found.wait(timeout_s), f'the layer port did not print {expected} within {timeout_s:g} s'
+
+
+def test_the_layer_buffers_the_bag_s_frames_with_the_cityscapes_classes(
+        rgbd_bag: Path, tmp_path: Path) -> None:
+    pretrained_checkpoint(MODEL)  # converted beforehand, as `deeplab-ros-models fetch` does
+    env = ros_environment({'FASTRTPS_DEFAULT_PROFILES_FILE': str(PROFILE),
+                           'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE),
+                           'PYTHONPATH': f'{ROOT / "test"}:{ROOT}'})
+    env.pop('FASTDDS_BUILTIN_TRANSPORTS', None)
+    layer = subprocess.Popen([sys.executable, '-m', 'support.nav2_layer', str(LAYER_CONFIG),
+                              'cityscapes'], env=env, cwd=ROOT / 'test',
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert layer.stdout is not None and layer.stdout.readline().strip() == 'READY'
+        run = run_bag_through_node(
+            rgbd_bag, tmp_path / 'out', params_file=ROOT / 'config' / 'nav2.yaml',
+            parameters={'weights': f'pretrained:{MODEL}', 'input_size': 257, 'device': 'cpu',
+                        'input_transport': 'compressed',
+                        # As in test_bag_rgbd: reliable depth input, set by a QoS override.
+                        f'qos_overrides.{DEPTH}.subscription.reliability': 'reliable'},
+            depth_topic=DEPTH, env=env, log_path=tmp_path / 'node.log', paced=True,
+            before_play=lambda *_: _wait_for_line(layer, 'MATCHED', 120.0))
+    finally:
+        code, output = stop_process(layer, timeout=30.0)
+    assert run.node_exit_code == 0, run.node_log[-3000:]
+    assert code == 0, output[-3000:]
+    seen = json.loads(output.strip().splitlines()[-1])
+    source = layer_sources(LAYER_CONFIG)['cityscapes']
+    names = {name for _, name in seen['label_info']}
+    assert set(source.class_of_name()) <= names, sorted(set(source.class_of_name()) - names)
+    assert seen['refusals'] == [] and seen['contract'] == []
+    published = {stamp_ns(m.header)
+                 for _, m in read_messages(tmp_path / 'out', '/segmentation/points')}
+    assert published, (run.recording.counts, run.node_log[-3000:])
+    frames = seen['frames']
+    # Best-effort delivery may lose a set on a loaded host; each one received is accepted.
+    assert frames and len(frames) == seen['sets'], (seen['received'], run.recording.counts)
+    for frame in frames:
+        assert frame['stamp_ns'] in published
+        assert frame['size'] == [480, 640] and frame['considered'] > 0
+        assert min(frame['scores']) < 255  # the node's confidence, not the layer's default
+    assert sum(sum(frame['marks'].values()) for frame in frames) > 0
