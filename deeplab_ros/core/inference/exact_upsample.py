@@ -31,6 +31,7 @@ classes x 4K values.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 
 import torch
 
@@ -54,6 +55,7 @@ class AxisSampling:
     complement: torch.Tensor  # float32 [frame length]: 1 - weight
 
 
+@functools.lru_cache(maxsize=64)  # a camera's frames share one placement
 def axis_sampling(frame_length: int, region_length: int, input_length: int,
                   logits_length: int, resize: str, device: torch.device) -> AxisSampling:
     """The logit cells and weights of every frame pixel along one axis.
@@ -63,6 +65,7 @@ def axis_sampling(frame_length: int, region_length: int, input_length: int,
     ``(i + 0.5) * region_length / frame_length - 0.5``, kept inside the region. The model's
     ``resize`` convention maps that input position to a position in its ``logits_length``
     logits (:func:`~deeplab_ros.core.models.resize.source_affine`), clamped to the logits.
+    The result is cached and shared: its tensors are read, never written.
     """
     index = torch.arange(frame_length, dtype=torch.float64)
     position = (index + 0.5) * (region_length / frame_length) - 0.5
@@ -99,11 +102,17 @@ def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling
     """
     used_rows = int(rows.upper[-1]) + 1
     used_columns = int(columns.upper[-1]) + 1
-    probability = _confidence(logits[:, :used_rows, :used_columns].float(), rows, columns) \
-        if confidence else None
-    classes = logits.shape[0]
+    labels = _labels(logits[:, :used_rows, :used_columns], rows, columns)
+    probability = _confidence(logits[:, :used_rows, :used_columns].float(), labels, rows,
+                              columns) if confidence else None
+    return labels, probability
+
+
+def _labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> torch.Tensor:
+    """The exact labels (HxW uint8) of ``logits`` (cropped to the cells the frame reads)."""
+    classes, used_rows, used_columns = logits.shape
     # Channels last: every cell's class vector is contiguous (arg-max, corner gathers).
-    cells = logits[:, :used_rows, :used_columns].permute(1, 2, 0).float().contiguous()
+    cells = logits.permute(1, 2, 0).float().contiguous()
     best = cells.argmax(dim=2)
     # Every pixel the arg-max of its quad's top-left cell: the label wherever the quad is
     # uniform (frame rows reading one row of cells are consecutive: repeat each row).
@@ -118,7 +127,7 @@ def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling
         (best != best_below) | (best != best[:, right]) | (best != best_below[:, right]))
     quad_rows, quad_columns = torch.nonzero(quads, as_tuple=True)
     if quad_rows.numel() == 0:
-        return labels, probability
+        return labels
     corner_cells = torch.stack([quad_rows * used_columns + quad_columns,
                                 quad_rows * used_columns + right[quad_columns],
                                 below[quad_rows] * used_columns + quad_columns,
@@ -127,20 +136,19 @@ def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling
     threshold = corners.amin(dim=0).amax(dim=1, keepdim=True)
     candidates = corners.amax(dim=0) >= threshold  # [Q, C]: the classes that can still win
     _Quads(labels, corners, candidates, quad_rows, quad_columns, rows, columns).resolve()
-    return labels, probability
+    return labels
 
 
-def _confidence(grid: torch.Tensor, rows: AxisSampling, columns: AxisSampling
-                ) -> torch.Tensor:
+def _confidence(grid: torch.Tensor, labels: torch.Tensor, rows: AxisSampling,
+                columns: AxisSampling) -> torch.Tensor:
     """Top-class probability x 255 of every pixel, every class interpolated (HxW uint8).
 
     Each row of logits is interpolated across the frame's columns once; the frame rows
-    between two rows of logits (a run: they read the same two) are then interpolated
-    together, a few at a time.
+    between two rows of logits (a run: they read the same two) are then interpolated a few
+    at a time. The top value is the label's (so every sum holds a term of 1).
     """
     classes, width = grid.shape[0], columns.lower.numel()
-    probability = torch.empty((rows.lower.numel(), width), dtype=torch.uint8,
-                              device=grid.device)
+    probability = torch.empty_like(labels)
     across: dict[int, torch.Tensor] = {}  # row of logits -> [C, W] across the frame
 
     def row_across(row: int) -> torch.Tensor:
@@ -162,8 +170,8 @@ def _confidence(grid: torch.Tensor, rows: AxisSampling, columns: AxisSampling
         for begin in range(start, start + run, step):
             part = slice(begin, min(start + run, begin + step))
             values = lerp(lower, upper, rows.weight[part, None], rows.complement[part, None])
-            top = values.amax(dim=0)
-            normaliser = torch.exp(values - top).sum(dim=0)
+            top = values.gather(0, labels[None, part].long())
+            normaliser = values.sub_(top).exp_().sum(dim=0)
             probability[part] = (255.0 / normaliser).round_().to(torch.uint8)
         start += run
     return probability
