@@ -31,6 +31,7 @@ LAYER_CONFIG = ROOT / 'config' / 'nav2_semantic_segmentation_layer.yaml'
 PROFILE = ROOT / 'config' / 'fastdds_large_images.xml'
 MODEL = 'deeplabv3_mnedgetpu_cityscapes'
 DEPTH = '/camera/depth/image_raw'
+IMAGE = '/camera/image_raw/compressed'
 
 
 @pytest.fixture(scope='module')
@@ -74,7 +75,10 @@ def test_the_layer_buffers_the_bag_s_frames_with_the_cityscapes_classes(
             rgbd_bag, tmp_path / 'out', params_file=ROOT / 'config' / 'nav2.yaml',
             parameters={'weights': f'pretrained:{MODEL}', 'input_size': 257, 'device': 'cpu',
                         'input_transport': 'compressed',
-                        # As in test_bag_rgbd: reliable depth input, set by a QoS override.
+                        # Reliable inputs, set by QoS overrides as a user can: this test
+                        # process talks UDP only, and best-effort images sent over it to the
+                        # node (shared memory and UDP) were lost at times, every one of a run.
+                        f'qos_overrides.{IMAGE}.subscription.reliability': 'reliable',
                         f'qos_overrides.{DEPTH}.subscription.reliability': 'reliable'},
             depth_topic=DEPTH, env=env, log_path=tmp_path / 'node.log', paced=True,
             before_play=lambda *_: _wait_for_line(layer, 'MATCHED', 120.0))
@@ -82,6 +86,9 @@ def test_the_layer_buffers_the_bag_s_frames_with_the_cityscapes_classes(
         code, output = stop_process(layer, timeout=30.0)
     assert run.node_exit_code == 0, run.node_log[-3000:]
     assert code == 0, output[-3000:]
+    # Reliable input, played at the node's pace: every frame reached the node.
+    assert run.images_published == 5 and run.images_unanswered == 0, (
+        run.recording.counts, run.node_log[-3000:])
     seen = json.loads(output.strip().splitlines()[-1])
     source = layer_sources(LAYER_CONFIG)['cityscapes']
     names = {name for _, name in seen['label_info']}
