@@ -3,7 +3,9 @@
 The segmenter (default backend, the network ending at its logits' resolution) labels frames
 of several aspect ratios and sizes, from 1x1 to 1080p (4K for the default model); the dense
 reference interpolates every class of the same logits at every frame pixel and takes the
-arg-max. Labels must be identical except exact ties, the confidence within one level.
+arg-max. Labels must be identical except exact ties; the confidence, the top-class probability
+of the same interpolated logits at the network input's detail (support.dense_labels.
+reference_confidence), within one level.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from deeplab_ros.core.inference.exact_upsample import axis_sampling
 from deeplab_ros.core.inference.preprocess import placement_for
 from deeplab_ros.core.inference.segmenter import Segmenter
 from deeplab_ros.core.weights.pretrained import available_pretrained, DEFAULT_PRETRAINED
-from support.dense_labels import assert_equals_dense_reference, dense_reference
+from support.dense_labels import (
+    assert_confidence_close, assert_equals_dense_reference, dense_reference, reference_confidence)
 
 PHOTOS = ('kite_and_cold.jpg', 'basketball1.png', 'pets.jpg', 'grace_hopper.bmp')
 #: (height, width): a pixel, thin strips both ways, portrait, landscape, 1080p.
@@ -33,10 +36,9 @@ def _frame(shared: Path, photo: str, size: tuple[int, int]) -> np.ndarray:
                                            interpolation=cv2.INTER_AREA))
 
 
-def assert_segmenter_is_exact(segmenter: Segmenter, frame: np.ndarray,
-                              confidence: bool = True) -> None:
-    """The segmenter's labels (and confidence) of ``frame`` against the dense reference."""
-    result = segmenter.segment(frame, confidence=confidence)
+def assert_segmenter_is_exact(segmenter: Segmenter, frame: np.ndarray) -> None:
+    """The segmenter's labels and confidence of ``frame`` against the dense reference."""
+    result = segmenter.segment(frame, confidence=True)
     logits = segmenter.forward_only(segmenter.prepare_batch([frame]))[0].clone()
     place = placement_for(frame.shape[0], frame.shape[1], segmenter.input_size)
     rows = axis_sampling(frame.shape[0], place.height, segmenter.input_size, logits.shape[1],
@@ -44,10 +46,12 @@ def assert_segmenter_is_exact(segmenter: Segmenter, frame: np.ndarray,
     columns = axis_sampling(frame.shape[1], place.width, segmenter.input_size,
                             logits.shape[2], segmenter.logits_resize, logits.device)
     assert logits.shape[-1] < segmenter.input_size  # the network ends at its logits' size
-    assert_equals_dense_reference(
-        torch.from_numpy(result.labels),
-        None if result.confidence is None else torch.from_numpy(result.confidence),
-        dense_reference(logits, rows, columns, confidence))
+    assert_equals_dense_reference(torch.from_numpy(result.labels),
+                                  dense_reference(logits, rows, columns, False))
+    assert result.confidence is not None
+    assert_confidence_close(torch.from_numpy(result.confidence), reference_confidence(
+        logits, frame.shape[:2], (place.height, place.width), segmenter.input_size,
+        segmenter.logits_resize))
 
 
 @pytest.mark.parametrize('name', available_pretrained())
@@ -61,9 +65,7 @@ def test_every_pretrained_model_labels_real_photos_exactly(shared: Path, name: s
 
 def test_default_model_labels_a_4k_frame_exactly(shared: Path) -> None:
     segmenter = Segmenter.from_checkpoint(f'pretrained:{DEFAULT_PRETRAINED}', device='cpu')
-    # Labels only: the confidence, every class at every pixel, is checked on smaller frames.
-    assert_segmenter_is_exact(segmenter, _frame(shared, 'kite_and_cold.jpg', UHD),
-                              confidence=False)
+    assert_segmenter_is_exact(segmenter, _frame(shared, 'kite_and_cold.jpg', UHD))
     segmenter.close()
 
 

@@ -5,6 +5,7 @@ logits interpolated bilinearly at each frame pixel (the cells and weights of
 ``axis_sampling``, i.e. the model's resize convention through the letterbox placement), then
 the arg-max over all classes and the top-class probability over all classes. Rows are done a
 few at a time so a 4K frame fits in memory. Test oracle only: it costs classes x pixels.
+The confidence image is that probability at the points :func:`reference_confidence` names.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from deeplab_ros.core.inference.exact_upsample import AxisSampling
+from deeplab_ros.core.inference.exact_upsample import axis_sampling, AxisSampling
 
 #: Most interpolated values held at once.
 CHUNK_VALUES = 1 << 23
@@ -65,13 +66,11 @@ def dense_reference(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampl
     return DenseReference(grid, rows, columns, labels, probability)
 
 
-def assert_equals_dense_reference(labels: torch.Tensor, probability: torch.Tensor | None,
-                                  reference: DenseReference) -> None:
-    """Labels identical to the reference except exact ties; confidence (if any) within 1.
+def assert_equals_dense_reference(labels: torch.Tensor, reference: DenseReference) -> None:
+    """Labels identical to the reference except exact ties.
 
     Where the labels differ, the reference's interpolated values of both classes must be
-    equal (same arithmetic); the confidence is a sum over classes in another order, so it
-    may differ by one level where 255 / sum lies on a rounding boundary.
+    equal (same arithmetic).
     """
     labels = labels.to(reference.labels.device).long()
     assert labels.shape == reference.labels.shape
@@ -81,9 +80,37 @@ def assert_equals_dense_reference(labels: torch.Tensor, probability: torch.Tenso
         theirs = reference.values(y, x, reference.labels[y, x])
         assert torch.equal(ours, theirs), \
             f'{int((ours != theirs).sum())} of {labels.numel()} pixels differ without a tie'
-    if probability is not None:
-        assert reference.confidence is not None and probability.shape == labels.shape
-        difference = (probability.to(reference.confidence.device).int()
-                      - reference.confidence.int()).abs()
-        assert int(difference.max()) <= 1
-        assert float((difference == 0).float().mean()) >= 0.999
+
+
+def reference_confidence(logits: torch.Tensor, frame_size: tuple[int, int],
+                         region_size: tuple[int, int], input_size: int, resize: str
+                         ) -> torch.Tensor:
+    """The confidence image by its definition, computed densely.
+
+    Along each axis the points are the input's pixels of the frame's region when the frame
+    is larger than the region, the frame's pixels otherwise; each frame pixel takes the value
+    of the point whose cell its centre lies in: point ``floor((i + 0.5) * points / frame)``.
+    """
+    samplings = [axis_sampling(min(frame, region), region, input_size, cells, resize,
+                               logits.device)
+                 for frame, region, cells in zip(frame_size, region_size, logits.shape[1:])]
+    confidence = dense_reference(logits, *samplings).confidence
+    assert confidence is not None
+    for dimension, (frame, sampling) in enumerate(zip(frame_size, samplings)):
+        points = sampling.lower.numel()
+        centres = (torch.arange(frame, dtype=torch.float64) + 0.5) * points / frame
+        confidence = confidence.index_select(
+            dimension, centres.floor().long().clamp(max=points - 1).to(logits.device))
+    return confidence
+
+
+def assert_confidence_close(probability: torch.Tensor, expected: torch.Tensor) -> None:
+    """Confidence within one level of ``expected``, and equal at 99.9 % of the pixels.
+
+    The normaliser is a sum over classes in another order, so the two may differ by one
+    level where 255 / sum lies on a rounding boundary.
+    """
+    assert probability.shape == expected.shape and probability.dtype == torch.uint8
+    difference = (probability.to(expected.device).int() - expected.int()).abs()
+    assert int(difference.max()) <= 1
+    assert float((difference == 0).float().mean()) >= 0.999

@@ -1,5 +1,6 @@
 """Exact labels from low-resolution logits: the dense reference, every resize convention,
-frames of every shape, chunking, ties, and the mapping of every registered model."""
+frames of every shape, chunking, ties, and the mapping of every registered model; the
+confidence image against its dense definition."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from deeplab_ros.core.inference import exact_upsample
-from deeplab_ros.core.inference.exact_upsample import axis_sampling, AxisSampling, exact_labels
+from deeplab_ros.core.inference.exact_upsample import (
+    axis_sampling, AxisSampling, exact_labels, top_probability, top_probability_image)
 from deeplab_ros.core.inference.preprocess import placement_for
 from deeplab_ros.core.models import available_models, build_model, model_spec
 from deeplab_ros.core.models.activation_quantization import quantize_activations
 from deeplab_ros.core.models.logits import logits_resize, LogitsOnly
 from deeplab_ros.core.models.resize import RESIZE_MODES
-from support.dense_labels import assert_equals_dense_reference, dense_reference
+from support.dense_labels import (
+    assert_confidence_close, assert_equals_dense_reference, dense_reference, reference_confidence)
 
 CPU = torch.device('cpu')
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -40,12 +43,11 @@ def _sampling(frame: tuple[int, int], input_size: int, logits: torch.Tensor, res
                           logits.device))
 
 
-def assert_exact(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling,
-                 confidence: bool = True) -> None:
-    """Exact labels (and confidence) of ``logits`` equal the dense reference's."""
-    labels, probability = exact_labels(logits, rows, columns, confidence=confidence)
-    assert labels.dtype == torch.uint8 and (probability is None) != confidence
-    assert_equals_dense_reference(labels, probability, dense_reference(logits, rows, columns))
+def assert_exact(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> None:
+    """Exact labels of ``logits`` equal the dense reference's."""
+    labels = exact_labels(logits, rows, columns)
+    assert labels.dtype == torch.uint8
+    assert_equals_dense_reference(labels, dense_reference(logits, rows, columns, False))
 
 
 FRAMES = [(1, 1), (1, 9), (9, 1), (2, 3), (37, 500), (500, 37), (97, 97), (240, 320),
@@ -74,24 +76,56 @@ def test_ties_break_only_between_equal_values() -> None:
     logits = logits.round()      # many equal values
     rows, columns = _sampling((300, 200), 65, logits, 'half_pixel')
     assert_exact(logits, rows, columns)
-    labels, _ = exact_labels(logits, rows, columns)
+    labels = exact_labels(logits, rows, columns)
     assert labels.max() < 6
 
 
 def test_chunks_give_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     logits = _logits(40, 25, 25, seed=5, device=CPU)
     rows, columns = _sampling((480, 640), 97, logits, 'tf_legacy')
-    whole = exact_labels(logits, rows, columns, confidence=True)
+    whole = exact_labels(logits, rows, columns), top_probability(logits, rows, columns)
     monkeypatch.setattr(exact_upsample, 'CHUNK_ELEMENTS', 64)
-    chunked = exact_labels(logits, rows, columns, confidence=True)
+    chunked = exact_labels(logits, rows, columns), top_probability(logits, rows, columns)
     assert torch.equal(whole[0], chunked[0]) and torch.equal(whole[1], chunked[1])
+
+
+@pytest.mark.parametrize('resize', RESIZE_MODES)
+@pytest.mark.parametrize('classes, cells', [(151, 25), (19, 13), (2, 9)])
+def test_top_probability_equals_the_dense_softmax(resize: str, classes: int,
+                                                  cells: int) -> None:
+    logits = _logits(classes, cells, cells, seed=classes + cells, device=CPU)
+    rows, columns = _sampling((150, 260), 97, logits, resize)
+    expected = dense_reference(logits, rows, columns).confidence
+    assert expected is not None
+    assert_confidence_close(top_probability(logits, rows, columns), expected)
+
+
+# (frame, input size): larger than its region both ways, smaller both ways, larger one way.
+CONFIDENCE_FRAMES = [((1080, 1920), 97), ((480, 640), 385), ((3, 700), 129), ((1, 1), 33)]
+
+
+@pytest.mark.parametrize('frame, input_size', CONFIDENCE_FRAMES,
+                         ids=[f'{f[0]}x{f[1]}-in{s}' for f, s in CONFIDENCE_FRAMES])
+def test_confidence_image_is_the_probability_at_the_network_s_detail(
+        frame: tuple[int, int], input_size: int) -> None:
+    logits = _logits(21, 25, 25, seed=frame[1], device=CPU)
+    place = placement_for(frame[0], frame[1], input_size)
+    region = (place.height, place.width)
+    probability = top_probability_image(logits, frame, region, input_size, 'align_corners')
+    assert_confidence_close(probability, reference_confidence(
+        logits, frame, region, input_size, 'align_corners'))
+    if frame[0] <= region[0] and frame[1] <= region[1]:  # at the frame's own pixels
+        rows, columns = _sampling(frame, input_size, logits, 'align_corners')
+        assert torch.equal(probability, top_probability(logits, rows, columns))
 
 
 def test_float16_logits_are_interpolated_in_float32() -> None:
     logits = _logits(21, 25, 25, seed=8, device=CPU)
     rows, columns = _sampling((120, 160), 97, logits, 'align_corners')
-    half = exact_labels(logits.half(), rows, columns)[0]
-    assert torch.equal(half, exact_labels(logits.half().float(), rows, columns)[0])
+    half = exact_labels(logits.half(), rows, columns)
+    assert torch.equal(half, exact_labels(logits.half().float(), rows, columns))
+    assert torch.equal(top_probability(logits.half(), rows, columns),
+                       top_probability(logits.half().float(), rows, columns))
 
 
 def test_sampling_stays_inside_the_frame_region_and_the_logits() -> None:
@@ -140,7 +174,7 @@ def test_a_module_without_forward_logits_runs_at_its_input_resolution() -> None:
         assert torch.equal(logits, plain(batch)[0])
     assert logits_resize(plain) == 'half_pixel'
     rows, columns = _sampling((33, 33), 33, logits, logits_resize(plain))
-    labels, _ = exact_labels(logits, rows, columns)
+    labels = exact_labels(logits, rows, columns)
     assert torch.equal(labels.long(), logits.argmax(0))
 
 
@@ -154,8 +188,13 @@ def test_logits_only_keeps_the_models_output_hooks() -> None:
 
 @needs_cuda
 @pytest.mark.parametrize('resize', RESIZE_MODES)
-def test_labels_on_cuda_equal_the_dense_reference(resize: str) -> None:  # pragma: no cover
+def test_labels_and_confidence_on_cuda_equal_the_dense_reference(
+        resize: str) -> None:  # pragma: no cover
     cuda = torch.device('cuda')
     for frame in ((1, 1), (37, 500), (480, 640), (1080, 1920), (2160, 3840)):
         logits = _logits(151, 97, 97, seed=frame[1], device=cuda).half()
         assert_exact(logits, *_sampling(frame, 385, logits, resize))
+        place = placement_for(frame[0], frame[1], 385)
+        region = (place.height, place.width)
+        assert_confidence_close(top_probability_image(logits, frame, region, 385, resize),
+                                reference_confidence(logits, frame, region, 385, resize))

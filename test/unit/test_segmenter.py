@@ -114,8 +114,11 @@ def test_exact_labels_match_dense_labels_closely(shared: Path) -> None:
     exact_result = exact.segment(frame, confidence=True)
     dense_result = dense.segment(frame, confidence=True)
     assert (exact_result.labels == dense_result.labels).mean() > 0.98
-    assert np.abs(exact_result.confidence.astype(int)
-                  - dense_result.confidence.astype(int)).mean() < 3
+    # The same probability at the input's pixels, spread to the frame's nearest-neighbour:
+    # OpenCV's nearest resize of the dense path picks the next pixel on a few rows.
+    difference = np.abs(exact_result.confidence.astype(int)
+                        - dense_result.confidence.astype(int))
+    assert (difference <= 1).mean() > 0.995
 
 
 def test_bad_frames_and_settings_are_explained(segmenter: Segmenter) -> None:

@@ -21,8 +21,12 @@ the dense computation except where two classes tie exactly.
 
 The confidence (top-class probability x 255) needs the softmax's denominator, a sum over
 every class that is not negligible, which for scene models is most of them at most pixels:
-when it is asked for, every class is interpolated at every pixel (each row of logits once
-across the frame's columns, then between rows), in the same arithmetic.
+there is no shortcut, every class is interpolated at every point where it is computed. It is
+computed at the resolution the network saw, never finer (:func:`top_probability_image`): at
+the pixels of the frame's region in the network input when the frame is larger than that
+region, each frame pixel taking the value of the input pixel its centre falls in (as a
+network resizing its logits to its input, then a nearest-neighbour resize, gives it), and at
+the frame's own pixels otherwise. At 1080p that is 25 times fewer points than the frame's.
 
 Work is done in chunks of at most :data:`CHUNK_ELEMENTS` values, so a 4K frame never holds
 classes x 4K values.
@@ -90,22 +94,98 @@ def lerp(low: torch.Tensor, high: torch.Tensor, weight: torch.Tensor,
     return low * complement + high * weight
 
 
-def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling, *,
-                 confidence: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Labels (HxW uint8) and, when asked, confidence (HxW uint8) at the frame's resolution.
+def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling
+                 ) -> torch.Tensor:
+    """The labels (HxW uint8) at the frame's resolution, exactly.
 
     Args:
         logits: ``[C, h, w]`` logits at the network's resolution (any float type).
         rows: The frame's rows (:func:`axis_sampling` along the height).
         columns: The frame's columns (along the width).
-        confidence: Also return the top-class probability x 255.
     """
     used_rows = int(rows.upper[-1]) + 1
     used_columns = int(columns.upper[-1]) + 1
-    labels = _labels(logits[:, :used_rows, :used_columns], rows, columns)
-    probability = _confidence(logits[:, :used_rows, :used_columns].float(), labels, rows,
-                              columns) if confidence else None
-    return labels, probability
+    return _labels(logits[:, :used_rows, :used_columns], rows, columns)
+
+
+@functools.lru_cache(maxsize=64)
+def nearest_samples(frame_length: int, samples: int, device: torch.device) -> torch.Tensor:
+    """int64 [frame length]: the sample (of ``samples`` spread evenly) each pixel falls in.
+
+    Pixel ``i``'s centre lies in sample ``floor((i + 0.5) * samples / frame_length)``: a
+    nearest-neighbour resize with pixel centres aligned. Cached; read, never written.
+    """
+    index = torch.arange(frame_length, dtype=torch.float64)
+    nearest = ((index + 0.5) * (samples / frame_length)).floor().to(torch.int64)
+    return nearest.clamp_(0, samples - 1).to(device)
+
+
+def top_probability_image(logits: torch.Tensor, frame_size: tuple[int, int],
+                          region_size: tuple[int, int], input_length: int, resize: str
+                          ) -> torch.Tensor:
+    """Top-class probability x 255 (HxW uint8 at the frame's size), at the network's detail.
+
+    Along each axis the probability is computed at ``min(frame, region)`` points spread over
+    the frame's region of the network input (:func:`axis_sampling` with that many
+    "pixels"): the input's own pixels when the frame is larger, the frame's otherwise. Each
+    frame pixel takes the value of the point its centre falls in (:func:`nearest_samples`).
+
+    Args:
+        logits: ``[C, h, w]`` logits at the network's resolution (any float type).
+        frame_size: The frame's (height, width).
+        region_size: The (height, width) of the frame's region in the network input.
+        input_length: The network input's side.
+        resize: The model's resize convention from its logits to its input.
+    """
+    samplings = [axis_sampling(min(frame, region), region, input_length, cells, resize,
+                               logits.device)
+                 for frame, region, cells in zip(frame_size, region_size, logits.shape[1:])]
+    probability = top_probability(logits, *samplings)
+    for dimension, (frame, sampling) in enumerate(zip(frame_size, samplings)):
+        samples = sampling.lower.numel()
+        if samples != frame:
+            probability = probability.index_select(
+                dimension, nearest_samples(frame, samples, logits.device))
+    return probability
+
+
+def top_probability(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling
+                    ) -> torch.Tensor:
+    """Top-class probability x 255 of every sampled pixel, every class interpolated (uint8).
+
+    Each row of logits is interpolated across the columns once; the rows between two rows of
+    logits (a run: they read the same two) are then interpolated a few at a time.
+    """
+    used_rows = int(rows.upper[-1]) + 1
+    grid = logits[:, :used_rows, :int(columns.upper[-1]) + 1].float()
+    classes, width = grid.shape[0], columns.lower.numel()
+    probability = torch.empty((rows.lower.numel(), width), dtype=torch.uint8,
+                              device=grid.device)
+    across: dict[int, torch.Tensor] = {}  # row of logits -> [C, W] across the columns
+
+    def row_across(row: int) -> torch.Tensor:
+        if row not in across:
+            cells = grid[:, row]
+            across[row] = lerp(cells.index_select(1, columns.lower),
+                               cells.index_select(1, columns.upper), columns.weight,
+                               columns.complement)
+        return across[row]
+
+    step = max(1, CHUNK_ELEMENTS // (classes * width))
+    last_row = grid.shape[1] - 1
+    start = 0
+    for row, run in enumerate(torch.bincount(rows.lower).tolist()):
+        if run:
+            lower, upper = row_across(row)[:, None], row_across(min(row + 1, last_row))[:, None]
+            for key in [key for key in across if key < row]:
+                del across[key]
+        for begin in range(start, start + run, step):
+            part = slice(begin, min(start + run, begin + step))
+            values = lerp(lower, upper, rows.weight[part, None], rows.complement[part, None])
+            normaliser = values.sub_(values.amax(dim=0)).exp_().sum(dim=0)
+            probability[part] = (255.0 / normaliser).round_().to(torch.uint8)
+        start += run
+    return probability
 
 
 def _labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> torch.Tensor:
@@ -137,44 +217,6 @@ def _labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> 
     candidates = corners.amax(dim=0) >= threshold  # [Q, C]: the classes that can still win
     _Quads(labels, corners, candidates, quad_rows, quad_columns, rows, columns).resolve()
     return labels
-
-
-def _confidence(grid: torch.Tensor, labels: torch.Tensor, rows: AxisSampling,
-                columns: AxisSampling) -> torch.Tensor:
-    """Top-class probability x 255 of every pixel, every class interpolated (HxW uint8).
-
-    Each row of logits is interpolated across the frame's columns once; the frame rows
-    between two rows of logits (a run: they read the same two) are then interpolated a few
-    at a time. The top value is the label's (so every sum holds a term of 1).
-    """
-    classes, width = grid.shape[0], columns.lower.numel()
-    probability = torch.empty_like(labels)
-    across: dict[int, torch.Tensor] = {}  # row of logits -> [C, W] across the frame
-
-    def row_across(row: int) -> torch.Tensor:
-        if row not in across:
-            cells = grid[:, row]
-            across[row] = lerp(cells.index_select(1, columns.lower),
-                               cells.index_select(1, columns.upper), columns.weight,
-                               columns.complement)
-        return across[row]
-
-    step = max(1, CHUNK_ELEMENTS // (classes * width))
-    last_row = grid.shape[1] - 1
-    start = 0
-    for row, run in enumerate(torch.bincount(rows.lower).tolist()):
-        if run:
-            lower, upper = row_across(row)[:, None], row_across(min(row + 1, last_row))[:, None]
-            for key in [key for key in across if key < row]:
-                del across[key]
-        for begin in range(start, start + run, step):
-            part = slice(begin, min(start + run, begin + step))
-            values = lerp(lower, upper, rows.weight[part, None], rows.complement[part, None])
-            top = values.gather(0, labels[None, part].long())
-            normaliser = values.sub_(top).exp_().sum(dim=0)
-            probability[part] = (255.0 / normaliser).round_().to(torch.uint8)
-        start += run
-    return probability
 
 
 def _referenced_quads(rows: AxisSampling, columns: AxisSampling, height: int,

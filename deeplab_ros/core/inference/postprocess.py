@@ -6,7 +6,10 @@ Two ways back to the frame's resolution (``upsample``):
   pixel gets the arg-max of the model's bilinearly interpolated logits at that pixel (the
   model's resize convention, through the letterbox placement), computed only where the
   answer is not already known (:mod:`~deeplab_ros.core.inference.exact_upsample`). Exact at
-  every frame size, and cheaper than either resize below.
+  every frame size, and cheaper than either resize below. The confidence, where asked, is the
+  top-class probability of the same interpolated logits at the detail the network saw: at
+  the input's pixels of the frame's region (the frame's own where it is smaller), each frame
+  pixel taking the value of the one its centre falls in, as the dense path gives it.
 - ``'dense'``: the network resizes its logits to its whole input (the graph ends in that
   resize); arg-max on the frame's region there, then a nearest-neighbour resize of the
   uint8 labels to the frame size. Kept for comparison.
@@ -26,7 +29,8 @@ except ImportError:
     cv2 = None  # type: ignore[assignment]
 
 from deeplab_ros.core.errors import InvalidSettingError
-from deeplab_ros.core.inference.exact_upsample import axis_sampling, exact_labels
+from deeplab_ros.core.inference.exact_upsample import (
+    axis_sampling, exact_labels, top_probability_image)
 from deeplab_ros.core.inference.preprocess import Placement
 
 UPSAMPLE_MODES = ('exact', 'dense')
@@ -70,7 +74,10 @@ def labels_and_confidence(logits: torch.Tensor, place: Placement, *, upsample: s
                              logits.device)
         columns = axis_sampling(place.frame_width, place.width, side, logits.shape[2], resize,
                                 logits.device)
-        return exact_labels(logits, rows, columns, confidence=confidence)
+        probability = top_probability_image(
+            logits, (place.frame_height, place.frame_width), (place.height, place.width),
+            side, resize) if confidence else None
+        return exact_labels(logits, rows, columns), probability
     return _dense_labels(logits, place, confidence)
 
 
