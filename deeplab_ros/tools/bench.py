@@ -26,7 +26,8 @@ layout reorders it inserted (``--profile-onnx`` adds other ONNX files, run in tu
 see :mod:`deeplab_ros.tools.bench_profile`.
 
 ``--upsample-compare`` (default on) times the whole segmenter with ``upsample: exact`` against
-``upsample: dense`` (the network resizing its logits to its input, arg-max, nearest resize) at
+``upsample: dense`` (the network resizing its logits to its input, arg-max, nearest resize),
+labels alone and with the confidence image, at
 every resolution, in one interleaved loop, at the checkpoint's own input size and with the
 node's backend (``--node-backend``), and prints how many times faster ``exact`` is.
 """
@@ -281,6 +282,8 @@ class UpsampleTiming:
     height: int
     input_size: int
     backend: str
+    #: What the segmenter was asked for: ``labels``, or ``labels+confidence``.
+    outputs: str
     exact_ms: float
     dense_ms: float
 
@@ -295,7 +298,8 @@ class UpsampleTiming:
 
 
 def run_upsample_compare(args: argparse.Namespace) -> list[UpsampleTiming]:
-    """The segmenter with ``upsample: exact`` and ``dense``, every resolution, one loop each."""
+    """The segmenter with ``upsample: exact`` and ``dense``, labels alone and with the
+    confidence image, every resolution: the four cases of a resolution in one loop."""
     modes = ('exact', 'dense')
     segmenters = [build_segmenter(args, upsample=mode, backend=args.node_backend,
                                   half=None if args.half == 'auto' else args.half == 'on')
@@ -304,12 +308,16 @@ def run_upsample_compare(args: argparse.Namespace) -> list[UpsampleTiming]:
     for name in args.resolutions:
         width, height = RESOLUTIONS[name]
         frame = bench_frame(width, height)
-        exact_ms, dense_ms = alternating_medians(
-            [_segment_call(segmenter, frame) for segmenter in segmenters],
+        medians = alternating_medians(
+            [_segment_call(segmenter, frame, confidence)
+             for confidence in (False, True) for segmenter in segmenters],
             iterations=args.iterations, warmup=args.warmup,
             synchronize=_synchronizer(segmenters[0]))
-        timings.append(UpsampleTiming(name, width, height, segmenters[0].input_size,
-                                      segmenters[0].describe_backend(), exact_ms, dense_ms))
+        for index, outputs in enumerate(('labels', 'labels+confidence')):
+            exact_ms, dense_ms = medians[2 * index:2 * index + 2]
+            timings.append(UpsampleTiming(name, width, height, segmenters[0].input_size,
+                                          segmenters[0].describe_backend(), outputs,
+                                          exact_ms, dense_ms))
     for segmenter in segmenters:
         segmenter.close()
     return timings
@@ -317,19 +325,20 @@ def run_upsample_compare(args: argparse.Namespace) -> list[UpsampleTiming]:
 
 def format_upsample_table(timings: list[UpsampleTiming]) -> str:
     """Table of :func:`run_upsample_compare` (dense median / exact median)."""
-    columns = [('frame', '<16'), ('input', '>5'), ('backend', '<18'), ('exact ms', '>9.1f'),
-               ('dense ms', '>9.1f'), ('exact x', '>8.3f')]
+    columns = [('frame', '<16'), ('input', '>5'), ('backend', '<18'), ('outputs', '<18'),
+               ('exact ms', '>9.1f'), ('dense ms', '>9.1f'), ('exact x', '>8.3f')]
     return text_table(columns, [[f'{t.resolution} {t.width}x{t.height}', t.input_size,
-                                 t.backend, t.exact_ms, t.dense_ms, t.speedup]
+                                 t.backend, t.outputs, t.exact_ms, t.dense_ms, t.speedup]
                                 for t in timings])
 
 
-def _segment_call(segmenter, frame: np.ndarray) -> Callable[[], None]:
+def _segment_call(segmenter, frame: np.ndarray,
+                  confidence: bool = False) -> Callable[[], None]:
     """One segmenter call on ``frame`` that returns once the device is done."""
     synchronize = _synchronizer(segmenter)
 
     def segment() -> None:
-        segmenter.segment(frame)
+        segmenter.segment(frame, confidence=confidence)
         synchronize()
     return segment
 

@@ -107,6 +107,13 @@ def test_bench_command_writes_its_table_and_json(shared: Path, tmp_path: Path) -
         assert speedup['segmenter_speedup'] == pytest.approx(
             pair[0]['segmenter_ms'] / pair[1]['segmenter_ms'], rel=1e-3)
     assert report['node_backend'] == 'auto'
+    # exact against dense, labels alone and with the confidence image, every resolution.
+    assert [(row['resolution'], row['outputs']) for row in report['upsample_compare']] == \
+        [(name, outputs) for name in ('qvga', 'vga')
+         for outputs in ('labels', 'labels+confidence')]
+    for row in report['upsample_compare']:
+        assert row['speedup'] == pytest.approx(row['dense_ms'] / row['exact_ms'], rel=1e-3)
+    assert 'exact against dense' in completed.stdout
     # The node part: its own process over DDS, every frame accounted for.
     node_cases = [(row['width'], row['input_size']) for row in report['node']]
     assert node_cases == [(320, 129), (640, 129)]
