@@ -263,10 +263,14 @@ def test_fine_tune_lowers_loss_and_raises_train_miou(fine_tuned: dict) -> None:
     result, before, after = fine_tuned['result'], fine_tuned['before'], fine_tuned['after']
     losses = result.losses
     print(f'\nloss {np.mean(losses[:3]):.3f} -> {np.mean(losses[-3:]):.3f} over {len(losses)} '
-          f'steps; train mIoU {before.mean_iou:.3f} -> {after.mean_iou:.3f}')
+          f'steps; train mIoU {before.mean_iou:.3f} -> {after.mean_iou:.3f}, pixel accuracy '
+          f'{before.pixel_accuracy:.3f} -> {after.pixel_accuracy:.3f}')
     assert result.finished and len(losses) == result.total_steps == 16
-    assert np.mean(losses[-3:]) <= 0.7 * np.mean(losses[:3])
-    assert after.mean_iou > before.mean_iou + 0.05
+    assert np.mean(losses[-3:]) <= 0.5 * np.mean(losses[:3])
+    # Sixteen steps from a new head: a model that has started to learn, not a good one. The
+    # scores move the same way on every host, by amounts that differ with the CPU's kernels.
+    assert after.pixel_accuracy >= before.pixel_accuracy + 0.05
+    assert after.mean_iou >= before.mean_iou + 0.01
     # Validation ran after every epoch on the val split and was recorded.
     assert [record['epoch'] for record in result.validations] == list(range(1, 9))
     assert all(0.0 <= record['mean_iou'] <= 1.0 for record in result.validations)
