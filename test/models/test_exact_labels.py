@@ -37,7 +37,8 @@ def _frame(shared: Path, photo: str, size: tuple[int, int]) -> np.ndarray:
 
 
 def assert_segmenter_is_exact(segmenter: Segmenter, frame: np.ndarray) -> None:
-    """The segmenter's labels and confidence of ``frame`` against the dense reference."""
+    """The segmenter's labels, class fractions and confidence of ``frame`` against the dense
+    reference."""
     result = segmenter.segment(frame, confidence=True)
     logits = segmenter.forward_only(segmenter.prepare_batch([frame]))[0].clone()
     place = placement_for(frame.shape[0], frame.shape[1], segmenter.input_size)
@@ -48,6 +49,9 @@ def assert_segmenter_is_exact(segmenter: Segmenter, frame: np.ndarray) -> None:
     assert logits.shape[-1] < segmenter.input_size  # the network ends at its logits' size
     assert_equals_dense_reference(torch.from_numpy(result.labels),
                                   dense_reference(logits, rows, columns, False))
+    pixels = np.bincount(result.labels.reshape(-1))
+    assert result.class_fractions == {index: count / result.labels.size
+                                      for index, count in enumerate(pixels.tolist()) if count}
     assert result.confidence is not None
     assert_confidence_close(torch.from_numpy(result.confidence), reference_confidence(
         logits, frame.shape[:2], (place.height, place.width), segmenter.input_size,

@@ -45,9 +45,12 @@ def _sampling(frame: tuple[int, int], input_size: int, logits: torch.Tensor, res
 
 def assert_exact(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> None:
     """Exact labels of ``logits`` equal the dense reference's."""
-    labels = exact_labels(logits, rows, columns)
+    labels, counts = exact_labels(logits, rows, columns)
     assert labels.dtype == torch.uint8
     assert_equals_dense_reference(labels, dense_reference(logits, rows, columns, False))
+    # The counts, made from the quads' blocks, are those of the label image.
+    assert torch.equal(counts, torch.bincount(labels.reshape(-1).long(),
+                                              minlength=logits.shape[0]))
 
 
 FRAMES = [(1, 1), (1, 9), (9, 1), (2, 3), (37, 500), (500, 37), (97, 97), (240, 320),
@@ -76,17 +79,17 @@ def test_ties_break_only_between_equal_values() -> None:
     logits = logits.round()      # many equal values
     rows, columns = _sampling((300, 200), 65, logits, 'half_pixel')
     assert_exact(logits, rows, columns)
-    labels = exact_labels(logits, rows, columns)
+    labels = exact_labels(logits, rows, columns).labels
     assert labels.max() < 6
 
 
 def test_chunks_give_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     logits = _logits(40, 25, 25, seed=5, device=CPU)
     rows, columns = _sampling((480, 640), 97, logits, 'tf_legacy')
-    whole = exact_labels(logits, rows, columns), top_probability(logits, rows, columns)
+    whole = (*exact_labels(logits, rows, columns), top_probability(logits, rows, columns))
     monkeypatch.setattr(exact_upsample, 'CHUNK_ELEMENTS', 64)
-    chunked = exact_labels(logits, rows, columns), top_probability(logits, rows, columns)
-    assert torch.equal(whole[0], chunked[0]) and torch.equal(whole[1], chunked[1])
+    chunked = (*exact_labels(logits, rows, columns), top_probability(logits, rows, columns))
+    assert all(torch.equal(one, other) for one, other in zip(whole, chunked))
 
 
 @pytest.mark.parametrize('resize', RESIZE_MODES)
@@ -122,8 +125,8 @@ def test_confidence_image_is_the_probability_at_the_network_s_detail(
 def test_float16_logits_are_interpolated_in_float32() -> None:
     logits = _logits(21, 25, 25, seed=8, device=CPU)
     rows, columns = _sampling((120, 160), 97, logits, 'align_corners')
-    half = exact_labels(logits.half(), rows, columns)
-    assert torch.equal(half, exact_labels(logits.half().float(), rows, columns))
+    half = exact_labels(logits.half(), rows, columns).labels
+    assert torch.equal(half, exact_labels(logits.half().float(), rows, columns).labels)
     assert torch.equal(top_probability(logits.half(), rows, columns),
                        top_probability(logits.half().float(), rows, columns))
 
@@ -174,7 +177,7 @@ def test_a_module_without_forward_logits_runs_at_its_input_resolution() -> None:
         assert torch.equal(logits, plain(batch)[0])
     assert logits_resize(plain) == 'half_pixel'
     rows, columns = _sampling((33, 33), 33, logits, logits_resize(plain))
-    labels = exact_labels(logits, rows, columns)
+    labels = exact_labels(logits, rows, columns).labels
     assert torch.equal(labels.long(), logits.argmax(0))
 
 

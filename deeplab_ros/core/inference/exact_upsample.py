@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import functools
+from typing import NamedTuple
 
 import torch
 
@@ -94,9 +95,19 @@ def lerp(low: torch.Tensor, high: torch.Tensor, weight: torch.Tensor,
     return low * complement + high * weight
 
 
+class FrameLabels(NamedTuple):
+    """Labels at a frame's resolution and the number of pixels of each class."""
+
+    labels: torch.Tensor  # HxW uint8
+    counts: torch.Tensor  # int64 [classes]
+
+
 def exact_labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling
-                 ) -> torch.Tensor:
-    """The labels (HxW uint8) at the frame's resolution, exactly.
+                 ) -> FrameLabels:
+    """The labels (HxW uint8) at the frame's resolution, exactly, and each class's pixels.
+
+    The counts come from the same construction (each quad's block of pixels), without
+    another pass over the frame.
 
     Args:
         logits: ``[C, h, w]`` logits at the network's resolution (any float type).
@@ -188,26 +199,36 @@ def top_probability(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampl
     return probability
 
 
-def _labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> torch.Tensor:
-    """The exact labels (HxW uint8) of ``logits`` (cropped to the cells the frame reads)."""
+def _labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> FrameLabels:
+    """The exact labels of ``logits`` (cropped to the cells the frame reads), and counts."""
     classes, used_rows, used_columns = logits.shape
-    # Channels last: every cell's class vector is contiguous (arg-max, corner gathers).
+    # The first arg-max of every cell: max() over the outer (class) dimension gives it
+    # several times faster than argmax() (torch documents max()'s indices as the first).
+    best = logits.max(dim=0).indices
+    # Channels last for the corner gathers: every cell's class vector is contiguous.
     cells = logits.permute(1, 2, 0).float().contiguous()
-    best = cells.argmax(dim=2)
     # Every pixel the arg-max of its quad's top-left cell: the label wherever the quad is
     # uniform (frame rows reading one row of cells are consecutive: repeat each row).
+    row_counts = torch.bincount(rows.lower, minlength=used_rows)
+    column_counts = torch.bincount(columns.lower, minlength=used_columns)
     labels = best.to(torch.uint8).index_select(1, columns.lower).repeat_interleave(
-        torch.bincount(rows.lower, minlength=used_rows), dim=0,
-        output_size=rows.lower.numel())
+        row_counts, dim=0, output_size=rows.lower.numel())
+    # Each cell's class counted once per pixel of its quad's block.
+    block_sizes = row_counts[:, None] * column_counts[None, :]
+    counts = torch.zeros(classes, dtype=torch.int64, device=cells.device)
+    counts.scatter_add_(0, best.reshape(-1), block_sizes.reshape(-1))
     # Each quad: the cell at its top left and the cells below, right and diagonal (clamped).
     below = torch.arange(1, used_rows + 1, device=cells.device).clamp_(max=used_rows - 1)
     right = torch.arange(1, used_columns + 1, device=cells.device).clamp_(max=used_columns - 1)
     best_below = best[below]
-    quads = _referenced_quads(rows, columns, used_rows, used_columns) & (
+    quads = (block_sizes > 0) & (
         (best != best_below) | (best != best[:, right]) | (best != best_below[:, right]))
     quad_rows, quad_columns = torch.nonzero(quads, as_tuple=True)
     if quad_rows.numel() == 0:
-        return labels
+        return FrameLabels(labels, counts)
+    # The blocks resolved pixel by pixel are counted again from their new labels.
+    counts.scatter_add_(0, best[quad_rows, quad_columns],
+                        -block_sizes[quad_rows, quad_columns])
     corner_cells = torch.stack([quad_rows * used_columns + quad_columns,
                                 quad_rows * used_columns + right[quad_columns],
                                 below[quad_rows] * used_columns + quad_columns,
@@ -215,18 +236,9 @@ def _labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> 
     corners = cells.view(-1, classes)[corner_cells]  # [4, Q, C]
     threshold = corners.amin(dim=0).amax(dim=1, keepdim=True)
     candidates = corners.amax(dim=0) >= threshold  # [Q, C]: the classes that can still win
-    _Quads(labels, corners, candidates, quad_rows, quad_columns, rows, columns).resolve()
-    return labels
-
-
-def _referenced_quads(rows: AxisSampling, columns: AxisSampling, height: int,
-                      width: int) -> torch.Tensor:
-    """[h, w] bool: the quads some frame pixel falls in."""
-    row_used = torch.zeros(height, dtype=torch.bool, device=rows.lower.device)
-    row_used[rows.lower] = True
-    column_used = torch.zeros(width, dtype=torch.bool, device=columns.lower.device)
-    column_used[columns.lower] = True
-    return row_used[:, None] & column_used[None, :]
+    _Quads(labels, counts, corners, candidates, quad_rows, quad_columns, rows,
+           columns).resolve()
+    return FrameLabels(labels, counts)
 
 
 class _Quads:
@@ -238,17 +250,18 @@ class _Quads:
     last row and column, whose pixels then get the same label twice.
     """
 
-    def __init__(self, labels: torch.Tensor, corners: torch.Tensor, candidates: torch.Tensor,
-                 quad_rows: torch.Tensor, quad_columns: torch.Tensor, rows: AxisSampling,
-                 columns: AxisSampling) -> None:
+    def __init__(self, labels: torch.Tensor, counts: torch.Tensor, corners: torch.Tensor,
+                 candidates: torch.Tensor, quad_rows: torch.Tensor, quad_columns: torch.Tensor,
+                 rows: AxisSampling, columns: AxisSampling) -> None:
         self.labels = labels
+        self.class_pixels = counts
         self.corners = corners
         self.rows, self.columns = rows, columns
         self.quad_rows, self.quad_columns = quad_rows, quad_columns
         # Candidate classes of every quad, ascending, one after another (CSR).
-        self.counts = candidates.sum(dim=1)
+        self.candidate_counts = candidates.sum(dim=1)
         self.classes = torch.nonzero(candidates, as_tuple=True)[1]
-        self.starts = torch.cumsum(self.counts, 0) - self.counts
+        self.starts = torch.cumsum(self.candidate_counts, 0) - self.candidate_counts
         row_counts = torch.bincount(rows.lower)
         column_counts = torch.bincount(columns.lower)
         self.block_rows = row_counts[quad_rows]
@@ -258,10 +271,10 @@ class _Quads:
         self.block_shape = (int(self.block_rows.max()), int(self.block_columns.max()))
 
     def resolve(self) -> None:
-        """Label every pixel of every quad."""
+        """Label every pixel of every quad, and count them."""
         # Every quad here has at least two candidates (the arg-max classes of its corners).
         # Padding every quad's list to the next power of two keeps the groups few.
-        widths = torch.pow(2, torch.ceil(torch.log2(self.counts.double()))).long()
+        widths = torch.pow(2, torch.ceil(torch.log2(self.candidate_counts.double()))).long()
         block = self.block_shape[0] * self.block_shape[1]
         for width in torch.unique(widths).tolist():
             members = torch.nonzero(widths == width, as_tuple=True)[0]
@@ -273,23 +286,32 @@ class _Quads:
         # Candidate table [M, width]: a short list is padded with its last class, which
         # comes after the real one and so never changes which position the arg-max takes.
         offsets = torch.arange(width, device=members.device)
-        counts = self.counts[members, None]
+        counts = self.candidate_counts[members, None]
         last = self.starts[members, None] + counts - 1
         classes = self.classes[(self.starts[members, None] + offsets).minimum(last)]
+        # Candidates first, [width, M, 1, 1]: the arg-max is then a reduction over the outer
+        # dimension, which torch's max() does several times faster than an inner argmax.
         top_left, top_right, bottom_left, bottom_right = \
-            self.corners[:, members[:, None], classes][:, :, None, None, :]  # [M, 1, 1, width]
+            self.corners[:, members[:, None], classes].permute(0, 2, 1)[..., None, None]
         # Block pixel (i, j) of a quad, clamped to its own block: [M, rows, 1] and [M, 1, cols].
         span = [torch.arange(size, device=members.device) for size in self.block_shape]
         y = (self.first_row[members, None] +
              span[0].minimum(self.block_rows[members, None] - 1))[:, :, None]
         x = (self.first_column[members, None] +
              span[1].minimum(self.block_columns[members, None] - 1))[:, None, :]
-        weight, complement = self.columns.weight[x][..., None], \
-            self.columns.complement[x][..., None]
+        weight, complement = self.columns.weight[x], self.columns.complement[x]
         interpolated = lerp(lerp(top_left, top_right, weight, complement),
                             lerp(bottom_left, bottom_right, weight, complement),
-                            self.rows.weight[y][..., None], self.rows.complement[y][..., None])
-        position = interpolated.argmax(dim=3)  # [M, rows, cols]
-        flat = (y * self.labels.shape[1] + x).reshape(-1)
-        chosen = torch.gather(classes, 1, position.reshape(len(members), -1))
-        self.labels.view(-1)[flat] = chosen.reshape(-1).to(torch.uint8)
+                            self.rows.weight[y], self.rows.complement[y])  # [width, M, rows, cols]
+        # The first position of the largest value, as argmax (torch documents max()'s indices
+        # as the first maximal value's).
+        position = interpolated.max(dim=0).indices  # [M, rows, cols]
+        chosen = torch.gather(classes, 1, position.reshape(len(members), -1)).reshape(-1)
+        self.labels.view(-1)[(y * self.labels.shape[1] + x).reshape(-1)] = \
+            chosen.to(torch.uint8)
+        # Each pixel counted once: the repeats that pad a smaller block weigh nothing.
+        inside = ((span[0] < self.block_rows[members, None])[:, :, None]
+                  & (span[1] < self.block_columns[members, None])[:, None, :])
+        self.class_pixels += torch.bincount(
+            chosen, weights=inside.reshape(-1).to(torch.float64),
+            minlength=self.class_pixels.numel()).to(torch.int64)

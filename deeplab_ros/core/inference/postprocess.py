@@ -19,6 +19,8 @@ Measurements: ``docs/benchmarks.md#upsample-exact-or-dense``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -53,11 +55,18 @@ def full_resolution_network(upsample: str) -> bool:
     return parse_upsample(upsample) == 'dense'
 
 
-def labels_and_confidence(logits: torch.Tensor, place: Placement, *, upsample: str = 'exact',
-                          resize: str = 'half_pixel', input_size: int | None = None,
-                          confidence: bool = False
-                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Labels (HxW uint8) and optional confidence (HxW uint8) for one frame's logits.
+class LabelsAtFrame(NamedTuple):
+    """One frame's post-processed outputs at its own resolution."""
+
+    labels: torch.Tensor              # HxW uint8
+    counts: torch.Tensor              # int64 [>= classes]: pixels of each class
+    confidence: torch.Tensor | None   # HxW uint8 top-class probability x 255, when asked
+
+
+def labels_at_frame(logits: torch.Tensor, place: Placement, *, upsample: str = 'exact',
+                    resize: str = 'half_pixel', input_size: int | None = None,
+                    confidence: bool = False) -> LabelsAtFrame:
+    """Labels, class pixel counts and optional confidence for one frame's logits.
 
     Args:
         logits: ``[C, h, w]`` logits of the padded network input: at the network's own
@@ -77,8 +86,10 @@ def labels_and_confidence(logits: torch.Tensor, place: Placement, *, upsample: s
         probability = top_probability_image(
             logits, (place.frame_height, place.frame_width), (place.height, place.width),
             side, resize) if confidence else None
-        return exact_labels(logits, rows, columns), probability
-    return _dense_labels(logits, place, confidence)
+        labels, counts = exact_labels(logits, rows, columns)
+        return LabelsAtFrame(labels, counts, probability)
+    labels, probability = _dense_labels(logits, place, confidence)
+    return LabelsAtFrame(labels, class_counts(labels, logits.shape[0]), probability)
 
 
 def _dense_labels(logits: torch.Tensor, place: Placement, confidence: bool

@@ -28,8 +28,8 @@ from deeplab_ros.core.inference.backends import (
 from deeplab_ros.core.inference.device import resolve_device
 from deeplab_ros.core.inference.onnx_export import onnx_cache_stem, OnnxExportError
 from deeplab_ros.core.inference.postprocess import (
-    blend, class_counts, colorize, fractions_from_counts, full_resolution_network,
-    labels_and_confidence, parse_upsample)
+    blend, colorize, fractions_from_counts, full_resolution_network, labels_at_frame,
+    parse_upsample)
 from deeplab_ros.core.inference.preprocess import check_input_size, Preprocessor
 from deeplab_ros.core.inference.stage_timer import NO_STAGE_TIMER, StageTimer
 from deeplab_ros.core.labels import LabelSet
@@ -208,7 +208,7 @@ class Segmenter:
             download = _HostDownload(self.device)
             pending = []
             for index, place in enumerate(placements):
-                labels, probability = labels_and_confidence(
+                labels, counts, probability = labels_at_frame(
                     logits[index], place, upsample=self.upsample, resize=self.logits_resize,
                     input_size=self.input_size, confidence=confidence)
                 colors = colorize(labels, self._palette) if (color or overlay) else None
@@ -217,7 +217,7 @@ class Segmenter:
                     clear = labels == 0 if self._background_first else None
                     mixed = blend(uploaded[index], colors, overlay_alpha, clear)
                 pending.append((labels.numel(), download.start(labels),
-                                download.start(class_counts(labels, self.num_classes)),
+                                download.start(counts),
                                 download.start(probability),
                                 download.start(colors if color else None),
                                 download.start(mixed)))
