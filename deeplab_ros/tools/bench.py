@@ -160,6 +160,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--node-block', type=int, default=10,
                         help='node frames per block; every block is followed by as many '
                              'frames through the segmenter in this process (default 10)')
+    parser.add_argument('--against', type=Path, metavar='CHECKOUT',
+                        help='also time this checkout\'s segmenter against the one of another '
+                             'checkout of the package (e.g. a git worktree of an earlier '
+                             'commit), each with its own defaults, in one interleaved loop at '
+                             'every resolution (see deeplab_ros.tools.bench_against)')
     parser.add_argument('--profile', action='store_true',
                         help='only profile the first input size and resolution: stage times '
                              'of the segmenter per backend and ONNX Runtime\'s per-operator '
@@ -298,8 +303,10 @@ class UpsampleTiming:
 
 
 def run_upsample_compare(args: argparse.Namespace) -> list[UpsampleTiming]:
-    """The segmenter with ``upsample: exact`` and ``dense``, labels alone and with the
-    confidence image, every resolution: the four cases of a resolution in one loop."""
+    """The segmenter with ``upsample: exact`` and ``dense``, every resolution.
+
+    Labels alone and with the confidence image: the four cases of a resolution in one loop.
+    """
     modes = ('exact', 'dense')
     segmenters = [build_segmenter(args, upsample=mode, backend=args.node_backend,
                                   half=None if args.half == 'auto' else args.half == 'on')
@@ -329,6 +336,18 @@ def format_upsample_table(timings: list[UpsampleTiming]) -> str:
                ('exact ms', '>9.1f'), ('dense ms', '>9.1f'), ('exact x', '>8.3f')]
     return text_table(columns, [[f'{t.resolution} {t.width}x{t.height}', t.input_size,
                                  t.backend, t.outputs, t.exact_ms, t.dense_ms, t.speedup]
+                                for t in timings])
+
+
+def format_against_table(timings: list) -> str:
+    """Table of :func:`~deeplab_ros.tools.bench_against.run_against`."""
+    columns = [('frame', '<16'), ('this ms', '>8.1f'), ('other ms', '>9.1f'), ('x', '>6.3f'),
+               ('this', '<28'), ('other', '<28')]
+
+    def setup(worker: dict) -> str:
+        return f'input {worker["input_size"]}, {worker["backend"]}'
+    return text_table(columns, [[f'{t.resolution} {t.width}x{t.height}', t.this_ms, t.other_ms,
+                                 t.speedup, setup(t.this_setup), setup(t.other_setup)]
                                 for t in timings])
 
 
@@ -464,6 +483,23 @@ def main(argv: list[str] | None = None) -> int:
               'dense / exact):')
         print(format_upsample_table(upsample))
         report['upsample_compare'] = [t.to_dict() for t in upsample]
+    if args.against:
+        from deeplab_ros.tools.bench_against import AgainstError, run_against
+
+        try:
+            against = run_against(
+                args.against, resolutions=args.resolutions,
+                frames=[bench_frame(*RESOLUTIONS[name]) for name in args.resolutions],
+                weights=args.weights, device=args.device, backend=args.node_backend,
+                threads=args.threads, iterations=args.iterations, warmup=args.warmup,
+                alternating_medians=alternating_medians)
+        except AgainstError as error:
+            return report_failure(parser.prog, error, parser)
+        print(f'\nsegmenter here against {args.against} (worker processes, same loop, median '
+              'ms; x = other / this):')
+        print(format_against_table(against))
+        report['against'] = {'checkout': str(args.against),
+                             'timings': [t.to_dict() for t in against]}
     if args.spatial:
         from deeplab_ros.tools.bench_spatial import format_spatial_table, run_spatial
 

@@ -172,3 +172,37 @@ def test_node_frames_split_into_blocks_of_at_least_two() -> None:
     assert block_sizes(7, 10) == [7]
     assert block_sizes(1, 10) == [2]
     assert block_sizes(9, 1) == [2, 2, 2, 3]
+
+
+def test_bench_against_another_checkout_runs_each_in_its_own_worker(tmp_path: Path) -> None:
+    other = tmp_path / 'other_checkout'
+    shutil.copytree(REPO / 'deeplab_ros', other / 'deeplab_ros',
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    completed = subprocess.run(
+        [sys.executable, '-m', 'deeplab_ros.tools.bench', '--device', 'cpu', '--iterations', '2',
+         '--warmup', '0', '--input-sizes', '97', '--resolutions', 'qvga', '--node-frames', '0',
+         '--no-spatial', '--no-upsample-compare', '--backends', 'torch',
+         '--weights', 'pretrained:deeplabv3_mnv2_dm05_float', '--against', str(other),
+         '--json', str(tmp_path / 'bench.json')],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr
+    against = json.loads((tmp_path / 'bench.json').read_text())['against']
+    assert against['checkout'] == str(other)
+    [row] = against['timings']
+    assert (row['resolution'], row['width'], row['height']) == ('qvga', 320, 240)
+    assert row['this_ms'] > 0 and row['other_ms'] > 0
+    assert row['speedup'] == pytest.approx(row['other_ms'] / row['this_ms'], rel=1e-3)
+    # Each worker imported its own checkout's package, with that checkout's defaults.
+    assert Path(row['other_setup']['package']) == other / 'deeplab_ros'
+    assert Path(row['this_setup']['package']) != other / 'deeplab_ros'
+    assert row['this_setup']['input_size'] == row['other_setup']['input_size']
+    assert f'against {other}' in completed.stdout
+
+    missing = subprocess.run(
+        [sys.executable, '-m', 'deeplab_ros.tools.bench', '--device', 'cpu', '--iterations', '1',
+         '--node-frames', '0', '--no-spatial', '--no-upsample-compare', '--backends', 'torch',
+         '--input-sizes', '97', '--resolutions', 'qvga', '--against', str(tmp_path / 'none')],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 1
+    assert 'is not a deeplab_ros checkout' in missing.stderr
+    assert 'Traceback' not in missing.stderr
