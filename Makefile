@@ -35,9 +35,13 @@ test-fast: setup
 demo: setup
 	$(PY) -m deeplab_ros.tools.demo --output $(CURDIR)/demo_output
 
+# BENCH_ARGS adds options, e.g. BENCH_ARGS='--against ../deeplab_ros_base' (another checkout).
+BENCH_ARGS ?=
+
 bench: setup
 	$(PY) -m deeplab_ros.tools.bench --resolutions vga,1080p --input-sizes 321,513 \
-		--iterations 20 --node-frames 100 --node-block 10 --json $(CURDIR)/bench_output/bench.json
+		--iterations 20 --node-frames 100 --node-block 10 --json $(CURDIR)/bench_output/bench.json \
+		$(BENCH_ARGS)
 
 eval: setup
 	$(PY) -m deeplab_ros.tools.evaluate
