@@ -164,38 +164,47 @@ def top_probability(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampl
                     ) -> torch.Tensor:
     """Top-class probability x 255 of every sampled pixel, every class interpolated (uint8).
 
-    Each row of logits is interpolated across the columns once; the rows between two rows of
-    logits (a run: they read the same two) are then interpolated a few at a time.
+    Each row of logits is interpolated across the columns once; the output rows between two
+    rows of logits (a run: they read the same two) are interpolated into a buffer of a few
+    runs, whose softmax denominators are then taken in one go.
     """
     used_rows = int(rows.upper[-1]) + 1
     grid = logits[:, :used_rows, :int(columns.upper[-1]) + 1].float()
     classes, width = grid.shape[0], columns.lower.numel()
-    probability = torch.empty((rows.lower.numel(), width), dtype=torch.uint8,
-                              device=grid.device)
-    across: dict[int, torch.Tensor] = {}  # row of logits -> [C, W] across the columns
+    across: dict[int, torch.Tensor] = {}  # row of logits -> [C, 1, W] across the columns
 
     def row_across(row: int) -> torch.Tensor:
         if row not in across:
             cells = grid[:, row]
             across[row] = lerp(cells.index_select(1, columns.lower),
                                cells.index_select(1, columns.upper), columns.weight,
-                               columns.complement)
+                               columns.complement)[:, None]
         return across[row]
 
-    step = max(1, CHUNK_ELEMENTS // (classes * width))
-    last_row = grid.shape[1] - 1
-    start = 0
-    for row, run in enumerate(torch.bincount(rows.lower).tolist()):
-        if run:
-            lower, upper = row_across(row)[:, None], row_across(min(row + 1, last_row))[:, None]
+    total = rows.lower.numel()
+    probability = torch.empty((total, width), dtype=torch.uint8, device=grid.device)
+    step = max(1, min(total, CHUNK_ELEMENTS // (classes * width)))
+    values = torch.empty((classes, step, width), device=grid.device)  # one chunk's rows
+    lower_rows = rows.lower.tolist()
+    for begin in range(0, total, step):
+        end = min(total, begin + step)
+        # Each run of output rows between the same two rows of logits, into the chunk.
+        start = begin
+        while start < end:
+            row = lower_rows[start]
+            stop = start + 1
+            while stop < end and lower_rows[stop] == row:
+                stop += 1
             for key in [key for key in across if key < row]:
                 del across[key]
-        for begin in range(start, start + run, step):
-            part = slice(begin, min(start + run, begin + step))
-            values = lerp(lower, upper, rows.weight[part, None], rows.complement[part, None])
-            normaliser = values.sub_(values.amax(dim=0)).exp_().sum(dim=0)
-            probability[part] = (255.0 / normaliser).round_().to(torch.uint8)
-        start += run
+            part = slice(start, stop)
+            torch.add(row_across(row) * rows.complement[part, None],
+                      row_across(int(rows.upper[start])) * rows.weight[part, None],
+                      out=values[:, start - begin:stop - begin])
+            start = stop
+        chunk = values[:, :end - begin]
+        normaliser = chunk.sub_(chunk.amax(dim=0)).exp_().sum(dim=0)
+        probability[begin:end] = (255.0 / normaliser).round_().to(torch.uint8)
     return probability
 
 
