@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 from dataclasses import dataclass, field
+import gc
 import itertools
 import os
 import threading
@@ -81,6 +82,11 @@ class InProcessNode:
         """Stop the worker and the executor, destroy the node."""
         self._spinner.stop()  # as the executable: stop spinning, then destroy_node releases
         self.node.destroy_node()
+        # rcl unregisters a node name's /rosout publisher when a node of that name is
+        # destructed: collected now, not while the next node of that name runs (the autouse
+        # fixture of test/node collects what the test itself still held).
+        del self.node
+        gc.collect()
 
 
 @dataclass
