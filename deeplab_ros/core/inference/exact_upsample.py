@@ -185,7 +185,8 @@ def top_probability(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampl
     probability = torch.empty((total, width), dtype=torch.uint8, device=grid.device)
     step = max(1, min(total, CHUNK_ELEMENTS // (classes * width)))
     values = torch.empty((classes, step, width), device=grid.device)  # one chunk's rows
-    lower_rows = rows.lower.tolist()
+    # Plain lists: no device round trip per run on CUDA.
+    lower_rows, upper_rows = rows.lower.tolist(), rows.upper.tolist()
     for begin in range(0, total, step):
         end = min(total, begin + step)
         # Each run of output rows between the same two rows of logits, into the chunk.
@@ -199,7 +200,7 @@ def top_probability(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampl
                 del across[key]
             part = slice(start, stop)
             torch.add(row_across(row) * rows.complement[part, None],
-                      row_across(int(rows.upper[start])) * rows.weight[part, None],
+                      row_across(upper_rows[start]) * rows.weight[part, None],
                       out=values[:, start - begin:stop - begin])
             start = stop
         chunk = values[:, :end - begin]
