@@ -215,8 +215,6 @@ def _labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> 
     # The first arg-max of every cell: max() over the outer (class) dimension gives it
     # several times faster than argmax() (torch documents max()'s indices as the first).
     best = logits.max(dim=0).indices
-    # Channels last for the corner gathers: every cell's class vector is contiguous.
-    cells = logits.permute(1, 2, 0).float().contiguous()
     # Every pixel the arg-max of its quad's top-left cell: the label wherever the quad is
     # uniform (frame rows reading one row of cells are consecutive: repeat each row).
     row_counts = torch.bincount(rows.lower, minlength=used_rows)
@@ -225,11 +223,11 @@ def _labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> 
         row_counts, dim=0, output_size=rows.lower.numel())
     # Each cell's class counted once per pixel of its quad's block.
     block_sizes = row_counts[:, None] * column_counts[None, :]
-    counts = torch.zeros(classes, dtype=torch.int64, device=cells.device)
+    counts = torch.zeros(classes, dtype=torch.int64, device=logits.device)
     counts.scatter_add_(0, best.reshape(-1), block_sizes.reshape(-1))
     # Each quad: the cell at its top left and the cells below, right and diagonal (clamped).
-    below = torch.arange(1, used_rows + 1, device=cells.device).clamp_(max=used_rows - 1)
-    right = torch.arange(1, used_columns + 1, device=cells.device).clamp_(max=used_columns - 1)
+    below = torch.arange(1, used_rows + 1, device=logits.device).clamp_(max=used_rows - 1)
+    right = torch.arange(1, used_columns + 1, device=logits.device).clamp_(max=used_columns - 1)
     best_below = best[below]
     quads = (block_sizes > 0) & (
         (best != best_below) | (best != best[:, right]) | (best != best_below[:, right]))
@@ -243,6 +241,8 @@ def _labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> 
                                 quad_rows * used_columns + right[quad_columns],
                                 below[quad_rows] * used_columns + quad_columns,
                                 below[quad_rows] * used_columns + right[quad_columns]])
+    # Channels last for the corner gathers: every cell's class vector is contiguous.
+    cells = logits.permute(1, 2, 0).float().contiguous()
     corners = cells.view(-1, classes)[corner_cells]  # [4, Q, C]
     threshold = corners.amin(dim=0).amax(dim=1, keepdim=True)
     candidates = corners.amax(dim=0) >= threshold  # [Q, C]: the classes that can still win
