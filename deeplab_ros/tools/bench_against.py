@@ -1,8 +1,8 @@
 """``deeplab-ros-bench --against CHECKOUT``: this checkout's segmenter against another's.
 
 Both segmenters run in worker processes of their own, started the same way (the same Python,
-``PYTHONPATH`` naming one checkout or the other, a cache folder of their own so neither reuses
-the other's ONNX exports) and driven over the same pipe: every iteration asks each for one
+``PYTHONPATH`` naming one checkout or the other; the other checkout with a cache folder of its
+own, so that neither reuses the other's ONNX exports) and driven over the same pipe: every iteration asks each for one
 frame in turn, rotating the order, so load from elsewhere affects both alike. Each builds its
 segmenter with ``Segmenter.from_checkpoint(weights, device=..., backend=...)`` and its own
 defaults for everything else (input size, output stride, upsampling): what that checkout does
@@ -83,11 +83,12 @@ class SegmenterWorker:
     """A worker process segmenting frames with the package of one checkout."""
 
     def __init__(self, checkout: Path, frame_files: list[Path], *, weights: str, device: str,
-                 backend: str, threads: int, cache: Path) -> None:
+                 backend: str, threads: int, cache: Path | None = None) -> None:
         env = dict(os.environ)
         env['PYTHONPATH'] = os.pathsep.join(
             [str(checkout)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
-        env[CACHE_ENV] = str(cache)
+        if cache is not None:
+            env[CACHE_ENV] = str(cache)
         self.checkout = checkout
         self._process = subprocess.Popen(
             [sys.executable, '-c', WORKER, weights, device, backend, str(threads),
@@ -158,15 +159,15 @@ def run_against(other: Path, *, resolutions: list[str], frames: list[np.ndarray]
         for index, frame in enumerate(frames):
             files.append(Path(folder) / f'frame{index}.npy')
             np.save(files[-1], frame)
-        # Each its own cache, seeded with this one's converted checkpoints (not its exports).
-        caches = [Path(folder) / 'this_cache', Path(folder) / 'other_cache']
-        for cache in caches:
-            cache.mkdir()
-            for checkpoint in cache_dir().glob('*.pt'):
-                (cache / checkpoint.name).symlink_to(checkpoint)
+        # The other checkout gets a cache of its own, seeded with this one's converted
+        # checkpoints but not its ONNX exports (an export of the same name may differ).
+        other_cache = Path(folder) / 'other_cache'
+        other_cache.mkdir()
+        for checkpoint in cache_dir().glob('*.pt'):
+            (other_cache / checkpoint.name).symlink_to(checkpoint)
         workers = []
         try:
-            for checkout, cache in zip((this, other), caches):
+            for checkout, cache in ((this, None), (other, other_cache)):
                 workers.append(SegmenterWorker(checkout, files, weights=weights, device=device,
                                                backend=backend, threads=threads, cache=cache))
             timings = []
