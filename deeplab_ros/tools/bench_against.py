@@ -2,8 +2,9 @@
 
 Both segmenters run in worker processes of their own, started the same way (the same Python,
 ``PYTHONPATH`` naming one checkout or the other; the other checkout with a cache folder of its
-own, so that neither reuses the other's ONNX exports) and driven over the same pipe: every iteration asks each for one
-frame in turn, rotating the order, so load from elsewhere affects both alike. Each builds its
+own, so that neither reuses the other's ONNX exports) and driven over the same pipe: every
+iteration asks each for one frame in turn, rotating the order, so load from elsewhere affects
+both alike. Each builds its
 segmenter with ``Segmenter.from_checkpoint(weights, device=..., backend=...)`` and its own
 defaults for everything else (input size, output stride, upsampling): what that checkout does
 for a user who sets nothing else. The other checkout needs only that call and
