@@ -9,13 +9,14 @@ this process; publish times of the inputs are kept so latencies can be measured.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 import time
 
 from rclpy.node import Node
 
+from deeplab_ros.bagtools.info import BagRecord
 from deeplab_ros.bagtools.player import BagPlayer
 from deeplab_ros.bagtools.recorder import BagRecorder, RecordingStats
 from deeplab_ros.ros.lifecycle_client import LifecycleClient
@@ -36,8 +37,10 @@ class TimedPlayer(BagPlayer):
     With ``outputs_seen`` (a callable counting the node's outputs so far) each image is
     published only once the previous one's output came back, or ``pace_timeout_s`` passed
     (an image lost in transport): the bag is played at the node's own pace, so no frame is
-    replaced by a newer one whatever the host's speed. The other topics (camera_info, depth)
-    keep their place in the bag relative to the images.
+    replaced by a newer one whatever the host's speed. Paced, the messages recorded at an
+    image's time (its depth and camera_info) are published before it, and the image waits
+    until every reliable subscriber acknowledged them: each frame's companions are at the
+    node when the frame is, however slow the host or late the node's side of discovery.
     """
 
     def __init__(self, *args: object, image_topic: str,
@@ -62,13 +65,31 @@ class TimedPlayer(BagPlayer):
                           interval=0.01):
             self.unanswered += 1
 
+    def _records(self) -> Iterator[BagRecord]:
+        records = super()._records()
+        if self._outputs_seen is None:
+            return records
+        return companions_first(records, self.image_topic)
+
     def _publish(self, topic: str, message: object) -> None:
         if topic == self.image_topic:
             self.wait_for_last_output()
             if self._outputs_seen is not None:
+                self.wait_for_all_acked(self._pace_timeout_s)
                 self._outputs_before_last_image = self._outputs_seen()
             self.publish_times[header_key(message.header)] = time.time()
         super()._publish(topic, message)
+
+
+def companions_first(records: Iterable[BagRecord], image_topic: str) -> Iterator[BagRecord]:
+    """``records`` with the images of each bag timestamp after that timestamp's others."""
+    group: list[BagRecord] = []
+    for record in records:
+        if group and record.timestamp_ns != group[0].timestamp_ns:
+            yield from sorted(group, key=lambda r: r.topic == image_topic)
+            group = []
+        group.append(record)
+    yield from sorted(group, key=lambda r: r.topic == image_topic)
 
 
 @dataclass

@@ -7,7 +7,7 @@ header stamps stay as recorded. The pace follows the bag's receive timestamps, s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 import threading
@@ -18,7 +18,7 @@ from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.serialization import deserialize_message
 
-from deeplab_ros.bagtools.info import _open_reader, iter_records
+from deeplab_ros.bagtools.info import _open_reader, BagRecord, iter_records
 from deeplab_ros.bagtools.rclpy_types import message_class, playback_qos
 from deeplab_ros.bagtools.writer import BagError
 
@@ -157,7 +157,7 @@ class BagPlayer:
     def _play_once(self, stop: threading.Event, stats: PlaybackStats) -> None:
         wall_start = time.monotonic()
         first_ns: int | None = None
-        for record in iter_records(self._bag, self._publishers):
+        for record in self._records():
             if first_ns is None:
                 first_ns = record.timestamp_ns
             due = wall_start + (record.timestamp_ns - first_ns) / 1e9 / self._rate
@@ -169,6 +169,10 @@ class BagPlayer:
             message = deserialize_message(record.data, self._classes[record.topic])
             self._publish(record.topic, message)
             stats.published[self._publishers[record.topic].topic_name] += 1
+
+    def _records(self) -> Iterator[BagRecord]:
+        """The records to play, in the order played (hook for subclasses): the bag's."""
+        return iter_records(self._bag, self._publishers)
 
     def _publish(self, topic: str, message: object) -> None:
         """Publish one deserialized message of recorded ``topic`` (hook for subclasses)."""

@@ -58,12 +58,10 @@ class CameraStream:
         """Subscribe to the image (raw or compressed), camera_info and, with depth, depth."""
         overriding = QoSOverridingOptions.with_default_policies()
 
-        def create(message_type: Any, topic: str, callback: Callback,
-                   overridable: bool = True) -> None:
-            options = {'qos_overriding_options': overriding} if overridable else {}
+        def create(message_type: Any, topic: str, callback: Callback) -> None:
             self.subscriptions.append(node.create_subscription(
                 message_type, topic, lambda message: callback(self, message),
-                own_qos(qos_profile_sensor_data), **options))
+                own_qos(qos_profile_sensor_data), qos_overriding_options=overriding))
 
         if compressed:
             # image_transport's naming: the resolved (remapped) base topic + suffix.
@@ -72,7 +70,7 @@ class CameraStream:
         else:
             create(Image, self.topic('image'), on_image)
         create(CameraInfo, self.topic('camera_info'),
-               lambda camera, message: camera.on_camera_info(message), overridable=False)
+               lambda camera, message: camera.on_camera_info(message))
         if self.depth is not None:
             create(Image, self.topic('depth'), on_depth)
 

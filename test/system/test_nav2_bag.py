@@ -32,6 +32,7 @@ PROFILE = ROOT / 'config' / 'fastdds_large_images.xml'
 MODEL = 'deeplabv3_mnedgetpu_cityscapes'
 DEPTH = '/camera/depth/image_raw'
 IMAGE = '/camera/image_raw/compressed'
+INFO = '/camera/camera_info'
 
 
 @pytest.fixture(scope='module')
@@ -79,7 +80,8 @@ def test_the_layer_buffers_the_bag_s_frames_with_the_cityscapes_classes(
                         # process talks UDP only, and best-effort images sent over it to the
                         # node (shared memory and UDP) were lost at times, every one of a run.
                         f'qos_overrides.{IMAGE}.subscription.reliability': 'reliable',
-                        f'qos_overrides.{DEPTH}.subscription.reliability': 'reliable'},
+                        f'qos_overrides.{DEPTH}.subscription.reliability': 'reliable',
+                        f'qos_overrides.{INFO}.subscription.reliability': 'reliable'},
             depth_topic=DEPTH, env=env, log_path=tmp_path / 'node.log', paced=True,
             before_play=lambda *_: _wait_for_line(layer, 'MATCHED', 120.0))
     finally:
@@ -96,7 +98,9 @@ def test_the_layer_buffers_the_bag_s_frames_with_the_cityscapes_classes(
     assert seen['refusals'] == [] and seen['contract'] == []
     published = {stamp_ns(m.header)
                  for _, m in read_messages(tmp_path / 'out', '/segmentation/points')}
-    assert published, (run.recording.counts, run.node_log[-3000:])
+    # Each frame's depth and camera_info reached the node before the frame: a cloud each.
+    assert len(published) == run.images_published, (
+        run.recording.counts, run.node_log[-3000:])
     frames = seen['frames']
     # Best-effort delivery may lose a set on a loaded host; each one received is accepted.
     assert frames and len(frames) == seen['sets'], (seen['received'], run.recording.counts)
