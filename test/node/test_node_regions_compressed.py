@@ -174,3 +174,38 @@ def test_compression_only_while_subscribed_and_jpeg_quality_is_live(shared: Path
         tester.node.destroy_subscription(subscription)
         assert tester.set_parameters({'publish_overlay': True})[0].successful
         assert wait_until(lambda: not _wanted(node) & {'overlay/compressed'}, 10.0)
+
+
+def test_regions_and_detections_are_computed_only_while_subscribed(
+        shared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No subscriber: no regions found, no regions image drawn (spied in the node's process);
+    a subscriber to ``regions/compressed`` alone is enough to have both."""
+    from deeplab_ros.ros import frame_outputs  # noqa: PLC0415 - the module the node calls
+
+    calls = {'frame_regions': 0, 'region_image': 0}
+    for name in calls:
+        original = getattr(frame_outputs, name)
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(frame_outputs, name, spy)
+    rgb = rgbd_frame(1).rgb
+    with node_under_test({'input_size': 129}, namespace='lazy',
+                         target='/lazy/deeplab_segmentation') as (node, tester):
+        labels = tester.collect('/lazy/segmentation/labels', Image)
+        assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
+        assert tester.wait_for_subscriber('/lazy/image')
+        assert not _wanted(node) & {'regions', 'regions/compressed', 'detections'}
+        key = _frame(tester, rgb, 1_000)
+        assert wait_until(lambda: any(header_key(m.header) == key
+                                      for m in labels.snapshot()), 60.0)
+        assert calls == {'frame_regions': 0, 'region_image': 0}
+        received: list[CompressedImage] = []
+        tester.node.create_subscription(
+            CompressedImage, '/lazy/segmentation/regions/compressed', received.append, 10)
+        assert wait_until(lambda: 'regions/compressed' in _wanted(node), 10.0)
+        assert 'regions' not in _wanted(node)
+        key = _frame(tester, rgb, 2_000)
+        assert wait_until(lambda: any(header_key(m.header) == key for m in received), 60.0)
+        assert calls == {'frame_regions': 1, 'region_image': 1}

@@ -1,26 +1,33 @@
 """A Python port of message_filters' ApproximateTime synchronisation policy (ROS 2).
 
-Ported from ``ros2/message_filters``, ``include/message_filters/sync_policies/
-approximate_time.hpp`` (the policy Nav2's semantic_segmentation_layer builds with
+Ported from ``ros2/message_filters`` (commit 361e42c78ee0, the rolling branch Nav2's layer
+builds against), ``include/message_filters/sync_policies/approximate_time.hpp``, lines cited as
+``hpp:N`` (the policy Nav2's semantic_segmentation_layer builds with
 ``ApproxSyncPolicy2/3(sensor_data_depth_)`` and ``setMaxIntervalDuration(0.1 s)``), for
 tests on machines without message_filters (it has no Python wheel). What it keeps of the C++
 policy, with the names used there:
 
 - one queue per input (``deques_``) and the messages moved out of it while a candidate set is
   searched (``past_``); at most ``queue_size`` messages per input in both together, the
-  oldest dropped first (``add``);
-- a candidate set (``candidate_``) of one message per input, its ``pivot`` (the input whose
-  message is the latest of the set) and the search for a set of smaller span
-  (``process``), with the age penalty (0.1 by default) and the maximum interval: a set whose
-  span exceeds it is never emitted;
-- the proof that a candidate is optimal, directly or by the "virtual" search over inputs
-  whose queue ran empty (``getVirtualCandidateBoundary``), with inter-message lower bounds of
-  0 (the layer sets none);
+  oldest dropped first, the search cancelled and the input marked as having dropped messages
+  (``add``, hpp:165-201, the limit hpp:185-200);
+- a candidate set (``candidate_``, ``makeCandidate`` hpp:306-313) of one message per input,
+  its ``pivot`` (the input whose message is the latest of the set) and the search for a set of
+  smaller span (``process``, hpp:508-618): the earliest and latest heads (``checkBoundary``,
+  hpp:414-425: the first earliest, the last latest), a set whose span exceeds the maximum
+  interval is never emitted (hpp:528-532), nor one pivoting on an input that dropped messages
+  (hpp:517-523, 533-537), the age penalty (0.1 by default, hpp:76) in the comparison of
+  candidates (hpp:549-561);
+- the proof that a candidate is optimal, directly (hpp:565-575) or by the "virtual" search
+  over inputs whose queue ran empty (hpp:576-616; ``getVirtualTime`` hpp:444-468,
+  ``getVirtualCandidateBoundary`` hpp:492-503), with inter-message lower bounds of 0 (the
+  layer sets none);
 - emission: the callback gets the set, its messages are consumed and the messages moved to
-  ``past_`` return to their queues (``publishCandidate``).
+  ``past_`` return to their queues (``publishCandidate`` hpp:385-397, ``recoverAndDelete``
+  hpp:367-383).
 
-Left out: the warnings about out-of-order messages (``checkInterMessageBound``), which only
-log.
+Left out: the warnings about out-of-order messages (``checkInterMessageBound``,
+hpp:117-162), which only log.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ A port of what the layer does with the topics of one observation source, from
   ``nav2::qos::SensorDataQoS(sensor_data_depth)`` (best effort, volatile, keep last 10 by
   default; layer.cpp:78, 196, 223-237, 246-251), the LabelInfo with
   ``nav2::qos::LatchedSubscriptionQoS(5)`` (reliable, transient local; layer.cpp:202,
-  228-232);
+  228-232); both profiles as ``ros-navigation/navigation2`` (commit 082352fd5de9) defines
+  them in ``nav2_ros_common/include/nav2_ros_common/qos_profiles.hpp`` (SensorDataQoS lines
+  90-104, LatchedSubscriptionQoS lines 70-84);
 - synchronisation: ApproximateTime over (mask, confidence, cloud) or (mask, cloud), queue
   ``sensor_data_depth``, maximum interval 0.1 s (layer.cpp:252-258, 294-299;
   :mod:`support.approximate_time`);
