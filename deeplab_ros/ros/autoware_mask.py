@@ -15,7 +15,7 @@ import numpy as np
 from sensor_msgs.msg import Image
 
 from deeplab_ros.core.interop.autoware import (
-    autoware_lookup, default_mapping, encode_runs, parse_overrides)
+    autoware_lookup, check_override_classes, default_mapping, encode_runs, parse_overrides)
 from deeplab_ros.core.labels import LabelSet
 from deeplab_ros.ros import parameters as params
 
@@ -23,14 +23,18 @@ from deeplab_ros.ros import parameters as params
 def autoware_table(node: Any, labels: LabelSet) -> np.ndarray | None:
     """The model-class -> Autoware-class table, or None when ``autoware_mask`` is off.
 
+    The overrides are checked against the model's classes with the mode off too, so a
+    misspelt class name is refused when it is set, not on the day the mode is turned on.
+
     Raises:
         ConfigurationError: The model's classes have no mapping (setting ``autoware_mask``)
             or an override is malformed or names a class the model lacks
             (``autoware_overrides``).
     """
-    if not params.value(node, 'autoware_mask'):
-        return None
     overrides = parse_overrides(list(params.value(node, 'autoware_overrides') or []))
+    if not params.value(node, 'autoware_mask'):
+        check_override_classes(labels, overrides)
+        return None
     setting = 'autoware_mask' if default_mapping(labels) is None else 'autoware_overrides'
     return autoware_lookup(labels, overrides, setting=setting)
 

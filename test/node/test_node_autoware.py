@@ -115,7 +115,11 @@ def test_the_default_node_has_no_mask_publisher_and_the_mode_is_read_at_configur
     ({**AUTOWARE, 'autoware_overrides': ['trafic light=OBSTACLE']},
      "(parameter autoware_overrides): autoware_overrides: the model has no class "
      "'trafic light' (close matches: 'traffic light'"),
-], ids=['voc_model', 'missing_class'])
+    ({'weights': f'pretrained:{MODEL}', 'input_size': 129,
+      'autoware_overrides': ['trafic light=OBSTACLE']},
+     "(parameter autoware_overrides): autoware_overrides: the model has no class "
+     "'trafic light' (close matches: 'traffic light'"),
+], ids=['voc_model', 'missing_class', 'missing_class_with_the_mode_off'])
 def test_configure_fails_with_the_reason(parameters: dict, expected: str,
                                          cityscapes_model: None,
                                          capfd: pytest.CaptureFixture) -> None:

@@ -100,6 +100,17 @@ def parse_overrides(overrides: Iterable[str], setting: str = 'autoware_overrides
     return parsed
 
 
+def check_override_classes(label_set: LabelSet, overrides: Mapping[str, str], *,
+                           setting: str = 'autoware_overrides') -> None:
+    """Raise InvalidSettingError naming the first override class the model does not have."""
+    names = label_set.class_names
+    for name in overrides:
+        if name not in names:
+            raise InvalidSettingError(
+                f'{setting}: the model has no class {name!r}{close_matches(name, names)}.',
+                setting=setting)
+
+
 def autoware_lookup(label_set: LabelSet, overrides: Mapping[str, str] | None = None, *,
                     setting: str = 'autoware_overrides') -> np.ndarray:
     """A 256-entry uint8 table: model class id -> Autoware class value.
@@ -121,12 +132,8 @@ def autoware_lookup(label_set: LabelSet, overrides: Mapping[str, str] | None = N
             f'The model\'s classes ({label_set.name!r}, {len(label_set.class_names)} classes) '
             f'have no mapping to Autoware\'s ontology; there is one for '
             f'{", ".join(sorted(DEFAULT_MAPPINGS))} models.', setting=setting)
+    check_override_classes(label_set, overrides or {}, setting=setting)
     names = label_set.class_names
-    for name in overrides or {}:
-        if name not in names:
-            raise InvalidSettingError(
-                f'{setting}: the model has no class {name!r}{close_matches(name, names)}.',
-                setting=setting)
     mapping = {**defaults, **(overrides or {})}
     table = np.zeros(256, np.uint8)  # every unmapped id (and the ignore id) is UNKNOWN
     for class_id, name in enumerate(names):
