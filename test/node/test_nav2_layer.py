@@ -184,6 +184,37 @@ def test_half_resolution_depth_gives_one_point_per_mask_pixel(nav2_node) -> None
     _check_tiles(frame, half, camera, layer)
 
 
+def test_double_resolution_depth_gives_one_point_per_mask_pixel(nav2_node) -> None:
+    _, tester, layer = nav2_node
+    camera = rgbd_camera()
+    double = np.ascontiguousarray(np.repeat(np.repeat(rgbd_frame(4).depth_mm, 2, 0), 2, 1))
+    stamp = 40_000_000_000
+    _send(tester, 4, stamp, camera, depth=double)
+    frame = _buffered(layer, stamp)
+    assert frame.size == (480, 640)
+    _check_tiles(frame, double, camera, layer)
+
+
+def test_a_layer_started_after_the_node_gets_label_info_and_buffers_frames(nav2_node) -> None:
+    """The usual order (the costmap comes up after the camera pipeline): the latched
+    LabelInfo reaches a late subscriber with the layer's QoS (layer.cpp:202, 228-232), and
+    its first frame is buffered, not dropped for want of LabelInfo (layer.cpp:482-486)."""
+    _, tester, _ = nav2_node
+    late = LayerPort(tester.node, SOURCES['ade20k'])
+    try:
+        assert wait_until(lambda: late.label_info is not None, 30.0)
+        topics = ('/segmentation/labels', '/segmentation/confidence', '/segmentation/points')
+        # Both layers subscribed (the fixture's and this one) before the frame is sent.
+        assert wait_until(lambda: all(tester.node.count_subscribers(topic) >= 2
+                                      for topic in topics), 10.0)
+        stamp = 50_000_000_000
+        _send(tester, 5, stamp, rgbd_camera())
+        frame = _buffered(late, stamp)
+        assert frame.size == (480, 640) and frame.considered > 0
+    finally:
+        late.close()
+
+
 def test_a_cloud_at_the_depth_resolution_is_refused_by_the_layer(nav2_node) -> None:
     """The control: without ``points_resolution: mask``, half-resolution depth gives a
     320x240 cloud for a 640x480 mask, which the layer refuses (layer.cpp:464-472)."""

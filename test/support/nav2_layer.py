@@ -221,14 +221,21 @@ class LayerPort:
         topics = [source.segmentation_topic]
         if with_confidence:
             topics.append(source.confidence_topic)
-        for index, topic in enumerate(topics):
-            self.node.create_subscription(
-                Image, topic, lambda message, i=index, t=topic: self._add(i, t, message), qos)
-        self.node.create_subscription(
+        create = self.node.create_subscription
+        self._subscriptions = [
+            create(Image, topic, lambda message, i=index, t=topic: self._add(i, t, message), qos)
+            for index, topic in enumerate(topics)]
+        self._subscriptions.append(create(
             PointCloud2, source.pointcloud_topic,
-            lambda message: self._add(inputs - 1, source.pointcloud_topic, message), qos)
-        self.node.create_subscription(LabelInfo, source.labels_topic, self._on_label_info,
-                                      latched_subscription_qos())
+            lambda message: self._add(inputs - 1, source.pointcloud_topic, message), qos))
+        self._subscriptions.append(create(LabelInfo, source.labels_topic, self._on_label_info,
+                                          latched_subscription_qos()))
+
+    def close(self) -> None:
+        """Unsubscribe (the layer's observation source goes away)."""
+        for subscription in self._subscriptions:
+            self.node.destroy_subscription(subscription)
+        self._subscriptions.clear()
 
     # ----------------------------------------------------------------- callbacks
     def _add(self, index: int, topic: str, message: Any) -> None:

@@ -102,10 +102,15 @@ def test_the_layer_buffers_the_bag_s_frames_with_the_cityscapes_classes(
     assert len(published) == run.images_published, (
         run.recording.counts, run.node_log[-3000:])
     frames = seen['frames']
-    # Best-effort delivery may lose a set on a loaded host; each one received is accepted.
-    assert frames and len(frames) == seen['sets'], (seen['received'], run.recording.counts)
+    # The layer's subscriptions are best effort: a loaded host may lose a set now and then,
+    # never most of them (shared memory on one host).
+    assert len(frames) == seen['sets'] >= 3, (seen['received'], run.recording.counts)
     for frame in frames:
         assert frame['stamp_ns'] in published
         assert frame['size'] == [480, 640] and frame['considered'] > 0
         assert min(frame['scores']) < 255  # the node's confidence, not the layer's default
-    assert sum(sum(frame['marks'].values()) for frame in frames) > 0
+    # Which points each class type marks, as the layer computes it: the indoor frames have
+    # walls and furniture within 5 m (obstacle, Cityscapes' building / wall / ...) in every
+    # frame; a Cityscapes model finds no road, sidewalk or terrain indoors.
+    assert all(frame['marks']['obstacle'] > 0 for frame in frames), frames
+    assert {name for frame in frames for name in frame['marks']} == {'traversable', 'obstacle'}
