@@ -13,8 +13,8 @@ STAMP="$VENV/.deeplab_ros_requirements.sha256"
 
 log() { printf '[setup] %s\n' "$*"; }
 quiet_pip() {
-  # pip's configured local indexes that are absent on this machine print one warning per
-  # package; keep the output to what matters.
+  # A local index folder named in pip's configuration that does not exist makes pip print one
+  # warning per package; keep the output to what matters.
   "$VENV/bin/python" -m pip "$@" 2>&1 | grep -v -E "^WARNING: Location '.*' is ignored" || true
   return "${PIPESTATUS[0]}"
 }

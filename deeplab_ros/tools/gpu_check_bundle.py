@@ -49,7 +49,8 @@ from deeplab_ros.core.weights.pretrained import (
 from deeplab_ros.tools import gpu_check
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
-#: The most the bundle may hold: it travels with a checkout to machines that take 64 MiB.
+#: The most the bundle may hold (60 MB): it is copied whole to the CUDA machine, so it must
+#: fit in a small transfer.
 MAX_BYTES = 60_000_000
 
 #: Photos and frames of the shared assets: name -> (path under shared/, frame of a video).

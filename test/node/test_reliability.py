@@ -1,7 +1,7 @@
 """Reliability: malformed input, long runs, lifecycle churn, bad weights, missing devices.
 
-CI runs these at a size that finishes in minutes; ``--run-slow`` runs the full sizes
-(10 000 soak frames, 50 churn cycles). Figures are printed (``-s``) and kept in
+``make test`` runs these at a size that finishes in minutes; ``--run-slow`` runs the full
+sizes (10 000 soak frames, 50 churn cycles). Figures are printed (``-s``) and kept in
 docs/benchmarks.md.
 """
 
@@ -156,7 +156,7 @@ def test_churn_leaves_no_threads_memory_or_graph_entities(full_size: bool, backe
               f'RSS {rss[warm]:.0f} -> {rss[-1]:.0f} MB')
         assert threads[-1] <= threads[warm]
         assert rss[-1] - rss[warm] < 50.0
-        if torch.cuda.is_available():  # pragma: no cover - no GPU here
+        if torch.cuda.is_available():  # pragma: no cover - CUDA machines only
             assert torch.cuda.memory_allocated() == 0
     finally:
         tester.close()

@@ -3,9 +3,8 @@
 The segmentation node under test runs with its own executor thread (as in its own process);
 the test talks to it from a second node over DDS, through the real lifecycle and parameter
 services and topics. Both live in one rclpy context (one DDS participant) for the whole test
-session: creating and destroying a participant per test made discovery between them
-intermittently fail on this machine, which is a property of many short-lived participants in
-one process, not of the node.
+session: creating and destroying a participant per test made discovery between them fail
+intermittently, a property of many short-lived participants in one process, not of the node.
 """
 
 from __future__ import annotations

@@ -212,8 +212,9 @@ def top_probability(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampl
 def _labels(logits: torch.Tensor, rows: AxisSampling, columns: AxisSampling) -> FrameLabels:
     """The exact labels of ``logits`` (cropped to the cells the frame reads), and counts."""
     classes, used_rows, used_columns = logits.shape
-    # The first arg-max of every cell: max() over the outer (class) dimension gives it
-    # several times faster than argmax() (torch documents max()'s indices as the first).
+    # The first arg-max of every cell: max() over the outer (class) dimension rather than
+    # argmax(), for speed (torch documents max()'s indices as the first); what the whole
+    # upsampling costs: docs/benchmarks.md#upsample-exact-or-dense.
     best = logits.max(dim=0).indices
     # Every pixel the arg-max of its quad's top-left cell: the label wherever the quad is
     # uniform (frame rows reading one row of cells are consecutive: repeat each row).
@@ -299,8 +300,8 @@ class _Quads:
         counts = self.candidate_counts[members, None]
         last = self.starts[members, None] + counts - 1
         classes = self.classes[(self.starts[members, None] + offsets).minimum(last)]
-        # Candidates first, [width, M, 1, 1]: the arg-max is then a reduction over the outer
-        # dimension, which torch's max() does several times faster than an inner argmax.
+        # Candidates first, [width, M, 1, 1]: the arg-max is then torch's max() over the
+        # outer dimension rather than an inner argmax, for speed (as in _labels).
         top_left, top_right, bottom_left, bottom_right = \
             self.corners[:, members[:, None], classes].permute(0, 2, 1)[..., None, None]
         # Block pixel (i, j) of a quad, clamped to its own block: [M, rows, 1] and [M, 1, cols].

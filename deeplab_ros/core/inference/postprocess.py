@@ -97,9 +97,9 @@ def _dense_labels(logits: torch.Tensor, place: Placement, confidence: bool
     """``'dense'``: arg-max of the frame's region of input-size logits, nearest resize."""
     region = logits[:, :place.height, :place.width].unsqueeze(0)
     full_size = (place.frame_height, place.frame_width)
-    # max() returning indices is several times faster than argmax() over the channel
-    # dimension on the CPU; the top probability follows from the top logit without a full
-    # softmax: p_top = 1 / sum_c exp(l_c - l_top).
+    # max() returning indices rather than argmax() over the channel dimension, for speed on
+    # the CPU (docs/benchmarks.md#upsample-exact-or-dense); the top probability follows from
+    # the top logit without a full softmax: p_top = 1 / sum_c exp(l_c - l_top).
     top, labels = region.max(dim=1)
     probability = None
     if confidence:
@@ -119,7 +119,8 @@ def resize_nearest(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Nearest-neighbour resize of an HxW uint8 tensor (pixel-centre aligned).
 
     On the CPU this goes through OpenCV's ``INTER_NEAREST_EXACT`` when OpenCV is installed,
-    many times faster than torch's uint8 path; elsewhere, and without OpenCV,
+    chosen over torch's uint8 path for speed (docs/benchmarks.md#upsample-exact-or-dense:
+    the ``dense`` path ends in this resize); elsewhere, and without OpenCV,
     ``F.interpolate(..., mode='nearest-exact')``. The two round the scale differently and
     pick the neighbouring pixel at a few places for some sizes.
     """

@@ -159,8 +159,9 @@ def _mean_per_region(ids: np.ndarray, confidence: np.ndarray | None, count: int
     if confidence is None or count == 0:
         return [1.0] * count
     if confidence.dtype == np.uint8:
-        # Exact integer sums from one histogram of (region, value) pairs: much faster than a
-        # weighted bincount, which converts every pixel to float64.
+        # Exact integer sums from one histogram of (region, value) pairs rather than a
+        # weighted bincount, which converts every pixel to float64: chosen for speed (the
+        # regions step's cost: docs/benchmarks.md#spatial-outputs).
         pairs = (ids.astype(np.intp) + 1) * 256 + confidence
         histogram = np.bincount(pairs.reshape(-1), minlength=(count + 1) * 256)
         histogram = histogram.reshape(count + 1, 256)[1:]
