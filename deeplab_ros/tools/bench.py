@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from deeplab_ros.core.inference.backends import BACKENDS
+from deeplab_ros.core.weights.checkpoint import DEFAULT_INPUT_SIZE
 from deeplab_ros.tools.bench_tables import alternating_medians, text_table
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 from deeplab_ros.tools.model_args import add_model_arguments, build_segmenter
@@ -129,8 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     add_model_arguments(parser, backend=False)
     parser.add_argument('--half', choices=('auto', 'on', 'off'), default='auto',
                         help='float16 on CUDA (auto: on for CUDA, off for CPU)')
-    parser.add_argument('--input-sizes', type=_int_list, default=[513],
-                        help='comma-separated network input sides (default 513)')
+    parser.add_argument('--input-sizes', type=_int_list, default=[DEFAULT_INPUT_SIZE],
+                        help='comma-separated network input sides '
+                             f'(default {DEFAULT_INPUT_SIZE})')
     parser.add_argument('--resolutions', type=_resolution_list, default=['vga'],
                         help=f'comma-separated frame sizes from {", ".join(RESOLUTIONS)} '
                              '(default vga)')
