@@ -17,6 +17,7 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction
 from launch.actions import RegisterEventHandler, SetEnvironmentVariable
+from launch.actions import UnsetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.event_handlers import OnProcessStart
 from launch.events import matches_action
@@ -26,12 +27,14 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
+from deeplab_ros.ros.dds_profile import (
+    LARGE_IMAGE_PROFILE, PROFILE_VARIABLES, TRANSPORTS_VARIABLE)
+
 PACKAGE = 'deeplab_ros'
 EXECUTABLE = 'segmentation_node'
 NODE_NAME = 'deeplab_segmentation'
 PARAMS_FILE = 'segment.yaml'
 RVIZ_CONFIG = 'segment.rviz'
-FASTDDS_PROFILE = 'fastdds_large_images.xml'
 
 # (name, default, description): the launch arguments, as documented in docs/launch.md.
 LAUNCH_ARGUMENTS = (
@@ -56,7 +59,8 @@ LAUNCH_ARGUMENTS = (
     ('use_fastdds_profile', 'false',
      'Apply the shipped Fast DDS profile for large images (32 MiB shared memory + UDP on '
      'localhost) by setting FASTRTPS_DEFAULT_PROFILES_FILE (Fast DDS 2.x: Humble, Jazzy) '
-     'and FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3.x: Kilted+).'),
+     'and FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3.x: Kilted+) and unsetting '
+     'FASTDDS_BUILTIN_TRANSPORTS.'),
 )
 
 # Launch arguments passed to the node as parameters only when not empty.
@@ -113,12 +117,13 @@ def generate_launch_description() -> LaunchDescription:
     """The segmentation node (configured + activated), optional RViz and DDS profile."""
     arguments = [DeclareLaunchArgument(name, default_value=default, description=description)
                  for name, default, description in LAUNCH_ARGUMENTS]
-    profile = _share_file('config', FASTDDS_PROFILE)
+    # The profile applied whole, as deeplab_ros.ros.dds_profile says: both profile variables,
+    # and no built-in transports in place of the profile's.
+    profile = _share_file('config', LARGE_IMAGE_PROFILE)
     use_profile = IfCondition(LaunchConfiguration('use_fastdds_profile'))
-    environment = [
-        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile, condition=use_profile),
-        SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', profile, condition=use_profile),
-    ]
+    environment = [SetEnvironmentVariable(name, profile, condition=use_profile)
+                   for name in PROFILE_VARIABLES]
+    environment.append(UnsetEnvironmentVariable(TRANSPORTS_VARIABLE, condition=use_profile))
     # In the node's namespace, with the input remapped like the node's: the relative topics of
     # config/segment.rviz then name the node's outputs whatever the namespace.
     rviz = Node(

@@ -76,11 +76,6 @@ class BagPlayer:
         self._classes: dict[str, type] = {}
         self._create_publishers()
 
-    @property
-    def published_topics(self) -> tuple[str, ...]:
-        """The topics this player publishes on (after remapping)."""
-        return tuple(publisher.topic_name for publisher in self._publishers.values())
-
     def _create_publishers(self) -> None:
         reader = _open_reader(self._bag)
         reader.open()

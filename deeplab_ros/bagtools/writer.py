@@ -25,6 +25,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from deeplab_ros.bagtools.message_definitions import message_definition, typestore
 from deeplab_ros.bagtools.sources import (  # noqa: F401 - BagError is raised from here too
     BagError, is_rgbd_folder, open_frame_source, open_rgbd_source, pinhole_intrinsics)
+from deeplab_ros.ros.stamps import split_ns
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
@@ -130,13 +131,9 @@ class WrittenBag:
     first_stamp_ns: int
 
 
-def _split_ns(stamp_ns: int) -> tuple[int, int]:
-    return stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000
-
-
 def _header(stamp_ns: int, frame_id: str) -> object:
     types = typestore().types
-    sec, nanosec = _split_ns(stamp_ns)
+    sec, nanosec = split_ns(stamp_ns)
     return types['std_msgs/msg/Header'](
         stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec), frame_id=frame_id)
 

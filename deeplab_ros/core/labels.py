@@ -114,13 +114,32 @@ def close_matches(name: str, choices: Iterable[str]) -> str:
     return f' (close matches: {", ".join(repr(m) for m in matches)})' if matches else ''
 
 
+def duplicate_names(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once in ``names``, ignoring case, in first-seen order."""
+    seen: dict[str, str] = {}
+    duplicates: dict[str, str] = {}
+    for name in names:
+        key = name.lower()
+        if key in seen:
+            duplicates.setdefault(key, seen[key])
+        else:
+            seen[key] = name
+    return list(duplicates.values())
+
+
 class LabelFileError(ConfigurationError):
     """A custom label file is missing or malformed."""
 
 
 @dataclass(frozen=True)
 class LabelSet:
-    """Class names with one RGB colour each, plus the id that marks pixels to ignore."""
+    """Class names with one RGB colour each, plus the id that marks pixels to ignore.
+
+    Raises:
+        LabelFileError: No names, more than 255, not one colour per name, or a name that
+            occurs twice (ignoring case). Lists read from older checkpoints go through
+            :func:`upgrade_class_names` first (two ADE20K classes were once both ``screen``).
+    """
 
     name: str
     class_names: tuple[str, ...]
@@ -138,6 +157,12 @@ class LabelSet:
             raise LabelFileError(
                 f'Label set {self.name!r} has {len(self.class_names)} names but '
                 f'{len(self.palette)} colours.')
+        duplicates = duplicate_names(self.class_names)
+        if duplicates:
+            raise LabelFileError(
+                f'Label set {self.name!r} names more than one class '
+                f'{", ".join(repr(name) for name in duplicates)}; class names must be unique '
+                '(ignoring case: settings name classes in any case).')
 
     def __len__(self) -> int:
         return len(self.class_names)

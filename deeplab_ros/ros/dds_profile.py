@@ -6,8 +6,9 @@ before, and ``FASTDDS_BUILTIN_TRANSPORTS`` is removed (it replaces the profile's
 with ``UDPv4``, full-size frames are fragmented and lost). A half-applied profile gives
 neither the user's configuration nor the one the tool reports and was measured with. Whether
 to apply it is the entry point's choice, each with a way out: ``deeplab-ros-demo
---no-fastdds-profile``, the launch argument ``use_fastdds_profile`` (which sets the same two
-variables); the node benchmark always applies it, since its numbers are stated for it.
+--no-fastdds-profile``, the launch argument ``use_fastdds_profile`` (launch/segment.launch.py
+imports the names below: it sets the same two variables and unsets the transports one); the
+node benchmark always applies it, since its numbers are stated for it.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ only while someone subscribes), ``depth`` (with ``use_depth``, when subscribed) 
 ``autoware`` (with ``autoware_mask``, when subscribed).
 An image output may have a ``<image>/compressed`` twin (sensor_msgs/CompressedImage, named
 and formatted as image_transport's ``compressed`` plugin does), encoded while subscribed.
-``/diagnostics`` is the node's own, not a camera's, and is not in the table.
+``/diagnostics`` is left out of the table on purpose: it is the node's, not a camera's, and
+published on a timer rather than per frame.
 """
 
 from __future__ import annotations

@@ -358,5 +358,5 @@ class SegmentationNode(LifecycleNode):
 
     @property
     def statistics(self) -> NodeStatistics:
-        """Counters and latency windows (for tests and tools)."""
+        """The node's counters and latency windows, which /diagnostics summarises."""
         return self._stats

@@ -39,15 +39,15 @@ from dataclasses import asdict, dataclass
 import json
 import os
 from pathlib import Path
-import statistics
 import sys
-import time
-from typing import Callable, Sequence
+from typing import Callable
 
 import cv2
 import numpy as np
 
 from deeplab_ros.core.inference.backends import BACKENDS
+from deeplab_ros.core.weights.checkpoint import DEFAULT_INPUT_SIZE
+from deeplab_ros.tools.bench_tables import alternating_medians, text_table
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 from deeplab_ros.tools.model_args import add_model_arguments, build_segmenter
 
@@ -130,8 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     add_model_arguments(parser, backend=False)
     parser.add_argument('--half', choices=('auto', 'on', 'off'), default='auto',
                         help='float16 on CUDA (auto: on for CUDA, off for CPU)')
-    parser.add_argument('--input-sizes', type=_int_list, default=[513],
-                        help='comma-separated network input sides (default 513)')
+    parser.add_argument('--input-sizes', type=_int_list, default=[DEFAULT_INPUT_SIZE],
+                        help='comma-separated network input sides '
+                             f'(default {DEFAULT_INPUT_SIZE})')
     parser.add_argument('--resolutions', type=_resolution_list, default=['vga'],
                         help=f'comma-separated frame sizes from {", ".join(RESOLUTIONS)} '
                              '(default vga)')
@@ -185,28 +186,6 @@ def bench_frame(width: int, height: int) -> np.ndarray:
         raise OSError(f'cannot decode {PHOTO} in the shared folder')
     resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(resized[..., ::-1])
-
-
-def alternating_medians(functions: Sequence[Callable[[], object]], *, iterations: int,
-                        warmup: int, synchronize: Callable[[], None]) -> list[float]:
-    """Median milliseconds of each callable, all timed in turn after ``warmup`` rounds.
-
-    The order rotates from one iteration to the next, so none always runs first (after an
-    idle moment) or right after a particular other one.
-    """
-    for _ in range(warmup):
-        for function in functions:
-            function()
-    synchronize()
-    times: list[list[float]] = [[] for _ in functions]
-    for iteration in range(iterations):
-        for offset in range(len(functions)):
-            index = (iteration + offset) % len(functions)
-            start = time.perf_counter()
-            functions[index]()
-            synchronize()
-            times[index].append((time.perf_counter() - start) * 1000.0)
-    return [statistics.median(values) for values in times]
 
 
 def _build_segmenter(args: argparse.Namespace, input_size: int, backend: str):
@@ -339,18 +318,6 @@ def format_upsample_table(timings: list[UpsampleTiming]) -> str:
                                 for t in timings])
 
 
-def format_against_table(timings: list) -> str:
-    """Table of :func:`~deeplab_ros.tools.bench_against.run_against`."""
-    columns = [('frame', '<16'), ('this ms', '>8.1f'), ('other ms', '>9.1f'), ('x', '>6.3f'),
-               ('this', '<28'), ('other', '<28')]
-
-    def setup(worker: dict) -> str:
-        return f'input {worker["input_size"]}, {worker["backend"]}'
-    return text_table(columns, [[f'{t.resolution} {t.width}x{t.height}', t.this_ms, t.other_ms,
-                                 t.speedup, setup(t.this_setup), setup(t.other_setup)]
-                                for t in timings])
-
-
 def _segment_call(segmenter, frame: np.ndarray,
                   confidence: bool = False) -> Callable[[], None]:
     """One segmenter call on ``frame`` that returns once the device is done."""
@@ -390,21 +357,6 @@ def run_node(args: argparse.Namespace, timings: list[CoreTiming]) -> dict:
             'node': [t.to_dict() for t in node_timings],
             'node_over_segmenter': [round(t.ratio, 4) for t in node_timings],
             'node_block_frames': args.node_block}
-
-
-def text_table(columns: list[tuple[str, str]], rows: list[list]) -> str:
-    """Format ``rows`` under ``columns`` = ``[(title, format spec), ...]`` as aligned text.
-
-    A spec is a format spec such as ``'<16'`` or ``'>9.1f'``; the title takes its alignment
-    and width.
-    """
-    def title_spec(spec: str) -> str:
-        return spec.split('.')[0].rstrip('fdsx%')
-
-    lines = [' '.join(f'{title:{title_spec(spec)}}' for title, spec in columns)]
-    lines += [' '.join(f'{value:{spec}}' for value, (_, spec) in zip(row, columns))
-              for row in rows]
-    return '\n'.join(lines)
 
 
 def format_core_table(timings: list[CoreTiming]) -> str:
@@ -484,15 +436,15 @@ def main(argv: list[str] | None = None) -> int:
         print(format_upsample_table(upsample))
         report['upsample_compare'] = [t.to_dict() for t in upsample]
     if args.against:
-        from deeplab_ros.tools.bench_against import AgainstError, run_against
+        from deeplab_ros.tools.bench_against import (
+            AgainstError, format_against_table, run_against)
 
         try:
             against = run_against(
                 args.against, resolutions=args.resolutions,
                 frames=[bench_frame(*RESOLUTIONS[name]) for name in args.resolutions],
                 weights=args.weights, device=args.device, backend=args.node_backend,
-                threads=args.threads, iterations=args.iterations, warmup=args.warmup,
-                alternating_medians=alternating_medians)
+                threads=args.threads, iterations=args.iterations, warmup=args.warmup)
         except AgainstError as error:
             return report_failure(parser.prog, error, parser)
         print(f'\nsegmenter here against {args.against} (worker processes, same loop, median '

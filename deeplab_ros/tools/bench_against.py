@@ -27,6 +27,7 @@ import tempfile
 import numpy as np
 
 from deeplab_ros.core.weights.locations import CACHE_ENV, cache_dir
+from deeplab_ros.tools.bench_tables import alternating_medians, text_table
 
 #: The worker: builds one segmenter, says ``ready`` with what it runs (package folder, input
 #: size, backend), then segments the frame each request names and answers ``ok``. Kept to the
@@ -148,10 +149,11 @@ def check_checkout(path: Path) -> Path:
 
 def run_against(other: Path, *, resolutions: list[str], frames: list[np.ndarray],
                 weights: str, device: str, backend: str, threads: int, iterations: int,
-                warmup: int, alternating_medians) -> list[AgainstTiming]:
+                warmup: int) -> list[AgainstTiming]:
     """Time this checkout's segmenter and ``other``'s on ``frames`` (one per resolution).
 
-    ``alternating_medians`` is the bench's timing loop (medians of callables timed in turn).
+    Each iteration asks both workers for the frame in turn (see
+    :func:`~deeplab_ros.tools.bench_tables.alternating_medians`).
     """
     this = Path(__file__).resolve().parents[2]
     other = check_checkout(other)
@@ -176,7 +178,7 @@ def run_against(other: Path, *, resolutions: list[str], frames: list[np.ndarray]
                 this_ms, other_ms = alternating_medians(
                     [lambda worker=worker, index=index: worker.segment(index)
                      for worker in workers],
-                    iterations=iterations, warmup=warmup, synchronize=lambda: None)
+                    iterations=iterations, warmup=warmup)
                 height, width = frames[index].shape[:2]
                 timings.append(AgainstTiming(name, width, height, this_ms, other_ms,
                                              workers[0].setup, workers[1].setup))
@@ -184,3 +186,15 @@ def run_against(other: Path, *, resolutions: list[str], frames: list[np.ndarray]
         finally:
             for worker in workers:
                 worker.close()
+
+
+def format_against_table(timings: list[AgainstTiming]) -> str:
+    """Table of :func:`run_against`."""
+    columns = [('frame', '<16'), ('this ms', '>8.1f'), ('other ms', '>9.1f'), ('x', '>6.3f'),
+               ('this', '<28'), ('other', '<28')]
+
+    def setup(worker: dict) -> str:
+        return f'input {worker["input_size"]}, {worker["backend"]}'
+    return text_table(columns, [[f'{t.resolution} {t.width}x{t.height}', t.this_ms, t.other_ms,
+                                 t.speedup, setup(t.this_setup), setup(t.other_setup)]
+                                for t in timings])

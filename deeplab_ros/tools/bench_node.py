@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from deeplab_ros.ros.dds_profile import large_image_dds_env
-from deeplab_ros.ros.stamps import stamp_ns
+from deeplab_ros.ros.stamps import stamp_from_ns, stamp_ns
 
 ARRIVAL_TIMEOUT_SECONDS = 10.0
 
@@ -126,8 +126,7 @@ class _LabelStream:
         """Publish the frame stamped with the current wall-clock time; returns the stamp."""
         stamp = max(time.time_ns(), self._last_stamp + 1)  # unique: it names the frame
         self._last_stamp = stamp
-        self._template.header.stamp.sec, self._template.header.stamp.nanosec = \
-            divmod(stamp, 10**9)
+        self._template.header.stamp = stamp_from_ns(stamp)
         self.publisher.publish(self._template)
         return stamp
 

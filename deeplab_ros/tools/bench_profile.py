@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from deeplab_ros.core.inference.stage_timer import STAGES, StageTimer
+from deeplab_ros.tools.bench_tables import alternating_medians, text_table
 
 REORDER_OPS = ('ReorderInput', 'ReorderOutput')
 
@@ -69,8 +70,6 @@ class OperatorProfile:
 def profile_stages(named: Sequence[tuple[str, Any]], frame: np.ndarray, *, iterations: int,
                    warmup: int, synchronize: Callable[[], None]) -> list[StageProfile]:
     """Stage medians of every ``(name, segmenter)`` on ``frame``, all timed in turn."""
-    from deeplab_ros.tools.bench import alternating_medians
-
     segmenters = [segmenter for _, segmenter in named]
     calls: list[Callable[[], object]] = [
         lambda s=segmenter: s.segment(frame) for segmenter in segmenters]
@@ -90,8 +89,6 @@ def profile_stages(named: Sequence[tuple[str, Any]], frame: np.ndarray, *, itera
 
 def format_stage_table(profiles: list[StageProfile]) -> str:
     """Stages as rows, one column of medians per profiled segmenter."""
-    from deeplab_ros.tools.bench import text_table
-
     columns = [('stage', '<12')] + [(profile.name, '>18.2f') for profile in profiles]
     rows: list[list] = [[stage] + [profile.stages_ms[stage] for profile in profiles]
                         for stage in STAGES]
@@ -192,8 +189,6 @@ def profile_operators(sessions: Sequence[tuple[str, Any, Path | None]], batch: n
 
 def format_operator_table(profiles: list[OperatorProfile]) -> str:
     """Operator types as rows (slowest first), milliseconds and share per graph."""
-    from deeplab_ros.tools.bench import text_table
-
     ops = sorted({op for profile in profiles for op in profile.by_type_ms},
                  key=lambda op: -max(profile.by_type_ms.get(op, 0.0) for profile in profiles))
     columns = [('operator', '<22')]
@@ -216,8 +211,6 @@ def format_operator_table(profiles: list[OperatorProfile]) -> str:
 
 def format_reorder_table(profile: OperatorProfile) -> str:
     """One graph's layout reorders: time, channels and the operators around each."""
-    from deeplab_ros.tools.bench import text_table
-
     columns = [('reorder', '<14'), ('channels', '>8'), ('ms', '>7.2f'), ('after', '<14'),
                ('before', '<30')]
     rows = [[reorder.op_type, reorder.channels, reorder.ms, reorder.source, reorder.targets]

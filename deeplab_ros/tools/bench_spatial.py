@@ -8,13 +8,13 @@ segmenter, and reports the median time of each step (``deeplab-ros-bench`` print
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-import statistics
-import time
 from typing import Callable
 
 import cv2
 import numpy as np
 import yaml
+
+from deeplab_ros.tools.bench_tables import alternating_medians, text_table
 
 RGBD_FRAME = 'data/rgbd/color/1.png'
 RGBD_DEPTH = 'data/rgbd/depth/1.pgm'
@@ -35,14 +35,7 @@ class SpatialTiming:
 
 
 def _median_ms(function: Callable[[], object], iterations: int, warmup: int) -> float:
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
+    return alternating_medians([function], iterations=iterations, warmup=warmup)[0]
 
 
 def run_spatial(segmenter, *, iterations: int, warmup: int) -> list[SpatialTiming]:
@@ -118,6 +111,5 @@ def _message_timings(rgb, labels, confidence, depth_mm, intrinsics, palette, ite
 
 def format_spatial_table(timings: list[SpatialTiming]) -> str:
     """Human-readable table."""
-    lines = [f'{"step":<24} {"ms":>8}  detail']
-    lines += [f'{t.step:<24} {t.ms:>8.2f}  {t.detail}' for t in timings]
-    return '\n'.join(lines)
+    return text_table([('step', '<24'), ('ms', '>8.2f'), ('detail', '')],
+                      [[t.step, t.ms, t.detail] for t in timings])

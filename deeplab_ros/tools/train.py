@@ -20,6 +20,7 @@ import sys
 
 from deeplab_ros.core.labels import label_set_names
 from deeplab_ros.core.training.config import TrainConfig
+from deeplab_ros.core.weights.checkpoint import DEFAULT_INPUT_SIZE
 from deeplab_ros.tools.failures import report_failure, TOOL_FAILURES
 
 DEFAULTS = TrainConfig(dataset='', output_dir='')
@@ -96,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--save-every', type=int, default=DEFAULTS.save_every,
                      help='also save a resumable state every N steps (0: once per epoch)')
     run.add_argument('--input-size', type=int, default=DEFAULTS.input_size,
-                     help='inference input side recorded in the checkpoint (0: 513)')
+                     help='inference input side recorded in the checkpoint '
+                          f'(0: {DEFAULT_INPUT_SIZE})')
     run.add_argument('--no-progress', dest='progress', action='store_false')
     return parser
 

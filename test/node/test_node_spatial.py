@@ -24,7 +24,7 @@ from support.codec import cloud_array, encode_depth
 from deeplab_ros.core.spatial.geometry import resize_nearest
 from deeplab_ros.ros import segmentation_node
 from deeplab_ros.ros.spinning import wait_until
-from deeplab_ros.ros.stamps import header_key
+from deeplab_ros.ros.stamps import header_key, stamp_from_ns
 from support.rgbd import rgbd_camera, rgbd_frame, RgbdCamera, RgbdFrame, unpack_rgb
 from support.ros import decoded, image_message, LATCHED, node_under_test, ROSOUT, RosTester
 
@@ -35,9 +35,7 @@ SPATIAL = {'points': PointCloud2, 'detections': Detection2DArray,
 
 
 def _header(stamp_ns: int, frame_id: str = 'rgbd_optical') -> Header:
-    header = Header(frame_id=frame_id)
-    header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    return header
+    return Header(frame_id=frame_id, stamp=stamp_from_ns(stamp_ns))
 
 
 def camera_info_message(camera: RgbdCamera, header: Header, focal_scale: float = 1.0

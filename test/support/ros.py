@@ -33,6 +33,7 @@ from deeplab_ros.ros.image_codec import (
 from deeplab_ros.ros.lifecycle_client import LifecycleClient
 from deeplab_ros.ros.segmentation_node import NODE_NAME, SegmentationNode
 from deeplab_ros.ros.spinning import Spinner, wait_until
+from deeplab_ros.ros.stamps import stamp_from_ns
 
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -188,9 +189,7 @@ def node_under_test(parameters: dict[str, Any] | None = None, namespace: str = '
 
 def image_message(rgb: np.ndarray, *, frame_id: str = 'camera', stamp_ns: int = 0) -> Image:
     """An rgb8 Image with the given header."""
-    header = Header(frame_id=frame_id)
-    header.stamp.sec, header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    return encode_rgb8(rgb, header)
+    return encode_rgb8(rgb, Header(frame_id=frame_id, stamp=stamp_from_ns(stamp_ns)))
 
 
 def decoded(message: Image) -> np.ndarray:

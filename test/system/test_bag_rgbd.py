@@ -18,7 +18,7 @@ from deeplab_ros.bagtools.pipeline import run_bag_through_node
 from deeplab_ros.ros.image_codec import (
     decode_compressed_image_msg, decode_depth_msg, decode_mono8_msg)
 from deeplab_ros.ros.spinning import SpunNode, wait_until
-from deeplab_ros.ros.stamps import header_key
+from deeplab_ros.ros.stamps import header_key, stamp_ns
 from support.rgbd import FRAME_NUMBERS, rgbd_camera, rgbd_dir, rgbd_frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def test_made_rgbd_bag_holds_compressed_colour_depth_and_camera_yaml_intrinsics(
         assert np.array_equal(decode_depth_msg(depth), frame.depth_mm)
         assert list(camera_info.k) == [camera.fx, 0, camera.cx, 0, camera.fy, camera.cy, 0, 0, 1]
         assert (camera_info.width, camera_info.height) == (640, 480)
-    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in images]
+    stamps = [stamp_ns(m.header) for _, m in images]
     assert stamps == [START * 10**9 + i * 500_000_000 for i in range(5)]
 
 

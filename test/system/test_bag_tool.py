@@ -15,6 +15,7 @@ from deeplab_ros.bagtools.info import iter_records, read_bag_info, read_messages
 from deeplab_ros.bagtools.sources import open_frame_source, pinhole_intrinsics
 from deeplab_ros.ros.image_codec import decode_image_msg
 from deeplab_ros.ros.spinning import SpunNode, wait_until
+from deeplab_ros.ros.stamps import stamp_ns
 from deeplab_ros.tools import bag as bag_cli
 
 from support.bags import make_bag
@@ -53,9 +54,9 @@ def test_made_bag_reads_back_with_rclpy(tmp_path: Path, storage: str, version: i
     infos = read_messages(written.path, '/camera/camera_info')
     expected = _decoded_frames(TRAFFIC_VIDEO, 4, SMALL)
     first_ns = 1_700_000_000_250_000_000  # FIXED_START_TIME, exactly
-    for index, ((stamp_ns, image), (_, camera)) in enumerate(zip(images, infos)):
-        assert stamp_ns == first_ns + index * 200_000_000
-        assert image.header.stamp.sec * 10**9 + image.header.stamp.nanosec == stamp_ns
+    for index, ((stamp, image), (_, camera)) in enumerate(zip(images, infos)):
+        assert stamp == first_ns + index * 200_000_000
+        assert stamp_ns(image.header) == stamp
         assert image.header == camera.header
         assert image.header.frame_id == 'test_camera'
         assert (image.width, image.height, image.encoding, image.step) == (192, 108, 'rgb8',
@@ -103,7 +104,7 @@ def test_bgr8_bag_from_image_folder(tmp_path: Path, shared: Path) -> None:
     info = read_bag_info(tmp_path / 'bag')
     assert [t.name for t in info.topics] == ['/camera/image_raw']
     images = read_messages(tmp_path / 'bag', '/camera/image_raw')
-    assert [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in images] == [
+    assert [stamp_ns(m.header) for _, m in images] == [
         100 * 10**9, 100 * 10**9 + 100_000_000]  # no video rate: 10 fps
     for (_, image), bgr in zip(images, originals):
         assert image.encoding == 'bgr8' and image.header.frame_id == 'cam'
@@ -237,7 +238,7 @@ def test_demo_input_bag_joins_both_videos_with_continuous_stamps(tmp_path: Path)
     images = read_messages(tmp_path / 'demo_in', '/camera/image_raw')
     assert [m.header.frame_id for _, m in images] == ['vtest'] * 3 + ['traffic_frames'] * 2
     assert [(m.width, m.height) for _, m in images] == [(128, 96)] * 3 + [(128, 72)] * 2
-    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in images]
+    stamps = [stamp_ns(m.header) for _, m in images]
     assert [b - a for a, b in zip(stamps, stamps[1:])] == [250_000_000] * 4
     assert len(read_messages(tmp_path / 'demo_in', '/camera/camera_info')) == 5
     capture = cv2.VideoCapture(str(video_path(PEDESTRIAN_VIDEO)))

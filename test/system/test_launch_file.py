@@ -20,6 +20,8 @@ import pytest
 import yaml
 
 from support.bags import best_effort_image_transfer, ros_environment
+from deeplab_ros.ros.dds_profile import (
+    LARGE_IMAGE_PROFILE, large_image_dds_env, PROFILE_VARIABLES, TRANSPORTS_VARIABLE)
 from deeplab_ros.ros.spinning import SpunNode, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,6 +111,47 @@ def test_input_arguments_become_remappings_and_an_empty_depth_is_left_out() -> N
         ('image', '/cam/color'), ('camera_info', '/cam/info'), ('depth', '/cam/depth')]
 
 
+FASTDDS_VARIABLES = (*PROFILE_VARIABLES, TRANSPORTS_VARIABLE)
+
+
+def _launch_fastdds_environment(module: types.ModuleType, use_profile: str,
+                                monkeypatch: pytest.MonkeyPatch) -> dict[str, str | None]:
+    """The Fast DDS variables after the launch file's environment actions have run.
+
+    Launch's environment is this process's (``os.environ``): ``monkeypatch`` restores it.
+    """
+    from launch import LaunchContext  # noqa: PLC0415
+    from launch.actions import SetEnvironmentVariable, UnsetEnvironmentVariable  # noqa: PLC0415
+
+    entities = module.generate_launch_description().entities
+    monkeypatch.setenv(TRANSPORTS_VARIABLE, 'UDPv4')
+    monkeypatch.setenv(PROFILE_VARIABLES[0], 'stale.xml')
+    monkeypatch.delenv(PROFILE_VARIABLES[1], raising=False)
+    context = LaunchContext()
+    context.launch_configurations['use_fastdds_profile'] = use_profile
+    for action in entities:
+        if isinstance(action, (SetEnvironmentVariable, UnsetEnvironmentVariable)) and \
+                action.condition is not None and action.condition.evaluate(context):
+            action.execute(context)
+    return {name: context.environment.get(name) for name in FASTDDS_VARIABLES}
+
+
+def test_fastdds_profile_argument_applies_the_profile_whole(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both profile variables name the installed profile and the built-in transports (which
+    would replace the profile's) are unset, as deeplab_ros.ros.dds_profile applies it."""
+    module = _real_launch_module()
+    applied = _launch_fastdds_environment(module, 'true', monkeypatch)
+    profile = applied[PROFILE_VARIABLES[0]]
+    assert profile is not None and Path(profile).name == LARGE_IMAGE_PROFILE
+    assert Path(profile).is_file()
+    assert applied == {**{name: profile for name in PROFILE_VARIABLES},
+                       TRANSPORTS_VARIABLE: None}
+    assert _launch_fastdds_environment(module, 'false', monkeypatch) == {
+        PROFILE_VARIABLES[0]: 'stale.xml', PROFILE_VARIABLES[1]: None,
+        TRANSPORTS_VARIABLE: 'UDPv4'}
+
+
 def _documented_launch_arguments() -> dict[str, str]:
     """Argument -> default column of docs/launch.md's table under "## Arguments"."""
     text = (ROOT / 'docs' / 'launch.md').read_text()
@@ -132,8 +175,9 @@ def test_named_package_executable_and_files_exist_and_are_installed() -> None:
     constants = _launch_module_constants()
     assert constants['PACKAGE'] == 'deeplab_ros'
     assert constants['NODE_NAME'] == 'deeplab_segmentation'
-    for name in ('PARAMS_FILE', 'RVIZ_CONFIG', 'FASTDDS_PROFILE'):
+    for name in ('PARAMS_FILE', 'RVIZ_CONFIG'):
         assert (ROOT / 'config' / constants[name]).is_file(), constants[name]
+    assert (ROOT / 'config' / LARGE_IMAGE_PROFILE) == PROFILE_FILE and PROFILE_FILE.is_file()
 
     setup = ast.parse((ROOT / 'setup.py').read_text())
     call = next(node for node in ast.walk(setup) if isinstance(node, ast.Call)
@@ -188,8 +232,8 @@ def test_node_declares_exactly_the_params_file_parameters(tmp_path: Path) -> Non
     from deeplab_ros.ros.node_process import node_command, NodeProcess  # noqa: PLC0415
 
     expected = yaml.safe_load(PARAMS_FILE.read_text())['/**']['ros__parameters']
-    env = ros_environment({'FASTRTPS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE),
-                           'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE_FILE)})
+    env = ros_environment()
+    large_image_dds_env(env)
     node = NodeProcess(node_command(PARAMS_FILE), env=env, log_path=tmp_path / 'node.log')
     try:
         with SpunNode('parameter_probe') as ros:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from deeplab_ros.ros.stamps import split_ns
 from support.approximate_time import ApproximateTimeSync
 
 MS = 1_000_000
 
 
 def _message(name: str, stamp_ms: int) -> SimpleNamespace:
-    sec, nanosec = divmod(stamp_ms * MS, 1_000_000_000)
+    sec, nanosec = split_ns(stamp_ms * MS)
     return SimpleNamespace(name=name, header=SimpleNamespace(
         stamp=SimpleNamespace(sec=sec, nanosec=nanosec)))
 

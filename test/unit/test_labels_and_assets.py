@@ -84,6 +84,7 @@ def test_custom_label_file(tmp_path: Path) -> None:
     ('names: [a, b]\ncolors: [[1, 2, 3]]\n', 'colours'),
     ('names: [a]\ncolors: [[300, 0, 0]]\n', '0..255'),
     ('names: [a\n', 'not valid YAML'),
+    ('names: [box, gripper, Box]\n', "more than one class 'box'"),
 ])
 def test_bad_label_files_say_what_is_wrong(tmp_path: Path, content: str, problem: str) -> None:
     path = tmp_path / 'bad.yaml'
@@ -128,6 +129,40 @@ def test_checkpoints_with_first_word_ade20k_names_read_with_the_whole_names() ->
     custom = ('other', 'traffic', 'screen')
     assert upgrade_class_names(custom) == custom
     assert upgrade_class_names(voc_labels().class_names) == voc_labels().class_names
+
+
+def test_label_sets_with_a_name_twice_are_refused_naming_the_duplicates() -> None:
+    from deeplab_ros.core.labels import labels_from_names
+
+    with pytest.raises(LabelFileError, match="'screen', 'car'; class names must be unique"):
+        labels_from_names(['other', 'screen', 'car', 'screen', 'tree', 'Car', 'screen'])
+    # Names that differ only in case would make a class setting ambiguous.
+    with pytest.raises(LabelFileError, match="more than one class 'Road'"):
+        labels_from_names(['Road', 'road'])
+
+
+def test_cached_checkpoints_with_two_screen_classes_still_load(tmp_path: Path) -> None:
+    """An ADE20K cache converted when two classes were both 'screen' (first words of 'screen
+    door' and 'screen') reads with the whole names: its label set builds and is unique."""
+    import torch
+
+    from deeplab_ros.core.labels import ade20k_labels, labels_from_names
+    from deeplab_ros.core.weights.checkpoint import CheckpointMetadata, read_checkpoint
+
+    whole = ade20k_labels()
+    cut = [name.split()[0] for name in whole.class_names]
+    assert cut.count('screen') == 2
+    with pytest.raises(LabelFileError, match="'screen'"):
+        labels_from_names(cut)
+    stored = CheckpointMetadata('deeplabv3plus_mobilenetv2_tf', len(cut), class_names=tuple(cut),
+                                palette=whole.palette).to_dict()
+    path = tmp_path / 'deeplabv3plus_mnv2_ade20k.pt'
+    torch.save({'model_state': {'weight': torch.zeros(1)}, 'metadata': stored}, path)
+    _, metadata = read_checkpoint(path)
+    assert metadata is not None
+    labels = metadata.label_set()
+    assert labels.class_names == whole.class_names and labels.palette == whole.palette
+    assert labels.class_ids(['screen door', 'screen'], setting='s') == [59, 131]
 
 
 def test_class_ids_by_name_or_id_and_unknown_names_refused_with_close_matches() -> None:

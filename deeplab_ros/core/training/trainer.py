@@ -19,7 +19,7 @@ from deeplab_ros.core.evaluation.datasets import LabelledImageSource, VocLayoutD
 from deeplab_ros.core.evaluation.evaluate import evaluate, EvaluationResult
 from deeplab_ros.core.inference.device import resolve_device
 from deeplab_ros.core.inference.segmenter import Segmenter
-from deeplab_ros.core.labels import LabelSet, resolve_labels
+from deeplab_ros.core.labels import LabelSet, resolve_labels, upgrade_class_names
 from deeplab_ros.core.models import build_model
 from deeplab_ros.core.training.config import TrainConfig
 from deeplab_ros.core.training.data import AugmentedDataset, make_train_loader
@@ -179,7 +179,8 @@ class Trainer:
         values.update({key: value for key, value in overrides.items() if value is not None})
         config = TrainConfig.from_dict(values)
         trainer = cls(config, labels=LabelSet(state['labels']['name'],
-                                              tuple(state['labels']['class_names']),
+                                              upgrade_class_names(
+                                                  tuple(state['labels']['class_names'])),
                                               tuple(tuple(c) for c in state['labels']['palette']),
                                               state['labels']['ignore_index']),
                       log=log, initialize=False)
