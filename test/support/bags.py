@@ -12,6 +12,7 @@ import sys
 
 from deeplab_ros.bagtools.writer import ImageBagSpec, write_image_bag, WrittenBag
 from deeplab_ros.core.weights.locations import shared_path
+from deeplab_ros.ros.dds_profile import large_image_dds_env, PROFILE_VARIABLES, TRANSPORTS_VARIABLE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAFFIC_VIDEO = 'data/video/traffic_frames.mp4'
@@ -45,6 +46,14 @@ def ros_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
         [str(REPO_ROOT)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
     env['PYTHONUNBUFFERED'] = '1'
     env.update(extra or {})
+    return env
+
+
+def large_image_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """:func:`ros_environment` with the shipped large-image Fast DDS profile applied the way
+    the launch file applies it (:func:`deeplab_ros.ros.dds_profile.large_image_dds_env`)."""
+    env = ros_environment(extra)
+    large_image_dds_env(env)
     return env
 
 
@@ -154,14 +163,14 @@ def best_effort_image_transfer(count: int, ack_wait_s: float,
     arrived. Each image is sent once the previous one was acknowledged (or after
     ``ack_wait_s``), so what is lost is lost in transport, not to a slow reader. ``profile``
     is a Fast DDS XML profile applied to both (None: the defaults)."""
-    extra = {}
-    if profile is not None:
-        extra = {'FASTRTPS_DEFAULT_PROFILES_FILE': str(profile),
-                 'FASTDDS_DEFAULT_PROFILES_FILE': str(profile)}
-    env = ros_environment(extra)
+    env = ros_environment()
     if profile is None:
-        env.pop('FASTRTPS_DEFAULT_PROFILES_FILE', None)
-        env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)
+        for name in PROFILE_VARIABLES:
+            env.pop(name, None)
+    else:
+        for name in PROFILE_VARIABLES:
+            env[name] = str(profile)
+        env.pop(TRANSPORTS_VARIABLE, None)
     command = [sys.executable, '-c', _IMAGE_PROBE]
     arguments = [str(count), str(ack_wait_s)]
     subscriber = subprocess.Popen(command + ['sub', *arguments], env=env,

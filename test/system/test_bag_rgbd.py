@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from rosbags.convert.converter import convert
 
-from support.bags import ros_environment, run_bag_cli, start_bag_cli, stop_process
+from support.bags import large_image_environment, run_bag_cli, start_bag_cli, stop_process
 from support.codec import cloud_array
 from deeplab_ros.bagtools.info import read_bag_info, read_messages
 from deeplab_ros.bagtools.pipeline import run_bag_through_node
@@ -137,9 +137,7 @@ def test_ros1_rgbd_bag_through_the_node_gives_cloud_and_detections_per_frame(
         rgbd_bags: dict[str, Path], tmp_path: Path) -> None:
     """The ROS 1 copy of the JPEG + depth bag, played with ``deeplab-ros-bag``'s player into
     the node process (compressed input, depth, stride 2)."""
-    profile = ROOT / 'config' / 'fastdds_large_images.xml'
-    env = ros_environment({'FASTRTPS_DEFAULT_PROFILES_FILE': str(profile),
-                           'FASTDDS_DEFAULT_PROFILES_FILE': str(profile)})
+    env = large_image_environment()
     run = run_bag_through_node(
         rgbd_bags['ros1'], tmp_path / 'out', params_file=ROOT / 'config' / 'segment.yaml',
         parameters={'device': 'cpu', 'input_size': 257, 'use_depth': True,

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from support.bags import child_processes, ros_environment
+from support.bags import child_processes, large_image_environment
 
 
 if importlib.util.find_spec('deeplab_ros.ros.segmentation_node') is None:
@@ -37,7 +37,6 @@ from deeplab_ros.tools.demo import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS_FILE = ROOT / 'config' / 'segment.yaml'
-PROFILE = ROOT / 'config' / 'fastdds_large_images.xml'
 FRAMES_PER_SOURCE = 20
 BAG_RATE = 4.0  # frames per second at most; the player also waits for each frame's labels
 FRAME_WIDTH = 384  # 384x288 pedestrians, 384x216 traffic: under the default SHM segment
@@ -110,8 +109,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> EndToEnd:
         session_node.destroy_subscription(subscription)
         observed['diagnostics'] = dict(values)
 
-    env = ros_environment({'FASTRTPS_DEFAULT_PROFILES_FILE': str(PROFILE),
-                           'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE)})
+    env = large_image_environment()
     run = run_bag_through_node(
         directory / 'input_bag', directory / 'output_bag', params_file=PARAMS_FILE,
         parameters={'device': 'cpu', 'input_size': INPUT_SIZE}, env=env,

@@ -22,13 +22,12 @@ from deeplab_ros.bagtools.info import read_messages
 from deeplab_ros.bagtools.pipeline import run_bag_through_node
 from deeplab_ros.core.weights.pretrained import pretrained_checkpoint
 from deeplab_ros.ros.stamps import stamp_ns
-from support.bags import ros_environment, run_bag_cli, stop_process
+from support.bags import large_image_environment, run_bag_cli, stop_process
 from support.nav2_layer import layer_sources
 from support.rgbd import rgbd_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER_CONFIG = ROOT / 'config' / 'nav2_semantic_segmentation_layer.yaml'
-PROFILE = ROOT / 'config' / 'fastdds_large_images.xml'
 MODEL = 'deeplabv3_mnedgetpu_cityscapes'
 DEPTH = '/camera/depth/image_raw'
 IMAGE = '/camera/image_raw/compressed'
@@ -63,10 +62,7 @@ def _wait_for_line(process: subprocess.Popen, expected: str, timeout_s: float) -
 def test_the_layer_buffers_the_bag_s_frames_with_the_cityscapes_classes(
         rgbd_bag: Path, tmp_path: Path) -> None:
     pretrained_checkpoint(MODEL)  # converted beforehand, as `deeplab-ros-models fetch` does
-    env = ros_environment({'FASTRTPS_DEFAULT_PROFILES_FILE': str(PROFILE),
-                           'FASTDDS_DEFAULT_PROFILES_FILE': str(PROFILE),
-                           'PYTHONPATH': f'{ROOT / "test"}:{ROOT}'})
-    env.pop('FASTDDS_BUILTIN_TRANSPORTS', None)
+    env = large_image_environment({'PYTHONPATH': f'{ROOT / "test"}:{ROOT}'})
     layer = subprocess.Popen([sys.executable, '-m', 'support.nav2_layer', str(LAYER_CONFIG),
                               'cityscapes'], env=env, cwd=ROOT / 'test',
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
