@@ -173,26 +173,20 @@ def test_the_layer_buffers_every_real_rgbd_frame_and_marks_floor_and_obstacles(
     assert layer.sets - sets_before == len(FRAME_NUMBERS)
 
 
-def test_half_resolution_depth_gives_one_point_per_mask_pixel(nav2_node) -> None:
+@pytest.mark.parametrize('number, scale', [(2, 0.5), (4, 2)], ids=['half', 'double'])
+def test_depth_at_another_resolution_gives_one_point_per_mask_pixel(
+        nav2_node, number: int, scale: float) -> None:
+    """``points_resolution: mask``: a 640x480 cloud whatever the depth image's size."""
     _, tester, layer = nav2_node
     camera = rgbd_camera()
-    half = np.ascontiguousarray(rgbd_frame(2).depth_mm[::2, ::2])
-    stamp = 20_000_000_000
-    _send(tester, 2, stamp, camera, depth=half)
+    depth = rgbd_frame(number).depth_mm
+    depth = depth[::2, ::2] if scale < 1 else np.repeat(np.repeat(depth, 2, 0), 2, 1)
+    depth = np.ascontiguousarray(depth)
+    stamp = number * 10_000_000_000
+    _send(tester, number, stamp, camera, depth=depth)
     frame = _buffered(layer, stamp)
     assert frame.size == (480, 640)
-    _check_tiles(frame, half, camera, layer)
-
-
-def test_double_resolution_depth_gives_one_point_per_mask_pixel(nav2_node) -> None:
-    _, tester, layer = nav2_node
-    camera = rgbd_camera()
-    double = np.ascontiguousarray(np.repeat(np.repeat(rgbd_frame(4).depth_mm, 2, 0), 2, 1))
-    stamp = 40_000_000_000
-    _send(tester, 4, stamp, camera, depth=double)
-    frame = _buffered(layer, stamp)
-    assert frame.size == (480, 640)
-    _check_tiles(frame, double, camera, layer)
+    _check_tiles(frame, depth, camera, layer)
 
 
 def test_a_layer_started_after_the_node_gets_label_info_and_buffers_frames(nav2_node) -> None:

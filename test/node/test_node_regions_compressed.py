@@ -8,6 +8,8 @@ decoding rules (``support.codec.decode_like_image_transport``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 import re
 import time
@@ -142,13 +144,20 @@ def _wanted(node) -> frozenset[str]:
     return outputs.wanted(camera)
 
 
-def test_compression_only_while_subscribed_and_jpeg_quality_is_live(shared: Path) -> None:
-    rgb = rgbd_frame(2).rgb
+@contextmanager
+def _active_lazy_node() -> Iterator[tuple]:
+    """(node, tester, labels collector) of an active node in namespace ``lazy``."""
     with node_under_test({'input_size': 129}, namespace='lazy',
                          target='/lazy/deeplab_segmentation') as (node, tester):
         labels = tester.collect('/lazy/segmentation/labels', Image)
         assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
         assert tester.wait_for_subscriber('/lazy/image')
+        yield node, tester, labels
+
+
+def test_compression_only_while_subscribed_and_jpeg_quality_is_live(shared: Path) -> None:
+    rgb = rgbd_frame(2).rgb
+    with _active_lazy_node() as (node, tester, labels):
         assert not _wanted(node) & {f'{name}/compressed' for name in COMPRESSED}
         received: list[CompressedImage] = []
         subscription = tester.node.create_subscription(
@@ -191,11 +200,7 @@ def test_regions_and_detections_are_computed_only_while_subscribed(
             return _original(*args, **kwargs)
         monkeypatch.setattr(frame_outputs, name, spy)
     rgb = rgbd_frame(1).rgb
-    with node_under_test({'input_size': 129}, namespace='lazy',
-                         target='/lazy/deeplab_segmentation') as (node, tester):
-        labels = tester.collect('/lazy/segmentation/labels', Image)
-        assert tester.lifecycle.change('configure') and tester.lifecycle.change('activate')
-        assert tester.wait_for_subscriber('/lazy/image')
+    with _active_lazy_node() as (node, tester, labels):
         assert not _wanted(node) & {'regions', 'regions/compressed', 'detections'}
         key = _frame(tester, rgb, 1_000)
         assert wait_until(lambda: any(header_key(m.header) == key
