@@ -37,10 +37,12 @@ class TimedPlayer(BagPlayer):
     With ``outputs_seen`` (a callable counting the node's outputs so far) each image is
     published only once the previous one's output came back, or ``pace_timeout_s`` passed
     (an image lost in transport): the bag is played at the node's own pace, so no frame is
-    replaced by a newer one whatever the host's speed. Paced, the messages recorded at an
-    image's time (its depth and camera_info) are published before it, and the image waits
-    until every reliable subscriber acknowledged them: each frame's companions are at the
-    node when the frame is, however slow the host or late the node's side of discovery.
+    replaced by a newer one whatever the host's speed. Paced, the messages recorded at exactly an
+    image's bag time (its depth and camera_info, in bags made by ``deeplab-ros-bag make``) are
+    published before it, and the image waits until every reliable subscriber acknowledged
+    them: such a frame's companions are at the node when the frame is, however slow the host
+    or late the node's side of discovery. Messages recorded later keep their place.
+    ``unacknowledged`` counts the images sent after that wait timed out.
     """
 
     def __init__(self, *args: object, image_topic: str,
@@ -54,6 +56,8 @@ class TimedPlayer(BagPlayer):
         self._outputs_before_last_image: int | None = None
         #: Images whose output did not come back within ``pace_timeout_s``.
         self.unanswered = 0
+        #: Images published before every reliable subscriber acknowledged the earlier messages.
+        self.unacknowledged = 0
 
     def wait_for_last_output(self) -> None:
         """Paced: wait until the last image published has its output (or the timeout)."""
@@ -75,7 +79,8 @@ class TimedPlayer(BagPlayer):
         if topic == self.image_topic:
             self.wait_for_last_output()
             if self._outputs_seen is not None:
-                self.wait_for_all_acked(self._pace_timeout_s)
+                if not self.wait_for_all_acked(self._pace_timeout_s):
+                    self.unacknowledged += 1
                 self._outputs_before_last_image = self._outputs_seen()
             self.publish_times[header_key(message.header)] = time.time()
         super()._publish(topic, message)
@@ -105,6 +110,8 @@ class PipelineRun:
     node_pid: int = 0
     #: Paced runs: images whose output did not come back within the pacing timeout.
     images_unanswered: int = 0
+    #: Paced runs: images sent before their depth / camera_info were acknowledged.
+    images_unacknowledged: int = 0
 
 
 def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | None = None,
@@ -179,4 +186,5 @@ def run_bag_through_node(bag: Path, output_bag: Path, *, params_file: Path | Non
                        images_published=stats.published.get(image_topic, 0),
                        publish_times=player.publish_times, node_exit_code=exit_code,
                        node_log=node_process.log_text(), wall_s=time.monotonic() - started,
-                       node_pid=node_process.pid, images_unanswered=player.unanswered)
+                       node_pid=node_process.pid, images_unanswered=player.unanswered,
+                       images_unacknowledged=player.unacknowledged)

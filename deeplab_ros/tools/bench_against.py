@@ -7,8 +7,9 @@ iteration asks each for one frame in turn, rotating the order, so load from else
 both alike. Each builds its
 segmenter with ``Segmenter.from_checkpoint(weights, device=..., backend=...)`` and its own
 defaults for everything else (input size, output stride, upsampling): what that checkout does
-for a user who sets nothing else. The other checkout needs only that call and
-``deeplab_ros.core.inference.segmenter`` (any version since the package has had them).
+for a user who sets nothing else. The other checkout needs that call in
+``deeplab_ros.core.inference.segmenter`` and the segmenter's ``input_size``, ``device`` and
+``describe_backend()``; an older one fails with "worker exited".
 
     git worktree add ../deeplab_ros_base <commit>      # the other checkout
     deeplab-ros-bench --against ../deeplab_ros_base --resolutions vga,1080p

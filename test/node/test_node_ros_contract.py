@@ -29,10 +29,13 @@ def _reliability(tester: RosTester, topic: str, publishers: bool) -> Reliability
     return infos[0].qos_profile.reliability
 
 
-def test_qos_override_of_one_endpoint_leaves_the_others_alone() -> None:
+@pytest.mark.parametrize('overridden, other', [('/image', '/camera_info'),
+                                               ('/camera_info', '/image')])
+def test_qos_override_of_one_endpoint_leaves_the_others_alone(overridden: str,
+                                                              other: str) -> None:
     parameters = {'input_size': 65,
                   'qos_overrides./segmentation/labels.publisher.reliability': 'best_effort',
-                  'qos_overrides./camera_info.subscription.reliability': 'reliable'}
+                  f'qos_overrides.{overridden}.subscription.reliability': 'reliable'}
     with node_under_test(parameters) as (node, tester):
         _up(tester, '/image')
         assert wait_until(lambda: tester.node.get_subscriptions_info_by_topic('/camera_info'),
@@ -42,8 +45,8 @@ def test_qos_override_of_one_endpoint_leaves_the_others_alone() -> None:
         for topic in ('/segmentation/classes', '/segmentation/color',
                       '/segmentation/camera_info', '/segmentation/label_info'):
             assert _reliability(tester, topic, True) == ReliabilityPolicy.RELIABLE, topic
-        assert _reliability(tester, '/camera_info', False) == ReliabilityPolicy.RELIABLE
-        assert _reliability(tester, '/image', False) == ReliabilityPolicy.BEST_EFFORT
+        assert _reliability(tester, overridden, False) == ReliabilityPolicy.RELIABLE
+        assert _reliability(tester, other, False) == ReliabilityPolicy.BEST_EFFORT
         assert qos_profile_sensor_data.reliability == ReliabilityPolicy.BEST_EFFORT
         assert segmentation_node.OUTPUT_QOS.reliability == ReliabilityPolicy.RELIABLE
 

@@ -12,7 +12,7 @@ import sys
 
 from deeplab_ros.bagtools.writer import ImageBagSpec, write_image_bag, WrittenBag
 from deeplab_ros.core.weights.locations import shared_path
-from deeplab_ros.ros.dds_profile import large_image_dds_env, PROFILE_VARIABLES, TRANSPORTS_VARIABLE
+from deeplab_ros.ros.dds_profile import large_image_dds_env, PROFILE_VARIABLES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAFFIC_VIDEO = 'data/video/traffic_frames.mp4'
@@ -157,20 +157,17 @@ rclpy.shutdown()
 '''
 
 
-def best_effort_image_transfer(count: int, ack_wait_s: float,
-                               profile: Path | None) -> int:
+def best_effort_image_transfer(count: int, ack_wait_s: float, large_image_profile: bool) -> int:
     """Send ``count`` 640x480 rgb8 best-effort images between two processes; return how many
     arrived. Each image is sent once the previous one was acknowledged (or after
-    ``ack_wait_s``), so what is lost is lost in transport, not to a slow reader. ``profile``
-    is a Fast DDS XML profile applied to both (None: the defaults)."""
-    env = ros_environment()
-    if profile is None:
+    ``ack_wait_s``), so what is lost is lost in transport, not to a slow reader. Both
+    processes with the shipped large-image profile, or with no profile at all."""
+    if large_image_profile:
+        env = large_image_environment()
+    else:
+        env = ros_environment()
         for name in PROFILE_VARIABLES:
             env.pop(name, None)
-    else:
-        for name in PROFILE_VARIABLES:
-            env[name] = str(profile)
-        env.pop(TRANSPORTS_VARIABLE, None)
     command = [sys.executable, '-c', _IMAGE_PROBE]
     arguments = [str(count), str(ack_wait_s)]
     subscriber = subprocess.Popen(command + ['sub', *arguments], env=env,

@@ -155,9 +155,10 @@ def test_ros1_rgbd_bag_through_the_node_gives_cloud_and_detections_per_frame(
     assert run.images_published == 5
     out = tmp_path / 'out'
     labels = {header_key(m.header): m for _, m in read_messages(out, '/segmentation/labels')}
-    # Reliable input played at the node's pace, each frame's depth and camera_info at the
-    # node before the frame: every frame has its outputs, 3D ones included.
-    assert run.images_unanswered == 0 and len(labels) == run.images_published, (
+    # Reliable input played at the node's pace, the player sending each frame's depth and
+    # camera_info (same bag time) before the frame: every frame has its outputs, 3D included.
+    assert run.images_unanswered == run.images_unacknowledged == 0
+    assert len(labels) == run.images_published, (
         run.recording.counts, run.node_log[-3000:])
     inputs = {header_key(m.header): m for _, m in read_messages(rgbd_bags['jpeg'], DEPTH)}
     for topic in ('/segmentation/points', '/segmentation/detections',

@@ -317,6 +317,6 @@ def test_fastdds_profile_carries_large_best_effort_images_across_processes() -> 
     512 KiB shared-memory segment cannot hold one such image).
     """
     count = 20
-    with_profile = best_effort_image_transfer(count, 5.0, PROFILE_FILE)
+    with_profile = best_effort_image_transfer(count, 5.0, large_image_profile=True)
     print(f'640x480 rgb8 best effort: {with_profile}/{count} with the profile')
     assert with_profile == count

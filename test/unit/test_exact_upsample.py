@@ -103,8 +103,11 @@ def test_top_probability_equals_the_dense_softmax(resize: str, classes: int,
     assert_confidence_close(top_probability(logits, rows, columns), expected)
 
 
-# (frame, input size): larger than its region both ways, smaller both ways, larger one way.
-CONFIDENCE_FRAMES = [((1080, 1920), 97), ((480, 640), 385), ((3, 700), 129), ((1, 1), 33)]
+# (frame, input size): larger than its region in the network input (the input's pixels),
+# smaller (the frame's own: a letterbox keeps the aspect, so never one way of each), a thin
+# strip, a single pixel.
+CONFIDENCE_FRAMES = [((1080, 1920), 97), ((480, 640), 385), ((200, 300), 385),
+                     ((3, 700), 129), ((1, 1), 33)]
 
 
 @pytest.mark.parametrize('frame, input_size', CONFIDENCE_FRAMES,
